@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 DIVERGING = "RdBu_r"  # blue = negative, red = positive; readable with red-green colour blindness
 IMAGE = "gray"
@@ -42,3 +43,587 @@ def symmetric_range(*arrays: np.ndarray) -> float:
     """Largest absolute value over all arrays (at least a tiny epsilon), for a colour scale centred on 0."""
     m = max((float(np.max(np.abs(a))) for a in arrays if np.size(a)), default=0.0)
     return m if m > 0 and np.isfinite(m) else 1e-12
+
+
+# --- Train / Evaluate ---
+# Builders for the Train and Evaluate pages. Grids of small images (filters, galleries) are drawn as ONE
+# heatmap of tiles separated by NaN gaps: one trace is far cheaper to build and redraw than many subplots,
+# which keeps live training smooth, and hover still names the tile (filter / image) and the pixel.
+
+
+def tile(stack: np.ndarray, ncols: int, gap: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Tile ``stack`` (n, h, w) into a grid with ``ncols`` columns and NaN gaps of ``gap`` pixels.
+
+    Returns ``(tiled, index)``: tiled (R, Cols) float32 with NaN in the gaps and empty cells, and index
+    (R, Cols, 3) int32 giving for every pixel (tile number, row in tile, column in tile), -1 in the gaps.
+    """
+    stack = np.asarray(stack, dtype=np.float32)
+    n, h, w = stack.shape
+    ncols = max(1, min(int(ncols), n))
+    nrows = -(-n // ncols)  # ceil
+    H, W = nrows * h + (nrows - 1) * gap, ncols * w + (ncols - 1) * gap
+    tiled = np.full((H, W), np.nan, dtype=np.float32)
+    index = np.full((H, W, 3), -1, dtype=np.int32)
+    rr, cc = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")  # (h, w) each
+    for k in range(n):  # loop over tiles (a handful), not pixels
+        r0, c0 = (k // ncols) * (h + gap), (k % ncols) * (w + gap)
+        tiled[r0:r0 + h, c0:c0 + w] = stack[k]
+        index[r0:r0 + h, c0:c0 + w] = np.stack([np.full((h, w), k), rr, cc], axis=-1)  # (h, w, 3)
+    return tiled, index
+
+
+def _tile_axes(fig: go.Figure, row: int | None = None, col: int | None = None) -> None:
+    """Image-like axes for tiled heatmaps: no ticks or grid, y downwards, square pixels."""
+    kw = {} if row is None else {"row": row, "col": col}
+    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, ticks="", constrain="domain", **kw)
+    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, ticks="", autorange="reversed",
+                     scaleanchor="x" if row is None else None, constrain="domain", **kw)
+
+
+def _tile_labels(n: int, ncols: int, h: int, w: int, gap: int, labels: list[str], size: int,
+                 xref: str = "x", yref: str = "y") -> list[dict]:
+    """Annotations placed just above each tile of a tiled grid (data coordinates)."""
+    ncols = max(1, min(ncols, n))
+    return [
+        {"x": (k % ncols) * (w + gap) + (w - 1) / 2, "y": (k // ncols) * (h + gap) - 0.6, "text": labels[k],
+         "showarrow": False, "yanchor": "bottom", "xref": xref, "yref": yref, "font": {"size": size}}
+        for k in range(min(n, len(labels)))
+    ]
+
+
+def filter_grid(W: np.ndarray, title: str = "Learned filters (first conv layer)", ncols: int | None = None,
+                zmax: float | None = None, scale: float = 1.0, height: int | None = None,
+                colorbar_title: str = "weight") -> go.Figure:
+    """Conv filters W (F, C, KH, KW) as a grid of heatmaps on ONE diverging scale centred on 0.
+
+    Every (filter, channel) pair is a tile labelled "f{f}" (or "f{f}·c{c}" with several input channels);
+    hovering shows filter, channel, row, column and the weight. ``zmax`` fixes the colour range (e.g. across
+    replay frames); by default it is the largest |w|.
+    """
+    W = np.asarray(W, dtype=np.float32)
+    if W.ndim != 4:
+        raise ValueError(f"filter_grid expects W of shape (F, C, KH, KW), got {W.shape}")
+    F, C, KH, KW = W.shape
+    stack = W.reshape(F * C, KH, KW)  # (F*C, KH, KW), filter-major
+    ncols = ncols or min(F * C, 8)
+    gap = max(2, KH // 3)  # room for the tile labels
+    tiled, index = tile(stack, ncols, gap)
+    zmax = float(zmax) if zmax else symmetric_range(W)
+    labels = [f"f{k // C}" if C == 1 else f"f{k // C}·c{k % C}" for k in range(F * C)]
+    # customdata per pixel: filter, channel, row, col (NaN-free ints; gaps show nothing on hover)
+    fidx = np.where(index[..., 0] >= 0, index[..., 0] // C, -1)
+    cidx = np.where(index[..., 0] >= 0, index[..., 0] % C, -1)
+    custom = np.stack([fidx, cidx, index[..., 1], index[..., 2]], axis=-1)  # (R, Cols, 4)
+    fig = go.Figure(go.Heatmap(
+        z=tiled, customdata=custom, colorscale=DIVERGING, zmid=0.0, zmin=-zmax, zmax=zmax, hoverongaps=False,
+        colorbar={"title": {"text": colorbar_title}, "thickness": round(12 * scale), "len": 0.9},
+        hovertemplate="filter %{customdata[0]}, channel %{customdata[1]}<br>row %{customdata[2]}, "
+                      "col %{customdata[3]}<br>w = %{z:.4f}<extra></extra>",
+    ))
+    nrows = -(-(F * C) // ncols)
+    height = height or (90 + 70 * nrows)
+    style(fig, title, height=height, scale=scale)
+    fig.update_layout(annotations=_tile_labels(F * C, ncols, KH, KW, gap, labels, round(11 * scale)),
+                      margin={"l": 10, "r": 10})
+    _tile_axes(fig)
+    return fig
+
+
+def filter_replay(W_then: np.ndarray, W_init: np.ndarray, step: int, scale: float = 1.0,
+                  zmax: float | None = None) -> go.Figure:
+    """Two panels for the replay slider: the filters (F, C, KH, KW) at ``step`` and their change since init.
+
+    Each panel has its own diverging scale centred on 0 (the change is usually much smaller than the weights).
+    """
+    from plotly.subplots import make_subplots
+
+    W_then = np.asarray(W_then, dtype=np.float32)
+    W_init = np.asarray(W_init, dtype=np.float32)
+    if W_then.shape != W_init.shape or W_then.ndim != 4:
+        raise ValueError(f"filter_replay needs two (F, C, KH, KW) arrays of one shape, got {W_then.shape}, "
+                         f"{W_init.shape}")
+    F, C, KH, KW = W_then.shape
+    delta = W_then - W_init  # (F, C, KH, KW)
+    ncols = min(F * C, 4)
+    gap = max(2, KH // 3)
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.12,
+                        subplot_titles=(f"filters at step {step}", "change since initialisation"))
+    za = float(zmax) if zmax else symmetric_range(W_then)
+    zd = symmetric_range(delta)
+    for col, (arr, z, name, cb_x) in enumerate(((W_then, za, "w", 0.44), (delta, zd, "Δw", 1.0)), start=1):
+        tiled, index = tile(arr.reshape(F * C, KH, KW), ncols, gap)  # (R, Cols)
+        fig.add_trace(go.Heatmap(
+            z=tiled, customdata=index, colorscale=DIVERGING, zmid=0.0, zmin=-z, zmax=z, hoverongaps=False,
+            colorbar={"title": {"text": name}, "x": cb_x, "thickness": round(10 * scale), "len": 0.85},
+            hovertemplate="tile %{customdata[0]}<br>row %{customdata[1]}, col %{customdata[2]}<br>"
+                          + name + " = %{z:.4f}<extra></extra>",
+        ), row=1, col=col)
+        _tile_axes(fig, row=1, col=col)
+    fig.update_yaxes(scaleanchor="x", row=1, col=1)
+    fig.update_yaxes(scaleanchor="x2", row=1, col=2)
+    nrows = -(-(F * C) // ncols)
+    style(fig, f"Replay: step {step}", height=110 + 80 * nrows, scale=scale)
+    fig.update_layout(margin={"l": 10, "r": 10})
+    return fig
+
+
+def _smooth(y: np.ndarray, window: int) -> np.ndarray:
+    """Trailing moving average (window ≤ len(y)); the first values average what exists so far."""
+    y = np.asarray(y, dtype=np.float64)
+    if window <= 1 or y.size < 2:
+        return y
+    c = np.cumsum(np.insert(y, 0, 0.0))  # (n + 1,)
+    idx = np.arange(1, y.size + 1)
+    lo = np.maximum(idx - window, 0)
+    return (c[idx] - c[lo]) / (idx - lo)
+
+
+def _thin(x: np.ndarray, *ys: np.ndarray, max_points: int = 1500) -> tuple[np.ndarray, ...]:
+    """Keep at most ``max_points`` evenly spaced points (always the last) so long runs redraw fast."""
+    n = len(x)
+    if n <= max_points:
+        return (np.asarray(x), *(np.asarray(y) for y in ys))
+    keep = np.unique(np.linspace(0, n - 1, max_points).astype(np.int64))
+    return (np.asarray(x)[keep], *(np.asarray(y)[keep] for y in ys))
+
+
+def training_curves(steps: np.ndarray, loss: np.ndarray, acc: np.ndarray, val_steps: np.ndarray,
+                    val_loss: np.ndarray, val_acc: np.ndarray, scale: float = 1.0, height: int = 300,
+                    smooth: int | None = None) -> go.Figure:
+    """Loss and accuracy against the step, train (per-batch, faint, plus a moving average) vs validation.
+
+    steps, loss, acc (n,) from the step records; val_steps, val_loss, val_acc (m,) from the validation runs.
+    """
+    from plotly.subplots import make_subplots
+
+    steps, loss, acc = (np.asarray(a, dtype=np.float64) for a in (steps, loss, acc))
+    val_steps, val_loss, val_acc = (np.asarray(a, dtype=np.float64) for a in (val_steps, val_loss, val_acc))
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08)
+    window = smooth if smooth is not None else max(1, min(50, len(steps) // 10))
+    ls, as_ = _smooth(loss, window), _smooth(acc, window)
+    xs, l_raw, a_raw, l_s, a_s = _thin(steps, loss, acc, ls, as_)
+    panels = ((l_raw, l_s, val_loss, "loss"), (a_raw, a_s, val_acc, "accuracy"))
+    for col, (raw, sm, v, name) in enumerate(panels, start=1):
+        first = col == 1
+        if window > 1:
+            fig.add_trace(go.Scatter(x=xs, y=raw, mode="lines", line={"color": TRAIN_COLOUR, "width": 1},
+                                     opacity=0.25, name="train (batch)", legendgroup="raw", showlegend=first,
+                                     hovertemplate="step %{x}<br>batch " + name + " %{y:.4f}<extra></extra>"),
+                          row=col, col=1)
+        fig.add_trace(go.Scatter(x=xs, y=sm, mode="lines", line={"color": TRAIN_COLOUR, "width": 2.2},
+                                 name="train" + (f" (mean of {window})" if window > 1 else ""),
+                                 legendgroup="train", showlegend=first,
+                                 hovertemplate="step %{x}<br>train " + name + " %{y:.4f}<extra></extra>"),
+                      row=col, col=1)
+        fig.add_trace(go.Scatter(x=val_steps, y=v, mode="lines+markers",
+                                 line={"color": VAL_COLOUR, "width": 2, "dash": "dot"},
+                                 marker={"size": round(6 * scale), "symbol": "diamond"}, name="validation",
+                                 legendgroup="val", showlegend=first,
+                                 hovertemplate="step %{x}<br>validation " + name
+                                               + " %{y:.4f}<extra></extra>"),
+                      row=col, col=1)
+    style(fig, "Training curves", height=height, scale=scale)
+    fig.update_xaxes(gridcolor="#eef1f6", zeroline=False, rangemode="tozero")
+    fig.update_xaxes(title_text="step", row=2, col=1)
+    fig.update_yaxes(title_text="loss", gridcolor="#eef1f6", zeroline=False, rangemode="tozero", row=1, col=1)
+    fig.update_yaxes(title_text="accuracy", gridcolor="#eef1f6", zeroline=False, range=[0, 1.02],
+                     tickformat=".0%", row=2, col=1)
+    legend = {"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "right", "x": 1.0}
+    fig.update_layout(legend=legend, hovermode="x unified", margin={"t": round(60 * scale)})
+    if len(steps) == 0:
+        fig.add_annotation(text="no steps yet: press Step or Play", x=0.5, y=0.5, xref="paper", yref="paper",
+                           showarrow=False, font={"size": round(14 * scale), "color": MUTED})
+    return fig
+
+
+def confusion_matrix(cm: np.ndarray, class_names: list[str], selected: tuple[int, int] | None = None,
+                     scale: float = 1.0, height: int | None = None) -> go.Figure:
+    """Confusion matrix cm (K, K) of counts (rows = true class, columns = predicted) as an annotated heatmap.
+
+    Colour is the share of each true class (row-normalised) so that small classes read the same; the text
+    is the count. ``selected`` (true, predicted) gets an outline.
+    """
+    cm = np.asarray(cm)
+    K = cm.shape[0]
+    if cm.shape != (K, K) or len(class_names) != K:
+        raise ValueError(f"confusion_matrix needs (K, K) counts and K names, got {cm.shape}, "
+                         f"{len(class_names)}")
+    rows = cm.sum(axis=1, keepdims=True)  # (K, 1)
+    share = np.divide(cm, rows, out=np.zeros(cm.shape, dtype=np.float64), where=rows > 0)  # (K, K)
+    names = [str(c) for c in class_names]
+    fig = go.Figure(go.Heatmap(
+        z=share, x=names, y=names, text=cm.astype(np.int64), texttemplate="%{text}",
+        textfont={"size": round((12 if K > 4 else 18) * scale)}, colorscale="Blues", zmin=0, zmax=1,
+        colorbar={"title": {"text": "share of<br>true class"}, "tickformat": ".0%",
+                  "thickness": round(12 * scale)},
+        hovertemplate="true %{y}, predicted %{x}<br>%{text} images (%{z:.1%} of true %{y})<extra></extra>",
+        xgap=1, ygap=1,
+    ))
+    style(fig, "Confusion matrix", height=height or (120 + (34 if K > 4 else 90) * K), scale=scale)
+    fig.update_xaxes(title_text="predicted class", type="category", side="bottom", showgrid=False)
+    fig.update_yaxes(title_text="true class", type="category", autorange="reversed", showgrid=False,
+                     scaleanchor="x", constrain="domain")
+    if selected is not None:
+        t, p = selected
+        fig.add_shape(type="rect", x0=p - 0.5, x1=p + 0.5, y0=t - 0.5, y1=t + 0.5,
+                      line={"color": HIGHLIGHT, "width": 3})
+    return fig
+
+
+def image_gallery(images: np.ndarray, captions: list[str], title: str, ncols: int = 8, scale: float = 1.0,
+                  hover: list[str] | None = None, height: int | None = None) -> go.Figure:
+    """Images (n, 28, 28) in [0, 1] as a grayscale grid with a caption above each (e.g. "7 → 1 · 98%").
+
+    ``hover`` (n strings) adds a per-image hover text (e.g. all class probabilities).
+    """
+    images = np.asarray(images, dtype=np.float32)
+    if images.ndim != 3:
+        raise ValueError(f"image_gallery expects (n, H, W) images, got {images.shape}")
+    n, h, w = images.shape
+    fig = go.Figure()
+    if n == 0:
+        style(fig, title, height=140, scale=scale)
+        fig.add_annotation(text="no images here", x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
+                           font={"size": round(14 * scale), "color": MUTED})
+        fig.update_xaxes(visible=False)
+        fig.update_yaxes(visible=False)
+        return fig
+    gap = 10  # room for the captions
+    ncols = max(1, min(ncols, n))
+    tiled, index = tile(images, ncols, gap)  # (R, Cols), (R, Cols, 3)
+    texts = np.asarray(hover if hover is not None else captions, dtype=object)
+    hover_grid = np.where(index[..., 0] >= 0, texts[np.maximum(index[..., 0], 0)], "")  # (R, Cols)
+    fig.add_trace(go.Heatmap(z=tiled, colorscale=IMAGE, zmin=0, zmax=1, showscale=False, hoverongaps=False,
+                             text=hover_grid, hovertemplate="%{text}<extra></extra>"))
+    nrows = -(-n // ncols)
+    style(fig, title, height=height or (80 + 120 * nrows), scale=scale)
+    fig.update_layout(annotations=_tile_labels(n, ncols, h, w, gap, captions, round(11 * scale)),
+                      margin={"l": 10, "r": 10}, plot_bgcolor="white")
+    _tile_axes(fig)
+    return fig
+
+
+def class_accuracy(acc: np.ndarray, class_names: list[str], overall: float | None = None,
+                   scale: float = 1.0, height: int = 280) -> go.Figure:
+    """Per-class accuracy (K,) in [0, 1] as bars, with the overall accuracy as a dashed line."""
+    acc = np.asarray(acc, dtype=np.float64)
+    names = [str(c) for c in class_names]
+    fig = go.Figure(go.Bar(x=names, y=acc, marker={"color": TRAIN_COLOUR}, text=[f"{a:.0%}" for a in acc],
+                           textposition="outside", cliponaxis=False,
+                           hovertemplate="class %{x}<br>accuracy %{y:.1%}<extra></extra>"))
+    suffix = f" (overall {overall:.1%}, dashed)" if overall is not None else ""
+    style(fig, "Accuracy per true class" + suffix, height=height, scale=scale)
+    fig.update_xaxes(title_text="true class", type="category")
+    fig.update_yaxes(title_text="accuracy", range=[0, 1.12], tickformat=".0%", gridcolor="#eef1f6")
+    if overall is not None:
+        fig.add_hline(y=overall, line={"color": VAL_COLOUR, "dash": "dash", "width": 2})
+    return fig
+
+
+# --- Inside / Gradients ---
+# Builders for the Inside page (the data flowing through the network, the convolution step-through) and the
+# Gradients page (∂E/∂filter, the dense layer's ∂E/∂W, gradient norms over time, histograms).
+
+
+def _colour_axis(kind: str, arrays: list[np.ndarray], zrange: float | None = None) -> dict:
+    """Plotly ``coloraxis`` settings for one kind of data shared by ``arrays``.
+
+    ``"diverging"`` (weights, gradients, pre-activations): ``DIVERGING`` centred on 0 with a symmetric range;
+    ``"image"``: greys over [0, 1] (or the data range if it leaves [0, 1]); ``"sequential"``: ``SEQUENTIAL``
+    over the data range (or [-r, r] diverging if the data has both signs, e.g. after tanh).
+    """
+    finite = [np.asarray(a, dtype=np.float64) for a in arrays if np.size(a)]
+    lo = min((float(np.nanmin(a)) for a in finite), default=0.0)
+    hi = max((float(np.nanmax(a)) for a in finite), default=1.0)
+    if kind == "sequential" and lo < 0 < hi and -lo > 0.05 * hi:
+        kind = "diverging"
+    if kind == "diverging":
+        r = float(zrange) if zrange else symmetric_range(*[np.nan_to_num(a) for a in finite])
+        return {"colorscale": DIVERGING, "cmin": -r, "cmax": r, "cmid": 0.0}
+    if kind == "image":
+        lo, hi = min(lo, 0.0), max(hi, 1.0)
+        return {"colorscale": "Greys", "reversescale": True, "cmin": lo, "cmax": hi}
+    if hi <= lo:
+        hi = lo + 1e-12
+    return {"colorscale": SEQUENTIAL, "cmin": lo, "cmax": hi}
+
+
+def _hide_ticks(fig: go.Figure) -> None:
+    """Small heatmap panels: no ticks, square pixels, row 0 at the top (image convention)."""
+    fig.update_xaxes(showticklabels=False, ticks="", showgrid=False, zeroline=False, constrain="domain")
+    fig.update_yaxes(showticklabels=False, ticks="", showgrid=False, zeroline=False, autorange="reversed",
+                     constrain="domain")
+
+
+def _square(fig: go.Figure, n_panels: int) -> None:
+    """Keep every heatmap panel's pixels square (each y axis anchored to its own x axis)."""
+    for i in range(1, n_panels + 1):
+        sfx = "" if i == 1 else str(i)
+        fig.layout[f"yaxis{sfx}"].scaleanchor = f"x{sfx}"
+
+
+def map_grid(
+    maps: np.ndarray,
+    title: str,
+    kind: str = "diverging",
+    labels: list[str] | None = None,
+    cols: int = 8,
+    zrange: float | None = None,
+    colorbar_title: str = "value",
+    scale: float = 1.0,
+    panel_px: int = 120,
+) -> go.Figure:
+    """A grid of small heatmaps ``maps`` (M, H, W) sharing one colour scale (one colour bar).
+
+    Used for filters and ∂E/∂filter (``kind="diverging"``, centred on 0), feature maps before the activation
+    (diverging), after the activation or pooling (``"sequential"``) and input images (``"image"``).
+    Hover shows the map name, pixel row/column and value.
+    """
+    maps = np.asarray(maps, dtype=np.float32)
+    if maps.ndim == 2:
+        maps = maps[None]  # (1, H, W)
+    m, h, w = maps.shape
+    labels = labels or [f"{i + 1}" for i in range(m)]
+    cols = max(1, min(cols, m))
+    rows = -(-m // cols)
+    # Pixel budget: rows of square panels, a gap for the panel titles, room for the title and axis titles.
+    panel = round(max(panel_px, 40) * scale)
+    gap = round(30 * scale)
+    area = rows * panel + (rows - 1) * gap
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=labels, horizontal_spacing=0.12 / cols,
+                        vertical_spacing=gap / area if rows > 1 else 0.0)
+    for i in range(m):
+        fig.add_trace(go.Heatmap(
+            z=maps[i], coloraxis="coloraxis", name=labels[i],
+            hovertemplate=f"{labels[i]}<br>row %{{y}}, col %{{x}}<br>value %{{z:.4g}}<extra></extra>",
+        ), row=i // cols + 1, col=i % cols + 1)
+    ca = _colour_axis(kind, [maps], zrange)
+    ca["colorbar"] = {"title": {"text": colorbar_title, "side": "right"}, "thickness": 12, "len": 0.9}
+    _hide_ticks(fig)
+    _square(fig, m)
+    # Axis titles on the bottom-left panel only: the grid reads like one figure.
+    fig.update_xaxes(title_text="column (x)", row=rows, col=1)
+    fig.update_yaxes(title_text="row (y)", row=rows, col=1)
+    top, bottom = round(50 * scale) + gap, round(55 * scale)
+    style(fig, title, height=round((area + top + bottom) / scale), scale=scale, coloraxis=ca)
+    fig.update_layout(margin={"t": top, "b": bottom})
+    fig.update_annotations(font_size=round(11 * scale))
+    return fig
+
+
+def heatmap_rows(
+    rows: list[tuple[str, np.ndarray, str]],
+    title: str,
+    col_labels: list[str] | None = None,
+    colorbar_titles: list[str] | None = None,
+    scale: float = 1.0,
+    panel_px: int = 110,
+) -> go.Figure:
+    """Rows of heatmaps, each row ``(name, maps (M, H, W), kind)`` with its own colour scale and colour bar.
+
+    Every row has the same number M of maps (one column per filter). The colour range is shared along a row,
+    so filters can be compared; rows differ (a gradient is on another scale than the weights it updates).
+    """
+    n_rows = len(rows)
+    m = rows[0][1].shape[0]
+    col_labels = col_labels or [f"filter {j + 1}" for j in range(m)]
+    fig = make_subplots(rows=n_rows, cols=m, column_titles=col_labels, row_titles=[r[0] for r in rows],
+                        horizontal_spacing=0.1 / m, vertical_spacing=0.06)
+    layout = {}
+    for i, (name, maps, kind) in enumerate(rows):
+        maps = np.asarray(maps, dtype=np.float32)
+        ax = "coloraxis" if i == 0 else f"coloraxis{i + 1}"
+        for j in range(m):
+            fig.add_trace(go.Heatmap(
+                z=maps[j], coloraxis=ax,
+                hovertemplate=f"{name}, {col_labels[j]}<br>row %{{y}}, col %{{x}}<br>%{{z:.4g}}"
+                              "<extra></extra>",
+            ), row=i + 1, col=j + 1)
+        ca = _colour_axis(kind, [maps])
+        # One colour bar per row, beside that row (paper y runs from 1 at the top to 0 at the bottom).
+        top, bottom = 1 - i / n_rows, 1 - (i + 1) / n_rows
+        cb_title = colorbar_titles[i] if colorbar_titles else name
+        ca["colorbar"] = {"title": {"text": cb_title, "side": "right"}, "thickness": 10, "len": 0.8 / n_rows,
+                          "y": (top + bottom) / 2, "yanchor": "middle", "x": 1.07, "tickformat": ".2g"}
+        layout[ax] = ca
+    _hide_ticks(fig)
+    _square(fig, n_rows * m)
+    fig.update_xaxes(title_text="column", row=n_rows, col=1)
+    fig.update_yaxes(title_text="row", row=n_rows, col=1)
+    # Row titles sit on the right by default; move them to the left, clear of the colour bars.
+    for ann in fig.layout.annotations:
+        if ann.textangle == 90:
+            ann.update(x=-0.01, xanchor="right", textangle=-90)
+    style(fig, title, height=80 + n_rows * panel_px, scale=scale, **layout)
+    fig.update_layout(margin={"l": 70, "r": 80})
+    fig.update_annotations(font_size=round(11 * scale))
+    return fig
+
+
+def flat_vector_figure(vec: np.ndarray, n_segments: int, title: str, segment_name: str = "map",
+                       scale: float = 1.0) -> go.Figure:
+    """The flattened vector ``vec`` (D,) as one strip of cells, split into ``n_segments`` equal parts
+    (one per feature map, C order) marked by lines, so the reader sees the maps laid end to end."""
+    vec = np.asarray(vec, dtype=np.float32).reshape(1, -1)  # (1, D)
+    d = vec.shape[1]
+    seg = d // max(n_segments, 1)
+    ca = _colour_axis("sequential", [vec])
+    ca["colorbar"] = {"title": {"text": "value", "side": "right"}, "thickness": 10, "len": 1.3, "nticks": 3}
+    fig = go.Figure(go.Heatmap(z=vec, coloraxis="coloraxis",
+                               hovertemplate="index %{x}<br>value %{z:.4g}<extra></extra>"))
+    for k in range(1, n_segments):
+        fig.add_vline(x=k * seg - 0.5, line={"color": "white", "width": 2})
+    tick_vals = [k * seg + seg / 2 - 0.5 for k in range(n_segments)] if n_segments <= 32 else None
+    fig.update_xaxes(title_text=f"index in the vector (D = {d}; {n_segments} {segment_name}s × {seg})",
+                     tickvals=tick_vals, ticktext=[f"{segment_name} {k + 1}" for k in range(n_segments)]
+                     if tick_vals else None, showgrid=False)
+    fig.update_yaxes(showticklabels=False, title_text="1 × D", showgrid=False)
+    return style(fig, title, height=170, scale=scale, coloraxis=ca)
+
+
+def probability_figure(proba: np.ndarray, class_names: list[str], title: str, true_index: int | None = None,
+                       scale: float = 1.0) -> go.Figure:
+    """Bar chart of class probabilities ``proba`` (K,); the top class highlighted, the true class marked."""
+    proba = np.asarray(proba, dtype=np.float64).ravel()
+    top = int(np.argmax(proba))
+    colours = [HIGHLIGHT if k == top else MUTED for k in range(len(proba))]
+    names = list(class_names)
+    if true_index is not None and 0 <= true_index < len(names):
+        names[true_index] = f"{names[true_index]} (true)"
+    fig = go.Figure(go.Bar(
+        x=names, y=proba, marker_color=colours, text=[f"{p:.0%}" if p >= 0.005 else "" for p in proba],
+        textposition="outside", hovertemplate="%{x}: %{y:.4f}<extra></extra>", cliponaxis=False,
+    ))
+    fig.update_xaxes(title_text="class", type="category")
+    fig.update_yaxes(title_text="probability", range=[0, 1.12], tickformat=".0%")
+    return style(fig, title, height=300, scale=scale, showlegend=False)
+
+
+def conv_step_figure(image: np.ndarray, kernel: np.ndarray, steps: list[dict], index: int,
+                     numbers: bool | None = None, scale: float = 1.0) -> go.Figure:
+    """One moment of a convolution: the image with the window outlined, the patch under it, the filter,
+    their elementwise product (summing to the output value), and the output map filled up to this step.
+
+    ``steps`` is ``cnnviz.explain.conv_step_through(image, kernel)``: dicts with row, col, patch, product,
+    value, in output order. ``numbers``: write values in the cells (default: only for small images; a real
+    28×28 image shows them on hover).
+    """
+    image = np.asarray(image, dtype=np.float64)
+    kernel = np.asarray(kernel, dtype=np.float64)
+    h, w = image.shape
+    kh, kw = kernel.shape
+    s = steps[index]
+    rows_out = max(st["row"] for st in steps) + 1
+    cols_out = max(st["col"] for st in steps) + 1
+    out = np.full((rows_out, cols_out), np.nan)
+    done = steps[: index + 1]
+    out[[st["row"] for st in done], [st["col"] for st in done]] = [st["value"] for st in done]
+    # Where the window sits in the image: the stride is the gap between consecutive windows' positions.
+    r0, c0 = _window_origin(steps, index, (h, w), (kh, kw), (rows_out, cols_out))
+    small = numbers if numbers is not None else max(h, w) <= 10
+    small_k = numbers if numbers is not None else max(kh, kw) <= 7
+    fmt = "%{z:.4~g}"  # d3-format: 4 significant digits, no trailing zeros (9, 32, 0.25)
+    panels = [
+        ("image (window outlined)", image, "image", small),
+        ("patch", np.asarray(s["patch"], dtype=np.float64), "image", small_k),
+        ("filter", kernel, "diverging", small_k),
+        ("patch ⊙ filter", np.asarray(s["product"], dtype=np.float64), "diverging", small_k),
+        (f"output  (Σ = {s['value']:.4g})", out, "diverging", small),
+    ]
+    widths = [max(p[1].shape[1], 4) for p in panels]
+    # Square panels fill ~800 px of width: the widest sets the height of the figure.
+    panel_h = min(round(760 * max(widths) / sum(widths)), 330)
+    fig = make_subplots(rows=1, cols=5, column_widths=widths, subplot_titles=[p[0] for p in panels],
+                        horizontal_spacing=0.04)
+    img_range = {"cmin": min(0.0, float(image.min())), "cmax": max(1.0, float(image.max()))}
+    for j, (name, z, kind, show_numbers) in enumerate(panels):
+        if kind == "image":
+            colour = {"colorscale": "Greys", "reversescale": True, "zmin": img_range["cmin"],
+                      "zmax": img_range["cmax"]}
+        else:
+            r = symmetric_range(np.nan_to_num(z))
+            colour = {"colorscale": DIVERGING, "zmin": -r, "zmax": r, "zmid": 0.0}
+        fig.add_trace(go.Heatmap(
+            z=z, showscale=False, texttemplate=fmt if show_numbers else None,
+            textfont={"size": round(13 * scale)},
+            hovertemplate=f"{name.split('  ')[0]}<br>row %{{y}}, col %{{x}}<br>%{{z:.4g}}<extra></extra>",
+            xgap=1, ygap=1, hoverongaps=False, **colour,
+        ), row=1, col=j + 1)
+    _hide_ticks(fig)
+    _square(fig, 5)
+    for j, (_, z, _, _) in enumerate(panels):  # full extent even where the output is not computed yet (NaN)
+        fig.update_xaxes(range=[-0.5, z.shape[1] - 0.5], row=1, col=j + 1)
+        fig.update_yaxes(range=[z.shape[0] - 0.5, -0.5], autorange=False, row=1, col=j + 1)
+    fig.add_shape(type="rect", x0=c0 - 0.5, x1=c0 + kw - 0.5, y0=r0 - 0.5, y1=r0 + kh - 0.5,
+                  line={"color": HIGHLIGHT, "width": 3}, xref="x", yref="y")
+    fig.add_shape(type="rect", x0=s["col"] - 0.5, x1=s["col"] + 0.5, y0=s["row"] - 0.5, y1=s["row"] + 0.5,
+                  line={"color": HIGHLIGHT, "width": 3}, xref="x5", yref="y5")
+    fig.update_xaxes(title_text="column", row=1, col=1)
+    fig.update_yaxes(title_text="row", row=1, col=1)
+    title = (f"Step {index + 1} of {len(steps)}: window at row {r0}, column {c0} → "
+             f"output[{s['row']}, {s['col']}] = Σ patch ⊙ filter = {s['value']:.4g}")
+    style(fig, title, height=panel_h + 110, scale=scale, plot_bgcolor="#e9edf3")
+    fig.update_annotations(font_size=round(12 * scale))
+    return fig
+
+
+def _window_origin(steps: list[dict], index: int, image_hw: tuple[int, int], kernel_hw: tuple[int, int],
+                   out_hw: tuple[int, int]) -> tuple[int, int]:
+    """Top-left pixel of the window for ``steps[index]``: ``steps`` may carry it (keys ``top``/``left``);
+    otherwise it is the output position times the stride implied by the image, kernel and output sizes."""
+    s = steps[index]
+    if "top" in s and "left" in s:
+        return int(s["top"]), int(s["left"])
+    (h, w), (kh, kw), (ho, wo) = image_hw, kernel_hw, out_hw
+    sr = (h - kh) // (ho - 1) if ho > 1 else 1
+    sc = (w - kw) // (wo - 1) if wo > 1 else 1
+    return s["row"] * sr, s["col"] * sc
+
+
+def series_figure(steps: np.ndarray, series: dict[str, np.ndarray], title: str, y_title: str,
+                  log_y: bool = True, reference: float | None = None, reference_label: str = "",
+                  scale: float = 1.0) -> go.Figure:
+    """Lines over training steps, one per parameter (``series``: name -> values (S,)), on a log y axis so
+    that gradients that shrink by orders of magnitude (sigmoid saturating) stay visible. ``reference`` draws a
+    dashed horizontal guide (e.g. an update/parameter ratio of 1e-3)."""
+    fig = go.Figure()
+    for name, values in series.items():
+        v = np.asarray(values, dtype=np.float64)
+        if log_y:
+            v = np.where(v > 0, v, np.nan)  # log axis: zeros and negatives cannot be drawn
+        fig.add_trace(go.Scatter(x=np.asarray(steps), y=v, mode="lines+markers" if len(v) < 30 else "lines",
+                                 name=name,
+                                 hovertemplate=f"{name}<br>step %{{x}}<br>%{{y:.3g}}<extra></extra>"))
+    if reference is not None:
+        fig.add_hline(y=reference, line={"dash": "dash", "color": MUTED},
+                      annotation_text=reference_label, annotation_position="top left")
+    fig.update_xaxes(title_text="step")
+    fig.update_yaxes(title_text=y_title, type="log" if log_y else "linear", exponentformat="power")
+    return style(fig, title, height=340, scale=scale, legend={"title": {"text": "parameter"}})
+
+
+def histogram_grid(values: dict[str, np.ndarray], title: str, bins: int = 40, cols: int = 4,
+                   x_title: str = "gradient value", scale: float = 1.0) -> go.Figure:
+    """One histogram per named array (e.g. each parameter's gradient), each on its own x range, counts on a
+    log axis so that the thin tails show. Binned here with NumPy so the figure stays small."""
+    names = list(values)
+    cols = max(1, min(cols, len(names)))
+    rows = -(-len(names) // cols)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=names, horizontal_spacing=0.08,
+                        vertical_spacing=0.3 / rows)
+    for i, name in enumerate(names):
+        v = np.asarray(values[name], dtype=np.float64).ravel()
+        v = v[np.isfinite(v)]
+        r = symmetric_range(v)
+        counts, edges = np.histogram(v, bins=bins, range=(-r, r))
+        centres = (edges[:-1] + edges[1:]) / 2
+        fig.add_trace(go.Bar(x=centres, y=counts, width=edges[1] - edges[0], marker_color=TRAIN_COLOUR,
+                             name=name, hovertemplate="%{x:.3g}: %{y} values<extra></extra>"),
+                      row=i // cols + 1, col=i % cols + 1)
+        fig.update_xaxes(title_text=x_title, exponentformat="e", tickformat=".1e", nticks=4,
+                         row=i // cols + 1, col=i % cols + 1)
+        fig.update_yaxes(type="log", row=i // cols + 1, col=i % cols + 1,
+                         title_text="count" if i % cols == 0 else None)
+    style(fig, title, height=90 + 230 * rows, scale=scale, showlegend=False, bargap=0)
+    fig.update_annotations(font_size=round(12 * scale))
+    return fig

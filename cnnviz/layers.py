@@ -1,0 +1,462 @@
+"""Layers of the NumPy CNN: forward, analytic backward, params and grads.
+
+Every layer has ``forward(x) -> y`` (it keeps what backward needs), ``backward(dout, need_dx=True) -> dx``
+(it fills ``grads`` and never changes ``params``; with ``need_dx=False`` it skips the input gradient and
+returns ``None``), ``params`` / ``grads`` dicts with the same keys and shapes, ``spec()`` (its constructor
+keyword arguments as a JSON-able dict) and ``output_shape(in_shape)`` (per-sample shape, no batch axis).
+
+Images are NCHW. Arrays stay float32 unless the input is float64 (the gradient-check tests use float64).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "Layer",
+    "Conv2D",
+    "MaxPool2D",
+    "AvgPool2D",
+    "Dense",
+    "Flatten",
+    "Sigmoid",
+    "ReLU",
+    "Tanh",
+    "LAYER_TYPES",
+    "as_rng",
+    "init_weights",
+]
+
+INIT_SCHEMES = ("he", "glorot", "tutorial")
+
+
+def as_rng(rng=None) -> np.random.Generator:
+    """A Generator from a Generator, an int seed, or None (= seed 0, so that runs are reproducible)."""
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if rng is None:
+        return np.random.default_rng(0)
+    return np.random.default_rng(rng)
+
+
+def init_weights(shape, fan_in: int, fan_out: int, rng, scheme: str = "he") -> np.ndarray:
+    """Initial float32 weights of ``shape``.
+
+    "he": normal with std sqrt(2 / fan_in) (for ReLU); "glorot": uniform in +-sqrt(6 / (fan_in + fan_out))
+    (for sigmoid/tanh/linear); "tutorial": uniform(0, 1), the tutorial's ``np.random.rand``.
+    """
+    rng = as_rng(rng)
+    if scheme == "he":
+        w = rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)
+    elif scheme == "glorot":
+        limit = np.sqrt(6.0 / (fan_in + fan_out))
+        w = rng.uniform(-limit, limit, size=shape)
+    elif scheme == "tutorial":
+        w = rng.random(shape)
+    else:
+        raise ValueError(f"unknown init scheme {scheme!r}; expected one of {INIT_SCHEMES}")
+    return w.astype(np.float32)
+
+
+def _check_int(name: str, value, minimum: int) -> int:
+    """Validate a positive (or >= minimum) integer constructor argument."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def _check_shape3(in_shape, layer: str) -> tuple[int, int, int]:
+    """A per-sample image shape (C, H, W), or ValueError."""
+    if len(in_shape) != 3:
+        raise ValueError(f"{layer} needs an image input (C, H, W), got shape {tuple(in_shape)}")
+    return tuple(int(s) for s in in_shape)
+
+
+class Layer:
+    """Base class: no parameters, identity shape."""
+
+    def __init__(self):
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def backward(self, dout: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
+        raise NotImplementedError
+
+    def spec(self) -> dict:
+        """Constructor keyword arguments plus ``"type"``; ``from_spec`` rebuilds the layer from it."""
+        return {"type": type(self).__name__}
+
+    def output_shape(self, in_shape: tuple) -> tuple:
+        """Per-sample output shape for a per-sample input shape; ValueError if incompatible."""
+        return tuple(in_shape)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v}" for k, v in self.spec().items() if k != "type")
+        return f"{type(self).__name__}({args})"
+
+
+# ----------------------------------------------------------------------------------------------------
+# Convolution
+# ----------------------------------------------------------------------------------------------------
+
+
+class Conv2D(Layer):
+    """2-D cross-correlation with zero padding and stride.
+
+    Input (N, C, H, W), output (N, F, H_out, W_out), H_out = (H + 2*padding - KH) // stride + 1.
+    params["W"] is (F, C, KH, KW), params["b"] is (F,).
+
+    The general path is im2col by KH*KW slice copies (a loop over kernel offsets, never over pixels or
+    images) and one matrix product. A single-input-channel, stride-1 layer uses a faster path (see
+    ``_fast_single_channel``), which is tested equal to the general one.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, rng=None, *,
+                 init: str = "he"):
+        super().__init__()
+        self.in_channels = _check_int("in_channels", in_channels, 1)
+        self.out_channels = _check_int("out_channels", out_channels, 1)
+        self.kernel_size = _check_int("kernel_size", kernel_size, 1)
+        self.stride = _check_int("stride", stride, 1)
+        self.padding = _check_int("padding", padding, 0)
+        self.fast = True  # allow the single-input-channel fast path (tests switch it off to compare)
+        self.reset_parameters(rng, init)
+        self._cache = None
+
+    def reset_parameters(self, rng=None, init: str = "he") -> None:
+        """Draw new weights (scheme "he", "glorot" or "tutorial") and zero biases."""
+        F, C, K = self.out_channels, self.in_channels, self.kernel_size
+        self.params["W"] = init_weights((F, C, K, K), C * K * K, F * K * K, rng, init)  # (F, C, KH, KW)
+        self.params["b"] = np.zeros(F, dtype=np.float32)  # (F,)
+        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+
+    def spec(self) -> dict:
+        return {"type": "Conv2D", "in_channels": self.in_channels, "out_channels": self.out_channels,
+                "kernel_size": self.kernel_size, "stride": self.stride, "padding": self.padding}
+
+    def output_shape(self, in_shape):
+        C, H, W = _check_shape3(in_shape, "Conv2D")
+        if C != self.in_channels:
+            raise ValueError(f"Conv2D expects {self.in_channels} input channels, got {C}")
+        K, s, p = self.kernel_size, self.stride, self.padding
+        if H + 2 * p < K or W + 2 * p < K:
+            raise ValueError(f"Conv2D kernel {K}x{K} is larger than its padded input {H + 2 * p}x{W + 2 * p}")
+        return (self.out_channels, (H + 2 * p - K) // s + 1, (W + 2 * p - K) // s + 1)
+
+    def _pad(self, x: np.ndarray) -> np.ndarray:
+        """Zero-pad H and W by ``padding``: (N, C, H, W) -> (N, C, H + 2p, W + 2p)."""
+        p = self.padding
+        if p == 0:
+            return x
+        N, C, H, W = x.shape
+        xp = np.zeros((N, C, H + 2 * p, W + 2 * p), dtype=x.dtype)
+        xp[:, :, p:p + H, p:p + W] = x
+        return xp
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """x (N, C, H, W) -> (N, F, H_out, W_out)."""
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"Conv2D expects input (N, {self.in_channels}, H, W), got {x.shape}")
+        _, Ho, Wo = self.output_shape(x.shape[1:])
+        W, b = self.params["W"], self.params["b"]
+        dtype = np.result_type(x.dtype, W.dtype)
+        x = x.astype(dtype, copy=False)
+        N, C = x.shape[:2]
+        F, _, K, _ = W.shape
+        s = self.stride
+        xp = self._pad(x)
+        # im2col: cols[c, i, j, n, y, x] = xp[n, c, y*s + i, x*s + j]
+        cols = np.empty((C, K, K, N, Ho, Wo), dtype=dtype)  # (C, KH, KW, N, H_out, W_out)
+        xt = xp.transpose(1, 0, 2, 3)  # (C, N, Hp, Wp) view
+        for i in range(K):
+            for j in range(K):
+                cols[:, i, j] = xt[:, :, i:i + s * (Ho - 1) + 1:s, j:j + s * (Wo - 1) + 1:s]
+        cols2 = cols.reshape(C * K * K, N * Ho * Wo)  # (C*KH*KW, N*H_out*W_out)
+        out = W.reshape(F, C * K * K).astype(dtype, copy=False) @ cols2  # (F, N*H_out*W_out)
+        out = out.reshape(F, N, Ho, Wo)  # (F, N, H_out, W_out)
+        out += b.astype(dtype, copy=False)[:, None, None, None]
+        self._cache = (x.shape, cols2)
+        return out.transpose(1, 0, 2, 3)  # (N, F, H_out, W_out) view
+
+    def backward(self, dout: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
+        """dout (N, F, H_out, W_out) -> dx (N, C, H, W); fills grads["W"], grads["b"]."""
+        if self._cache is None:
+            raise RuntimeError("Conv2D.backward called before forward")
+        x_shape, cols2 = self._cache
+        N, C, H, Wd = x_shape
+        W = self.params["W"]
+        F, _, K, _ = W.shape
+        _, _, Ho, Wo = dout.shape
+        s, p = self.stride, self.padding
+        dtype = cols2.dtype
+        d2 = np.ascontiguousarray(dout.transpose(1, 0, 2, 3), dtype=dtype).reshape(F, N * Ho * Wo)
+        self.grads["b"] = d2.sum(axis=1)  # (F,)
+        self.grads["W"] = (d2 @ cols2.T).reshape(W.shape)  # (F, C, KH, KW)
+        if not need_dx:
+            return None
+        dcols = W.reshape(F, C * K * K).astype(dtype, copy=False).T @ d2  # (C*KH*KW, N*H_out*W_out)
+        dcols = dcols.reshape(C, K, K, N, Ho, Wo)  # (C, KH, KW, N, H_out, W_out)
+        dxp = np.zeros((C, N, H + 2 * p, Wd + 2 * p), dtype=dtype)  # (C, N, Hp, Wp)
+        for i in range(K):
+            for j in range(K):
+                dxp[:, :, i:i + s * (Ho - 1) + 1:s, j:j + s * (Wo - 1) + 1:s] += dcols[:, i, j]
+        dx = dxp[:, :, p:p + H, p:p + Wd].transpose(1, 0, 2, 3)  # (N, C, H, W) view
+        return dx
+
+
+# ----------------------------------------------------------------------------------------------------
+# Pooling
+# ----------------------------------------------------------------------------------------------------
+
+
+class _Pool2D(Layer):
+    """Shared window bookkeeping of the pooling layers (window ``size``, stride defaults to size)."""
+
+    def __init__(self, size=2, stride=None):
+        super().__init__()
+        self.size = _check_int("size", size, 1)
+        self.stride = self.size if stride is None else _check_int("stride", stride, 1)
+        self._cache = None
+
+    def spec(self) -> dict:
+        d = {"type": type(self).__name__, "size": self.size}
+        if self.stride != self.size:
+            d["stride"] = self.stride
+        return d
+
+    def output_shape(self, in_shape):
+        C, H, W = _check_shape3(in_shape, type(self).__name__)
+        k, s = self.size, self.stride
+        if H < k or W < k:
+            raise ValueError(f"{type(self).__name__} window {k}x{k} is larger than its input {H}x{W}")
+        return (C, (H - k) // s + 1, (W - k) // s + 1)
+
+    def _windows(self, x):
+        """The k*k strided views x[:, :, i::s, j::s] (each (N, C, H_out, W_out)), in window order."""
+        if x.ndim != 4:
+            raise ValueError(f"{type(self).__name__} expects input (N, C, H, W), got {x.shape}")
+        _, Ho, Wo = self.output_shape(x.shape[1:])
+        k, s = self.size, self.stride
+        return [x[:, :, i:i + s * (Ho - 1) + 1:s, j:j + s * (Wo - 1) + 1:s]
+                for i in range(k) for j in range(k)]
+
+    def _scatter(self, x_shape, parts, dtype):
+        """dx (N, C, H, W) from per-window-offset gradients ``parts`` (each (N, C, H_out, W_out))."""
+        dx = np.zeros(x_shape, dtype=dtype)
+        _, _, Ho, Wo = parts[0].shape
+        k, s = self.size, self.stride
+        for idx, part in enumerate(parts):
+            i, j = divmod(idx, k)
+            dx[:, :, i:i + s * (Ho - 1) + 1:s, j:j + s * (Wo - 1) + 1:s] += part
+        return dx
+
+
+class MaxPool2D(_Pool2D):
+    """Max pooling over size x size windows. (N, C, H, W) -> (N, C, H_out, W_out).
+
+    Backward sends each output's gradient to ONE input: the first maximum in window order (row by row),
+    as PyTorch does. MNIST images have many tied 1.0 pixels; a mask of all maxima would over-count.
+    """
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        wins = self._windows(x)
+        out = wins[0].copy()  # (N, C, H_out, W_out)
+        arg = np.zeros(out.shape, dtype=np.int8)  # index of the first maximum in its window
+        for idx in range(1, len(wins)):
+            better = wins[idx] > out  # strict: an earlier tie keeps the gradient
+            np.copyto(out, wins[idx], where=better)
+            arg[better] = idx
+        self._cache = (x.shape, x.dtype, arg)
+        return out
+
+    def backward(self, dout: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
+        if self._cache is None:
+            raise RuntimeError("MaxPool2D.backward called before forward")
+        if not need_dx:
+            return None
+        x_shape, dtype, arg = self._cache
+        dtype = np.result_type(dtype, dout.dtype)
+        zero = np.zeros((), dtype=dtype)
+        parts = [np.where(arg == idx, dout, zero) for idx in range(self.size * self.size)]
+        return self._scatter(x_shape, parts, dtype)
+
+
+class AvgPool2D(_Pool2D):
+    """Average pooling over size x size windows. (N, C, H, W) -> (N, C, H_out, W_out)."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        wins = self._windows(x)
+        out = wins[0].copy()  # (N, C, H_out, W_out)
+        for w in wins[1:]:
+            out += w
+        out *= 1.0 / len(wins)
+        self._cache = (x.shape, x.dtype)
+        return out
+
+    def backward(self, dout: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
+        if self._cache is None:
+            raise RuntimeError("AvgPool2D.backward called before forward")
+        if not need_dx:
+            return None
+        x_shape, dtype = self._cache
+        dtype = np.result_type(dtype, dout.dtype)
+        part = (dout * (1.0 / (self.size * self.size))).astype(dtype, copy=False)
+        return self._scatter(x_shape, [part] * (self.size * self.size), dtype)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Dense and reshaping
+# ----------------------------------------------------------------------------------------------------
+
+
+class Dense(Layer):
+    """Fully connected: y = x @ W + b. x (N, in_features) -> (N, out_features).
+
+    params["W"] is (in_features, out_features) (the tutorial's ``wo``), params["b"] is (out_features,).
+    """
+
+    def __init__(self, in_features, out_features, rng=None, *, init: str = "glorot"):
+        super().__init__()
+        self.in_features = _check_int("in_features", in_features, 1)
+        self.out_features = _check_int("out_features", out_features, 1)
+        self.reset_parameters(rng, init)
+        self._x = None
+
+    def reset_parameters(self, rng=None, init: str = "glorot") -> None:
+        """Draw new weights (scheme "he", "glorot" or "tutorial") and zero biases."""
+        fi, fo = self.in_features, self.out_features
+        self.params["W"] = init_weights((fi, fo), fi, fo, rng, init)  # (in, out)
+        self.params["b"] = np.zeros(fo, dtype=np.float32)  # (out,)
+        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+
+    def spec(self) -> dict:
+        return {"type": "Dense", "in_features": self.in_features, "out_features": self.out_features}
+
+    def output_shape(self, in_shape):
+        if len(in_shape) != 1:
+            raise ValueError(f"Dense needs a flat input (features,), got shape {tuple(in_shape)}; "
+                             "put a Flatten layer before it")
+        if int(in_shape[0]) != self.in_features:
+            raise ValueError(f"Dense expects {self.in_features} input features, got {in_shape[0]}")
+        return (self.out_features,)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        if x.ndim != 2 or x.shape[1] != self.in_features:
+            raise ValueError(f"Dense expects input (N, {self.in_features}), got {x.shape}")
+        W, b = self.params["W"], self.params["b"]
+        self._x = x
+        out = x @ W  # (N, out)
+        out += b
+        return out
+
+    def backward(self, dout: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
+        if self._x is None:
+            raise RuntimeError("Dense.backward called before forward")
+        x = self._x
+        self.grads["W"] = x.T @ dout  # (in, out)
+        self.grads["b"] = dout.sum(axis=0)  # (out,)
+        if not need_dx:
+            return None
+        return dout @ self.params["W"].T  # (N, in)
+
+
+class Flatten(Layer):
+    """(N, C, H, W) -> (N, C*H*W) in C order."""
+
+    def __init__(self):
+        super().__init__()
+        self._shape = None
+
+    def output_shape(self, in_shape):
+        return (int(np.prod(in_shape)),)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._shape = x.shape
+        return x.reshape(x.shape[0], -1)  # (N, C*H*W)
+
+    def backward(self, dout: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
+        if self._shape is None:
+            raise RuntimeError("Flatten.backward called before forward")
+        if not need_dx:
+            return None
+        return dout.reshape(self._shape)  # (N, C, H, W)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Activations
+# ----------------------------------------------------------------------------------------------------
+
+
+class Sigmoid(Layer):
+    """1 / (1 + exp(-x)), computed as 0.5 * tanh(x / 2) + 0.5 (one ufunc, no overflow); dy = y (1 - y)."""
+
+    def __init__(self):
+        super().__init__()
+        self._y = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        y = np.multiply(x, 0.5)
+        np.tanh(y, out=y)
+        y *= 0.5
+        y += 0.5
+        self._y = y
+        return y
+
+    def backward(self, dout: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
+        if self._y is None:
+            raise RuntimeError("Sigmoid.backward called before forward")
+        if not need_dx:
+            return None
+        y = self._y
+        return dout * y * (1.0 - y)
+
+
+class ReLU(Layer):
+    """max(x, 0); the gradient passes where x > 0."""
+
+    def __init__(self):
+        super().__init__()
+        self._y = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        y = np.maximum(x, 0)
+        self._y = y
+        return y
+
+    def backward(self, dout: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
+        if self._y is None:
+            raise RuntimeError("ReLU.backward called before forward")
+        if not need_dx:
+            return None
+        return np.where(self._y > 0, dout, 0).astype(np.result_type(dout, self._y), copy=False)
+
+
+class Tanh(Layer):
+    """tanh(x); dy = 1 - y^2."""
+
+    def __init__(self):
+        super().__init__()
+        self._y = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        y = np.tanh(x)
+        self._y = y
+        return y
+
+    def backward(self, dout: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
+        if self._y is None:
+            raise RuntimeError("Tanh.backward called before forward")
+        if not need_dx:
+            return None
+        y = self._y
+        return dout * (1.0 - y * y)
+
+
+LAYER_TYPES: dict[str, type[Layer]] = {
+    cls.__name__: cls for cls in (Conv2D, MaxPool2D, AvgPool2D, Dense, Flatten, Sigmoid, ReLU, Tanh)
+}

@@ -1,0 +1,393 @@
+"""Trainer: one minibatch per ``step()``, with everything a viewer needs to watch the network learn.
+
+Each step returns a ``StepRecord`` (loss, batch accuracy, time, per-parameter gradient norm and
+update/parameter ratio); the trainer keeps the history, validates on a schedule, and snapshots the first
+conv layer's filters and their gradients on a schedule whose memory stays bounded. A run is deterministic
+for its config's seed. If the loss or the weights become NaN/inf, the last good weights and optimiser state
+are restored and ``TrainingDiverged`` is raised, naming the learning rate.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from cnnviz.config import INPUT_SHAPE, RunConfig, estimate_step_bytes
+from cnnviz.data import Dataset, task_targets
+from cnnviz.layers import Conv2D
+from cnnviz.losses import get_loss
+from cnnviz.network import Network, from_spec
+from cnnviz.optim import make_optimizer
+
+EVAL_CHUNK_BYTES = 32 * 2**20  # evaluation runs in chunks that need at most about this much memory
+SNAPSHOT_DENSE_STEPS = 50  # a filter snapshot after every one of the first 50 steps ...
+SNAPSHOT_CAP = 300  # ... then spaced, thinned (and the spacing doubled) whenever more than this are kept
+HISTORY_CAP = 20_000  # older step records are thinned by 2 beyond this, so memory stays bounded
+MAX_USER_EXAMPLES = 500
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or the weights became NaN/inf; the last good weights were restored."""
+
+
+@dataclass(slots=True)
+class StepRecord:
+    """What one training step did.
+
+    step: 1-based step number; epoch: 1-based epoch the step belongs to; loss: mean batch loss before the
+    update; acc: batch accuracy before the update; ms: wall time of forward, backward and update;
+    grad_norms / update_ratios: per parameter ("0.W", ...) ‖∇‖ and ‖ΔW‖ / ‖W‖.
+    """
+
+    step: int
+    epoch: int
+    loss: float
+    acc: float
+    ms: float
+    grad_norms: dict[str, float] = field(default_factory=dict)
+    update_ratios: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Snapshot:
+    """The first conv layer after ``step`` updates: filters (F, C, KH, KW) and the gradient that the step
+    computed (zeros at step 0), both copies."""
+
+    step: int
+    filters: np.ndarray
+    grads: np.ndarray
+
+
+def _norm(a: np.ndarray) -> float:
+    """Euclidean norm of any array (inf/nan propagate, and so does overflow)."""
+    flat = a.reshape(-1)  # (size,)
+    return math.sqrt(float(np.dot(flat, flat))) if flat.size else 0.0
+
+
+class Trainer:
+    """Trains ``from_spec(config.layers)`` on ``data`` with the config's loss, optimiser and schedule.
+
+    The Dataset is never modified (it may be shared between sessions); user examples added with
+    ``add_examples`` live in this trainer only.
+    """
+
+    def __init__(self, config: RunConfig, data: Dataset, net: Network | None = None):
+        config.validate(max_train_size=max(config.train_size, data.n_train))
+        if data.task != config.task:
+            data = Dataset(data.x_train, data.y_train, data.x_val, data.y_val, config.task, data.source)
+        self.config = config
+        self.data = data
+        self._extra_x = np.zeros((0, *INPUT_SHAPE), dtype=np.float32)  # (n, 1, 28, 28)
+        self._extra_y = np.zeros(0, dtype=np.int64)
+        self._initial_net = net.copy() if net is not None else None
+        self.reset()
+
+    # ------------------------------------------------------------------------------------------------------
+    # State
+    # ------------------------------------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Back to step 0: fresh weights from the seed (or the net given at construction), fresh optimiser,
+        empty history and snapshots. User examples added with ``add_examples`` are kept."""
+        cfg = self.config
+        init_rng, self._order_rng = np.random.default_rng(cfg.seed).spawn(2)
+        if self._initial_net is not None:
+            self.net = self._initial_net.copy()
+        else:
+            self.net = from_spec(cfg.layers, rng=init_rng, init=cfg.init, input_shape=INPUT_SHAPE)
+        kw = {"momentum": cfg.momentum} if cfg.optimizer == "sgd" else {}
+        self.optimizer = make_optimizer(cfg.optimizer, cfg.lr, **kw)
+        self.loss_fn = get_loss(cfg.loss)
+        self.n_outputs = int(self.net.layers[-1].spec().get("out_features", 0)) or self._probe_outputs()
+        self.history: list[StepRecord] = []
+        self.val_history: list[tuple[int, float, float]] = []
+        self.snapshots: list[Snapshot] = []
+        self.step_count = 0
+        self.epoch = 1
+        self._snap_every = 5
+        self._conv_index = next((i for i, layer in enumerate(self.net.layers) if isinstance(layer, Conv2D)), None)
+        self._prev: dict[str, np.ndarray] = {}  # weights before the latest good update (divergence restore)
+        self._diff: dict[str, np.ndarray] = {}  # scratch for ΔW
+        self._prev_opt: tuple[int, dict[str, dict[str, np.ndarray]]] | None = None
+        self._has_prev = False
+        self._rebuild_train_set()
+        self._order = self._order_rng.permutation(self.n_train)
+        self._pos = 0
+        self._snapshot()
+        self._validate()
+
+    def _probe_outputs(self) -> int:
+        return int(self.net.forward(np.zeros((1, *INPUT_SHAPE), dtype=np.float32)).shape[1])
+
+    def _rebuild_train_set(self) -> None:
+        """Training arrays = the dataset's, plus this session's user examples (a new array, never in place)."""
+        if len(self._extra_x):
+            self._x = np.concatenate([self.data.x_train, self._extra_x])  # (N + n, 1, 28, 28)
+            labels = np.concatenate([self.data.y_train, self._extra_y])
+        else:
+            self._x, labels = self.data.x_train, self.data.y_train
+        self._y_digits = np.asarray(labels, dtype=np.int64)
+        self._targets = self.make_targets(self._y_digits)
+
+    @property
+    def n_train(self) -> int:
+        """Training images including user examples."""
+        return len(self._x)
+
+    @property
+    def batch_size(self) -> int:
+        """Images per step (the whole training set for full batch)."""
+        return self.n_train if self.config.batch_size == 0 else min(self.config.batch_size, self.n_train)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return math.ceil(self.n_train / self.batch_size)
+
+    @property
+    def epochs_done(self) -> float:
+        """Passes over the training set so far, fractional (e.g. 2.4)."""
+        return (self.epoch - 1) + self._pos / self.n_train
+
+    @property
+    def last_val(self) -> tuple[int, float, float] | None:
+        """The latest (step, val_loss, val_acc), or None."""
+        return self.val_history[-1] if self.val_history else None
+
+    # ------------------------------------------------------------------------------------------------------
+    # Targets and metrics
+    # ------------------------------------------------------------------------------------------------------
+    def make_targets(self, digits: np.ndarray) -> np.ndarray:
+        """Loss targets from digit labels: int classes (N,) for softmax_ce; float32 one-hot (N, K) for
+        mse/bce on 10 digits, or (N, 1) with 1 for digit > 4 on the binary task."""
+        classes = task_targets(digits, self.config.task)  # (N,) int64
+        if self.config.loss == "softmax_ce":
+            return classes
+        if self.n_outputs == 1:
+            return classes.astype(np.float32)[:, None]  # (N, 1)
+        onehot = np.zeros((len(classes), self.n_outputs), dtype=np.float32)  # (N, K)
+        onehot[np.arange(len(classes)), classes] = 1.0
+        return onehot
+
+    def predicted_classes(self, out: np.ndarray) -> np.ndarray:
+        """Class per row of a network output (N, K): threshold 0.5 for one sigmoid output, else argmax."""
+        if out.shape[1] == 1:
+            return (out[:, 0] > 0.5).astype(np.int64)
+        return out.argmax(axis=1)
+
+    def _eval_chunk(self) -> int:
+        per_image = max(1, estimate_step_bytes(self.net.spec(), 1) // 2)
+        return max(16, EVAL_CHUNK_BYTES // per_image)
+
+    def evaluate(self, x: np.ndarray, labels: np.ndarray) -> tuple[float, float, np.ndarray]:
+        """Loss, accuracy and probabilities (N, K) on images x (N, 1, 28, 28) with digit labels (N,).
+
+        Runs in chunks so memory stays bounded; does not touch gradients, weights or the history.
+        """
+        n = len(x)
+        if n == 0:
+            raise ValueError("evaluate needs at least one image")
+        targets, classes = self.make_targets(labels), task_targets(labels, self.config.task)
+        chunk, loss_fn = self._eval_chunk(), get_loss(self.config.loss)
+        total, correct, probas = 0.0, 0, []
+        for s in range(0, n, chunk):
+            out = self.net.forward(x[s:s + chunk])  # (n_chunk, K)
+            total += loss_fn.forward(out, targets[s:s + chunk]) * len(out)
+            correct += int((self.predicted_classes(out) == classes[s:s + chunk]).sum())
+            probas.append(self._proba(out))
+        return total / n, correct / n, np.concatenate(probas)
+
+    def _proba(self, out: np.ndarray) -> np.ndarray:
+        if out.shape[1] == 1 or type(self.net.layers[-1]).__name__ == "Sigmoid":
+            return out.copy()
+        z = out - out.max(axis=1, keepdims=True)  # (N, K) stable softmax
+        np.exp(z, out=z)
+        z /= z.sum(axis=1, keepdims=True)
+        return z
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """Probabilities (N, K) for images x (N, 1, 28, 28), in chunks."""
+        chunk = self._eval_chunk()
+        return np.concatenate([self._proba(self.net.forward(x[s:s + chunk])) for s in range(0, len(x), chunk)])
+
+    def _validate(self) -> None:
+        loss, acc, _ = self.evaluate(self.data.x_val, self.data.y_val)
+        self.val_history.append((self.step_count, loss, acc))
+
+    # ------------------------------------------------------------------------------------------------------
+    # Training
+    # ------------------------------------------------------------------------------------------------------
+    def _next_batch(self) -> np.ndarray | None:
+        """Indices of the next minibatch (None = the whole training set in stored order, full batch)."""
+        if self.config.batch_size == 0:
+            self._pos = self.n_train
+            return None
+        if self._pos >= self.n_train:
+            self._order = self._order_rng.permutation(self.n_train)
+            self._pos = 0
+            self._new_epoch()
+        idx = self._order[self._pos:self._pos + self.batch_size]
+        self._pos += len(idx)
+        return idx
+
+    def _new_epoch(self) -> None:
+        self.epoch += 1
+        self.optimizer.lr = self.config.lr * self.config.lr_decay ** (self.epoch - 1)
+
+    def step(self) -> StepRecord:
+        """One forward, backward and update on the next minibatch (or the full batch); returns its record.
+
+        Raises TrainingDiverged (weights and optimiser restored to the last good step) on NaN/inf.
+        """
+        if self.config.batch_size == 0 and self._pos >= self.n_train and self.step_count > 0:
+            self._new_epoch()
+        t0 = time.perf_counter()
+        idx = self._next_batch()
+        x = self._x if idx is None else self._x[idx]  # (B, 1, 28, 28)
+        y = self._targets if idx is None else self._targets[idx]
+        out = self.net.forward(x)  # (B, K)
+        loss = self.loss_fn.forward(out, y)
+        if not math.isfinite(loss):
+            self._diverged(f"the loss became {loss}", before_update=True)
+        self.net.backward(self.loss_fn.backward())
+        grad_norms = {name: _norm(g) for name, g in self.net.named_grads()}
+        if not all(map(math.isfinite, grad_norms.values())):
+            self._diverged("the gradients became NaN/inf", before_update=True)
+        classes = task_targets(self._y_digits if idx is None else self._y_digits[idx], self.config.task)
+        acc = float((self.predicted_classes(out) == classes).mean())
+        self._save_good()
+        self.optimizer.step(self.net)
+        ratios = {}
+        for name, p in self.net.named_params():
+            d = np.subtract(p, self._prev[name], out=self._diff[name])
+            ratios[name] = _norm(d) / (_norm(self._prev[name]) + 1e-12)
+        if not all(map(math.isfinite, ratios.values())):
+            self._diverged("the weights became NaN/inf after the update", before_update=False)
+        self.step_count += 1
+        rec = StepRecord(self.step_count, self.epoch, loss, acc, (time.perf_counter() - t0) * 1e3,
+                         grad_norms, ratios)
+        self.history.append(rec)
+        if len(self.history) > HISTORY_CAP:
+            half = len(self.history) // 2
+            self.history = self.history[:half:2] + self.history[half:]
+        self._maybe_snapshot()
+        if self.step_count % self.config.val_every == 0:
+            self._validate()
+        return rec
+
+    def run(self, n_steps: int, callback=None) -> list[StepRecord]:
+        """``n_steps`` steps; ``callback(record)`` after each. Validates at the end too. Returns the records."""
+        records = []
+        for _ in range(int(n_steps)):
+            rec = self.step()
+            records.append(rec)
+            if callback is not None:
+                callback(rec)
+        if records and self.val_history[-1][0] != self.step_count:
+            self._validate()
+        return records
+
+    def validate_now(self) -> tuple[int, float, float]:
+        """Evaluate on the validation set now (unless already done at this step); returns the entry."""
+        if not self.val_history or self.val_history[-1][0] != self.step_count:
+            self._validate()
+        return self.val_history[-1]
+
+    # ------------------------------------------------------------------------------------------------------
+    # Divergence: keep the last good weights and optimiser state
+    # ------------------------------------------------------------------------------------------------------
+    def _save_good(self) -> None:
+        """Copy the weights (whose loss was finite) and the optimiser state into reusable buffers."""
+        for name, p in self.net.named_params():
+            buf = self._prev.get(name)
+            if buf is None or buf.shape != p.shape or buf.dtype != p.dtype:
+                self._prev[name] = buf = np.empty_like(p)
+                self._diff[name] = np.empty_like(p)
+            np.copyto(buf, p)
+        saved = self._prev_opt[1] if self._prev_opt is not None else {}
+        state = {}
+        for name, slots in self.optimizer.state.items():
+            state[name] = {}
+            for key, arr in slots.items():
+                buf = saved.get(name, {}).get(key)
+                if buf is None or buf.shape != arr.shape or buf.dtype != arr.dtype:
+                    buf = np.empty_like(arr)
+                np.copyto(buf, arr)
+                state[name][key] = buf
+        self._prev_opt = (self.optimizer.t, state)
+        self._has_prev = True
+
+    def _diverged(self, what: str, before_update: bool) -> None:
+        """Restore the last weights whose loss was finite (and the optimiser state then) and raise."""
+        restored = "no update had succeeded yet; the weights are unchanged"
+        if self._has_prev:
+            for name, p in self.net.named_params():
+                np.copyto(p, self._prev[name])
+            t, state = self._prev_opt
+            self.optimizer.t = t
+            self.optimizer.state = {n: {k: a.copy() for k, a in s.items()} for n, s in state.items()}
+            good_step = self.step_count - 1 if before_update else self.step_count
+            restored = f"the weights of step {good_step} were restored"
+        for layer in self.net.layers:
+            for key, g in layer.grads.items():
+                if not np.all(np.isfinite(g)):
+                    layer.grads[key] = np.zeros_like(g)
+        cfg = self.config
+        raise TrainingDiverged(
+            f"Training diverged at step {self.step_count + 1}: {what}. The learning rate {cfg.lr:g} "
+            f"({cfg.optimizer}) is probably too high: lower it (e.g. to {cfg.lr / 10:g}) and reset. {restored}.")
+
+    # ------------------------------------------------------------------------------------------------------
+    # Snapshots of the first conv layer
+    # ------------------------------------------------------------------------------------------------------
+    def _snapshot(self) -> None:
+        if self._conv_index is None:
+            return
+        layer = self.net.layers[self._conv_index]
+        grads = layer.grads["W"].copy() if self.step_count else np.zeros_like(layer.params["W"])
+        self.snapshots.append(Snapshot(self.step_count, layer.params["W"].copy(), grads))
+
+    def _maybe_snapshot(self) -> None:
+        s = self.step_count
+        if s <= SNAPSHOT_DENSE_STEPS or s % self._snap_every == 0:
+            self._snapshot()
+        if len(self.snapshots) > SNAPSHOT_CAP:
+            self._snap_every *= 2
+            self.snapshots = [sn for sn in self.snapshots
+                              if sn.step <= SNAPSHOT_DENSE_STEPS or sn.step % self._snap_every == 0
+                              or sn is self.snapshots[-1]]
+
+    # ------------------------------------------------------------------------------------------------------
+    # User examples
+    # ------------------------------------------------------------------------------------------------------
+    def add_examples(self, images: np.ndarray, labels) -> None:
+        """Add user images (n, 1, 28, 28) float32 in [0, 1] (or (n, 28, 28)) with digit labels (n,) to the
+        training set. They are trained on in the very next step, then take part in every epoch."""
+        x = np.asarray(images, dtype=np.float32)
+        if x.ndim == 3:
+            x = x[:, None]  # (n, 1, 28, 28)
+        if x.ndim != 4 or x.shape[1:] != INPUT_SHAPE:
+            raise ValueError(f"images must be (n, 1, 28, 28), got {x.shape}")
+        if not np.all(np.isfinite(x)) or x.min(initial=0) < 0 or x.max(initial=0) > 1:
+            raise ValueError("images must be finite values in [0, 1]")
+        y = np.asarray(labels)
+        if y.ndim == 0:
+            y = y[None]
+        if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer) or (len(y) and not
+                                                                             (0 <= y.min() <= y.max() <= 9)):
+            raise ValueError(f"labels must be {len(x)} digits 0-9, got {labels!r}")
+        if len(self._extra_x) + len(x) > MAX_USER_EXAMPLES:
+            raise ValueError(f"at most {MAX_USER_EXAMPLES} user examples per session")
+        n_before = self.n_train
+        self._extra_x = np.concatenate([self._extra_x, x])
+        self._extra_y = np.concatenate([self._extra_y, y.astype(np.int64)])
+        self._rebuild_train_set()
+        new = np.arange(n_before, self.n_train)
+        if self.config.batch_size:
+            # put the new images at the front of what remains of this epoch: the next step sees them
+            self._order = np.concatenate([self._order[:self._pos], new, self._order[self._pos:]])
+
+    @property
+    def n_user_examples(self) -> int:
+        return len(self._extra_x)

@@ -1,0 +1,159 @@
+"""Small widgets and helpers shared by the pages: page CSS (and presentation mode), charts, metric rows."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import streamlit as st
+
+PRESENTATION_SCALE = 1.4  # figure scale factor in presentation mode
+
+_BASE_CSS = """
+<style>
+/* a little tighter than Streamlit's default, so that controls and the first figures fit at 1280x800 */
+.block-container {padding-top: 2.2rem; padding-bottom: 2rem; max-width: 1500px;}
+h1 {font-size: 2.1rem !important; padding-bottom: 0.2rem !important;}
+[data-testid="stMetricValue"] {font-size: 1.55rem;}
+[data-testid="stMetricLabel"] p {font-size: 0.85rem; color: #5b6577;}
+[data-testid="stSidebar"] [data-testid="stVerticalBlock"] {gap: 0.55rem;}
+div[data-testid="stPlotlyChart"] {overflow: hidden;}
+</style>
+"""
+
+_PRESENTATION_CSS = """
+<style>
+/* presentation mode: readable from the back of a room on a projector */
+html, body, [class*="st-"], .stMarkdown p, .stMarkdown li {font-size: 1.22rem;}
+h1 {font-size: 2.6rem !important;}
+h2, h3 {font-size: 1.9rem !important;}
+[data-testid="stMetricValue"] {font-size: 2.3rem;}
+[data-testid="stMetricLabel"] p {font-size: 1.15rem;}
+.stButton button, .stDownloadButton button {font-size: 1.2rem; padding: 0.45rem 1.1rem;}
+.block-container {max-width: 100%; padding-left: 2rem; padding-right: 2rem;}
+</style>
+"""
+
+
+def presentation() -> bool:
+    """True when the session is in presentation mode (larger fonts and figures, only essential controls)."""
+    return bool(st.session_state.get("presentation", False))
+
+
+def scale() -> float:
+    """Figure scale factor: 1 normally, larger in presentation mode."""
+    return PRESENTATION_SCALE if presentation() else 1.0
+
+
+def inject_css() -> None:
+    """Page-wide CSS (call once per run, from app.py)."""
+    st.html(_BASE_CSS + (_PRESENTATION_CSS if presentation() else ""))
+
+
+_PLOT_CONFIG = {
+    "displaylogo": False,
+    "modeBarButtonsToRemove": ["lasso2d", "select2d", "autoScale2d", "toggleSpikelines"],
+    "toImageButtonOptions": {"format": "png", "scale": 2},
+}
+
+
+def plot(fig: go.Figure, key: str, **kwargs):
+    """Show a Plotly figure with the app's look (our own colours and fonts, a slim mode bar)."""
+    return st.plotly_chart(fig, key=key, theme=None, config=_PLOT_CONFIG, **kwargs)
+
+
+def fmt(value, spec: str = ".4f", missing: str = "–") -> str:
+    """Format a number for a metric, or a dash when there is none yet."""
+    if value is None:
+        return missing
+    try:
+        return format(value, spec)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def metric_row(items: list[tuple[str, str, str | None]]) -> None:
+    """A row of st.metric: items are (label, already formatted value, help text or None)."""
+    cols = st.columns(len(items))
+    for col, (label, value, help_) in zip(cols, items, strict=True):
+        col.metric(label, value, help=help_)
+
+
+def show_error() -> None:
+    """Show (once) the session's last error, e.g. a diverged training run or a rejected upload."""
+    msg = st.session_state.pop("error", None)
+    if msg:
+        st.error(msg, icon="⚠️")
+    note = st.session_state.pop("notice", None)
+    if note:
+        st.success(note, icon="✅")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Model file: download the session's model, upload one back
+# ----------------------------------------------------------------------------------------------------------
+MAX_MODEL_BYTES = 5 * 2**20  # same as server.maxUploadSize in .streamlit/config.toml
+
+
+def _model_bytes(trainer, cfg, lock) -> bytes:
+    """The trainer's current weights and config as .npz bytes (runs when the user clicks Download, possibly
+    on a server thread: it takes the session's training lock so it never reads half-updated weights)."""
+    from cnnviz import io
+
+    with lock:
+        net = trainer.net.copy()
+    return io.model_to_bytes(net, cfg.to_dict())
+
+
+def _config_for_uploaded(net, cfg_dict):
+    """A validated RunConfig for an uploaded network: the file's own config, or one inferred from it."""
+    from cnnviz.config import RunConfig
+
+    spec = net.spec()
+    if cfg_dict is not None:
+        cfg = RunConfig.from_dict(dict(cfg_dict))
+        if [dict(s) for s in cfg.layers] != [dict(s) for s in RunConfig(preset="custom", layers=spec).layers]:
+            # the file's config describes another network than its weights: trust the weights
+            cfg = RunConfig.from_dict({**cfg.to_dict(), "preset": "custom", "layers": spec})
+        return cfg
+    cur = st.session_state["config"].to_dict()
+    last = spec[-1]["type"]
+    k = next((s["out_features"] for s in reversed(spec) if s["type"] == "Dense"), None)
+    task = "digits" if k == 10 else "gt4"
+    loss = ("mse" if cur["loss"] != "bce" else "bce") if last == "Sigmoid" else "softmax_ce"
+    return RunConfig.from_dict({**cur, "preset": "custom", "layers": spec, "task": task, "loss": loss})
+
+
+def _on_model_upload() -> None:
+    from cnnviz import io
+    from cnnviz.ui import state
+
+    f = st.session_state.get("model_file")
+    if f is None:
+        return
+    try:
+        raw = f.getvalue()
+        if len(raw) > MAX_MODEL_BYTES:
+            raise ValueError(f"the file is {len(raw) / 2**20:.1f} MB; the limit is "
+                             f"{MAX_MODEL_BYTES / 2**20:.0f} MB")
+        res = io.model_from_bytes(raw)
+        net, cfg_dict = res if isinstance(res, tuple) else (res, None)
+        cfg = _config_for_uploaded(net, cfg_dict)
+        state.replace_model(net, cfg)
+    except (ValueError, TypeError, KeyError) as e:
+        state.set_error(f"Model file '{f.name}' not loaded: {e}. The current model is kept.")
+        return
+    state.set_notice(f"Model loaded from {f.name} ({net.n_params:,} parameters): {cfg.describe()}")
+
+
+def model_file_box() -> None:
+    """Sidebar expander: download the session's model as .npz; upload one back (validated)."""
+    from cnnviz.ui import state
+
+    with st.sidebar.expander("Model file (.npz)", expanded=False):
+        tr, cfg, lock = state.get_trainer(), state.get_config(), st.session_state["train_lock"]
+        st.download_button(
+            "Download model", lambda: _model_bytes(tr, cfg, lock),
+            file_name=f"cnnviz-{cfg.preset}-step{tr.step_count}.npz", mime="application/octet-stream",
+            key="model_download", on_click="ignore", icon=":material/download:",
+            help="The weights, the layer spec and this config in one .npz (no pickle)")
+        st.file_uploader("Load a model (.npz)", type=["npz"], key="model_file", on_change=_on_model_upload,
+                         help="A model saved by cnnviz; every array is checked, a bad file is rejected")

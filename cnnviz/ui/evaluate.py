@@ -1,0 +1,147 @@
+"""Evaluate page: accuracy, confusion matrix (pick a cell to see its images), per-class accuracy and the most
+confidently misclassified images. Works for the 10-digit nets and the tutorial's binary net (2×2 matrix)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import streamlit as st
+
+from cnnviz import figures
+from cnnviz.data import task_targets
+from cnnviz.ui import common, state
+
+CLASS_NAMES = {"digits": [str(d) for d in range(10)], "gt4": ["0–4", "5–9"]}
+GALLERY_N = 24
+CHUNK = 250  # images per evaluation chunk (progress bar granularity)
+
+
+def _class_probs(proba: np.ndarray) -> np.ndarray:
+    """(N, K) network probabilities -> (N, n_classes): one sigmoid output p becomes (1 - p, p)."""
+    if proba.shape[1] == 1:
+        return np.concatenate([1.0 - proba, proba], axis=1)  # (N, 2)
+    return proba
+
+
+def evaluate(tr, which: str) -> dict:
+    """Evaluate the session's model on the validation or the training images, in chunks with a progress bar.
+
+    Returns images (N, 28, 28), true and predicted classes (N,), class probabilities (N, K), loss, accuracy.
+    """
+    if which == "train":
+        x, labels = tr.data.x_train, tr.data.y_train
+    else:
+        x, labels = tr.data.x_val, tr.data.y_val
+    n = len(x)
+    bar = st.progress(0.0, text=f"Evaluating {n:,} images…") if n > CHUNK else None
+    losses, probas = [], []
+    lock = st.session_state["train_lock"]
+    with lock:  # never read weights that a live-training tick is updating
+        for s in range(0, n, CHUNK):
+            loss, _, proba = tr.evaluate(x[s:s + CHUNK], labels[s:s + CHUNK])
+            losses.append(loss * len(proba))
+            probas.append(proba)
+            if bar is not None:
+                done = min(n, s + CHUNK)
+                bar.progress(done / n, text=f"Evaluating {done:,} / {n:,} images…")
+    if bar is not None:
+        bar.empty()
+    proba = np.concatenate(probas)  # (N, K)
+    probs = _class_probs(proba)
+    true = task_targets(labels, tr.config.task)  # (N,)
+    pred = tr.predicted_classes(proba)
+    return {"images": x[:, 0], "true": true, "pred": pred, "probs": probs, "loss": float(sum(losses) / n),
+            "acc": float((pred == true).mean()), "step": tr.step_count}
+
+
+def confusion(true: np.ndarray, pred: np.ndarray, k: int) -> np.ndarray:
+    """Counts (k, k): rows = true class, columns = predicted class."""
+    cm = np.zeros((k, k), dtype=np.int64)
+    np.add.at(cm, (true, pred), 1)
+    return cm
+
+
+def _cached_eval(tr, which: str) -> dict:
+    key = (id(tr), st.session_state.get("model_rev", 0), tr.step_count, which)
+    cache = st.session_state.get("eval_cache")
+    if cache is None or cache[0] != key:
+        cache = (key, evaluate(tr, which))
+        st.session_state["eval_cache"] = cache
+    return cache[1]
+
+
+def _gallery_captions(idx: np.ndarray, res: dict, names: list[str]) -> tuple[list[str], list[str]]:
+    captions, hovers = [], []
+    for i in idx:
+        t, p = int(res["true"][i]), int(res["pred"][i])
+        conf = float(res["probs"][i, p])
+        captions.append(f"{names[t]}→{names[p]} {conf:.0%}")
+        top = np.argsort(res["probs"][i])[::-1][:3]
+        hovers.append(f"image #{int(i)}<br>true {names[t]}, predicted {names[p]}<br>"
+                      + "<br>".join(f"p({names[j]}) = {res['probs'][i, j]:.3f}" for j in top))
+    return captions, hovers
+
+
+def render() -> None:
+    """The Evaluate page."""
+    tr = state.get_trainer()
+    cfg = state.get_config()
+    s = common.scale()
+    st.title("Evaluate")
+    st.caption(f"The session's model at step {tr.step_count:,} · {cfg.describe()}")
+    common.show_error()
+    if st.session_state.get("playing"):
+        st.info("Live training is running on the Train page; this evaluation is of the model right now.")
+    which = st.segmented_control("Images", ["val", "train"], key="eval_which", default="val", required=True,
+                                 format_func={"val": f"validation ({tr.data.n_val:,})",
+                                              "train": f"training ({tr.data.n_train:,})"}.get)
+    res = _cached_eval(tr, which or "val")
+    names = CLASS_NAMES[cfg.task]
+    k = len(names)
+    cm = confusion(res["true"], res["pred"], k)
+    per_class = np.divide(np.diag(cm), cm.sum(axis=1), out=np.zeros(k), where=cm.sum(axis=1) > 0)
+    wrong = res["pred"] != res["true"]
+    common.metric_row([
+        ("Accuracy", f"{res['acc']:.1%}", f"Share of the {len(wrong):,} images classified correctly"),
+        ("Loss", f"{res['loss']:.4f}", f"Mean {cfg.loss} loss"),
+        ("Errors", f"{int(wrong.sum()):,}", None),
+        ("Worst class", f"{names[int(np.argmin(per_class))]} ({per_class.min():.0%})",
+         "Lowest per-class accuracy"),
+    ])
+
+    # default cell: the most frequent confusion (or the first class when there is none)
+    off = cm.copy()
+    np.fill_diagonal(off, -1)
+    t0, p0 = np.unravel_index(int(np.argmax(off)), off.shape) if off.max() > 0 else (0, 0)
+    left, right = st.columns([1, 1], gap="large")
+    with left:
+        c1, c2 = st.columns(2)
+        t_sel = c1.selectbox("True class", range(k), index=int(t0), format_func=names.__getitem__,
+                             key=f"eval_true_{cfg.task}")
+        p_sel = c2.selectbox("Predicted class", range(k), index=int(p0), format_func=names.__getitem__,
+                             key=f"eval_pred_{cfg.task}")
+        common.plot(figures.confusion_matrix(cm, names, selected=(t_sel, p_sel), scale=s), key="eval_cm")
+    with right:
+        idx = np.flatnonzero((res["true"] == t_sel) & (res["pred"] == p_sel))
+        conf = res["probs"][idx, p_sel]
+        idx = idx[np.argsort(-conf)][:GALLERY_N]  # most confident first
+        cap, hov = _gallery_captions(idx, res, names)
+        verb = "correctly classified as" if t_sel == p_sel else "predicted as"
+        title = f"True {names[t_sel]} {verb} {names[p_sel]}: {int(cm[t_sel, p_sel])} images"
+        common.plot(figures.image_gallery(res["images"][idx], cap, title, ncols=6, scale=s, hover=hov,
+                                          height=round((90 + 78 * math.ceil(max(1, len(idx)) / 6)) * s)),
+                    key="eval_cell")
+        common.plot(figures.class_accuracy(per_class, names, overall=res["acc"], scale=s, height=260),
+                    key="eval_per_class")
+
+    st.subheader("Most confidently misclassified")
+    widx = np.flatnonzero(wrong)
+    conf = res["probs"][widx, res["pred"][widx]]
+    widx = widx[np.argsort(-conf)][:GALLERY_N]
+    cap, hov = _gallery_captions(widx, res, names)
+    common.plot(figures.image_gallery(res["images"][widx], cap,
+                                      f"The {len(widx)} errors the model was surest about (true → predicted, "
+                                      "confidence)", ncols=12, scale=s, hover=hov,
+                                      height=round((90 + 78 * math.ceil(max(1, len(widx)) / 12)) * s)),
+                key="eval_wrong")

@@ -1,0 +1,276 @@
+"""Gradients page: what the last training step computed and how the gradients evolve over the steps.
+
+∂E/∂filter beside each filter with the update −η·∂E/∂f; the dense layer's ∂E/∂W laid out as feature maps
+per output class; the gradient norm and update/parameter ratio of every parameter over the steps (log
+scale, so vanishing sigmoid gradients show); a histogram of each parameter's gradient; and, for the
+tutorial's network, the tutorial's own gradient beside the true one (``cnnviz.tutorial.compare_gradients``).
+
+The pure helpers (``param_label``, ``dense_input_shape``, ``history_series``, ``tutorial_comparison``) take
+plain objects and are tested without a browser; ``render()`` wires widgets to them and to
+``cnnviz.figures``. Nothing here changes the model.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from cnnviz import figures
+from cnnviz.network import infer_shapes
+from cnnviz.ui import common, state
+from cnnviz.ui.inside import class_names, is_tutorial_net
+
+LAYER_WORDS = {"Conv2D": "conv", "Dense": "dense"}
+RATIO_GUIDE = 1e-3  # a common rule of thumb: each step changes a weight by about 0.1 % of its size
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Pure helpers (no Streamlit)
+# ----------------------------------------------------------------------------------------------------------
+def param_label(net, name: str) -> str:
+    """A readable name for a parameter such as "0.W": "0.W (conv 1 filters)", "4.b (dense bias)"."""
+    i, key = name.split(".", 1)
+    layer = net.layers[int(i)]
+    kind = type(layer).__name__
+    nth = sum(type(lay).__name__ == kind for lay in net.layers[: int(i) + 1])
+    word = LAYER_WORDS.get(kind, kind.lower())
+    what = {"W": "filters" if kind == "Conv2D" else "weights", "b": "bias"}.get(key, key)
+    return f"{name} ({word} {nth} {what})" if kind == "Conv2D" else f"{name} ({word} {what})"
+
+
+def dense_input_shape(net, dense_index: int) -> tuple[int, ...]:
+    """The shape (C, H, W) of the feature maps that were flattened into the Dense layer at ``dense_index``,
+    or (D,) when its input is not a flattened stack of maps."""
+    shapes = infer_shapes(net.spec(), (1, 28, 28))
+    j = dense_index - 1
+    if j >= 0 and type(net.layers[j]).__name__ == "Flatten":
+        before = shapes[j - 1] if j >= 1 else (1, 28, 28)
+        if len(before) == 3:
+            return tuple(int(s) for s in before)
+    return (int(net.layers[dense_index].params["W"].shape[0]),)
+
+
+def history_series(history: list, field: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(steps (S,), {param name: values (S,)}) of ``grad_norms`` or ``update_ratios`` from StepRecords."""
+    steps = np.array([r.step for r in history], dtype=np.int64)
+    names = list(getattr(history[-1], field)) if history else []
+    series = {n: np.array([getattr(r, field).get(n, np.nan) for r in history], dtype=np.float64)
+              for n in names}
+    return steps, series
+
+
+def tutorial_comparison(net, x: np.ndarray, digits: np.ndarray) -> dict:
+    """The tutorial's gradient vs the true one at the current weights on the training images.
+
+    x (N, 1, 28, 28) in [0, 1], digits (N,). Adds "diff" (tutorial − true filter gradient (3, 1, 5, 5)) to
+    ``cnnviz.tutorial.compare_gradients``'s result.
+    """
+    from cnnviz.tutorial import compare_gradients
+
+    targets = (np.asarray(digits) > 4).astype(np.float64)  # the tutorial's task: 1 when digit > 4
+    res = compare_gradients(net, x, targets)
+    res["diff"] = res["tutorial"]["0.W"] - res["true"]["0.W"]
+    return res
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Page
+# ----------------------------------------------------------------------------------------------------------
+def _no_step_yet(trainer) -> None:
+    """The page before any training step: say so and offer to take one."""
+    st.info("No training step has been taken yet, so there are no gradients to show. A step runs the "
+            "forward pass on a batch, back-propagates the error and updates the weights: take one here, "
+            "or train on the Train page.", icon="ℹ️")
+    if st.button("Take one step", key="grad_first_step", type="primary"):
+        state.train(1)
+        st.rerun()
+    st.caption(f"Model: {trainer.config.describe()}" if hasattr(trainer.config, "describe") else "")
+
+
+def _conv_section(net, lr: float, optimizer: str, scale: float) -> None:
+    convs = [i for i, layer in enumerate(net.layers) if type(layer).__name__ == "Conv2D"]
+    if not convs:
+        return
+    st.subheader("Filters and their gradients")
+    c1, c2, _ = st.columns([1, 1, 2])
+    li = convs[0]
+    if len(convs) > 1:
+        li = c1.selectbox("Conv layer", convs, format_func=lambda i: f"conv {convs.index(i) + 1} (layer {i})",
+                          key="grad_conv_layer")
+    layer = net.layers[li]
+    W, G = np.asarray(layer.params["W"]), np.asarray(layer.grads["W"])  # (F, C, KH, KW)
+    F, C = W.shape[:2]
+    c = 0
+    if C > 1:
+        c = c2.selectbox("Input channel", list(range(C)), format_func=lambda k: f"channel {k + 1} of {C}",
+                         key=f"grad_conv_chan_{li}")
+    upd = -lr * G[:, c]  # (F, KH, KW)
+    rows = [("filter f", W[:, c], "diverging"), ("∂E/∂f", G[:, c], "diverging"),
+            ("−η·∂E/∂f", upd, "diverging")]
+    title = (f"Conv {convs.index(li) + 1}: each filter, its gradient and the update (η = {lr:g})"
+             + (f", input channel {c + 1}" if C > 1 else "") + " — one colour range per row")
+    cols = [f"filter {k + 1}" for k in range(F)]
+    fig = figures.heatmap_rows(rows, title, col_labels=cols, scale=scale,
+                               colorbar_titles=["weight", "gradient", "update"], panel_px=_panel(F))
+    common.plot(fig, key="grad_filters")
+    note = ("Red cells: increasing that weight would increase the error, so the update (the negative "
+            "gradient times η) lowers it; blue cells the other way.")
+    if optimizer != "sgd":
+        note += (f" With {optimizer.capitalize()}, each weight's actual step is the gradient rescaled by its "
+                 "running statistics, so −η·∂E/∂f shows the direction, not the exact size.")
+    st.caption(note)
+
+
+def _panel(n_cols: int) -> int:
+    """Row height for ``heatmap_rows`` so that square panels fill the page width without growing huge."""
+    return int(min(150, max(70, 900 / max(n_cols, 1))))
+
+
+def _dense_section(net, task: str, scale: float) -> None:
+    dense = [i for i, layer in enumerate(net.layers) if type(layer).__name__ == "Dense"]
+    if not dense:
+        return
+    li = dense[-1]
+    layer = net.layers[li]
+    W, G = np.asarray(layer.params["W"]), np.asarray(layer.grads["W"])  # (D, K)
+    K = W.shape[1]
+    shape = dense_input_shape(net, li)
+    st.subheader("Dense layer: ∂E/∂W laid out as the feature maps it reads")
+    names = class_names(task, K) if K > 1 else ["5–9 (the single output)"]
+    k = 0
+    if K > 1:
+        k = st.segmented_control("Output class", list(range(K)), format_func=lambda i: names[i],
+                                 default=0, key="grad_dense_class")
+        k = 0 if k is None else int(k)
+    if len(shape) == 3:
+        C, H, Wd = shape
+        w_maps = W[:, k].reshape(C, H, Wd)  # (C, H, W): the weight of every flattened feature
+        g_maps = G[:, k].reshape(C, H, Wd)  # (C, H, W)
+        rows = [("weights W", w_maps, "diverging"), ("∂E/∂W", g_maps, "diverging")]
+        fig = figures.heatmap_rows(rows, f"Dense weights and gradient for output “{names[k]}”, "
+                                   f"reshaped to the {C} maps of {H}×{Wd} they multiply",
+                                   col_labels=[f"map {c + 1}" for c in range(C)],
+                                   colorbar_titles=["weight", "gradient"], scale=scale,
+                                   panel_px=_panel(C) + 20)
+        common.plot(fig, key="grad_dense")
+        st.caption("Each cell is the weight (top) and its gradient (bottom) that connects one pixel of one "
+                   "feature map to this output: where the gradient is large, that pixel's activation "
+                   "mattered for this step's error.")
+    else:
+        fig = figures.flat_vector_figure(G[:, k], 1, f"∂E/∂W for output “{names[k]}”", scale=scale)
+        common.plot(fig, key="grad_dense")
+
+
+def _history_section(trainer, scale: float) -> None:
+    net = trainer.net
+    st.subheader("Over the steps")
+    steps, norms = history_series(trainer.history, "grad_norms")
+    _, ratios = history_series(trainer.history, "update_ratios")
+    label = {n: param_label(net, n) for n in norms}
+    c1, c2 = st.columns(2)
+    with c1:
+        fig = figures.series_figure(steps, {label[n]: v for n, v in norms.items()},
+                                    "Gradient norm ‖∂E/∂θ‖ per parameter", "gradient norm (log)", scale=scale)
+        common.plot(fig, key="grad_norms")
+    with c2:
+        fig = figures.series_figure(steps, {label[n]: v for n, v in ratios.items()},
+                                    "Update / parameter ratio ‖Δθ‖ / ‖θ‖", "ratio (log)",
+                                    reference=RATIO_GUIDE, reference_label="10⁻³ rule of thumb", scale=scale)
+        common.plot(fig, key="grad_ratios")
+    acts = {type(layer).__name__ for layer in net.layers}
+    msg = ("Both axes are logarithmic: a line that falls by a factor of 10 drops one grid line. ")
+    if "Sigmoid" in acts:
+        msg += ("This network uses sigmoid, whose derivative σ(1 − σ) is at most 0.25 and near 0 when a unit "
+                "saturates: the layers before it get smaller gradients (vanishing gradients).")
+    else:
+        msg += ("Ratios far above 10⁻³ mean the learning rate is large for that parameter; far below, "
+                "it barely moves.")
+    st.caption(msg)
+
+
+def _histogram_section(net, scale: float) -> None:
+    st.subheader("This step's gradients, value by value")
+    grads = {param_label(net, n): np.asarray(g) for n, g in net.named_grads()}
+    fig = figures.histogram_grid(grads, "Histogram of each parameter's gradient (count on a log axis)",
+                                 cols=min(4, len(grads)), scale=scale)
+    common.plot(fig, key="grad_hist")
+
+
+def _tutorial_section(trainer, scale: float) -> None:
+    """The tutorial's own gradient beside the true one, with the difference and cosine."""
+    st.subheader("The tutorial's gradient vs the true gradient")
+    key = ("grad_tut_cmp", st.session_state.get("model_rev", 0), len(trainer.history),
+           trainer.history[-1].step if trainer.history else 0)
+    cached = st.session_state.get("grad_tut_cache")
+    if cached is None or cached[0] != key:
+        data = trainer.data
+        try:
+            res = tutorial_comparison(trainer.net, data.x_train, data.y_train)
+        except ValueError as e:
+            st.info(f"The comparison needs the tutorial's exact network: {e}")
+            return
+        st.session_state["grad_tut_cache"] = (key, res)
+    else:
+        res = cached[1]
+    true, tut, diff = res["true"]["0.W"][:, 0], res["tutorial"]["0.W"][:, 0], res["diff"][:, 0]  # (3, 5, 5)
+    cos = res["per_filter_cosine"]
+    m0 = res["metrics"]["0.W"]
+    cols = [f"filter {k + 1} (cos {c:+.2f})" for k, c in enumerate(cos)]
+    rows = [("true ∂E/∂f", true, "diverging"), ("tutorial's", tut, "diverging"),
+            ("tutorial − true", diff, "diverging")]
+    left, right = st.columns([3, 2])
+    with left:
+        fig = figures.heatmap_rows(rows, f"Filter gradients at the current weights on the {res['n_images']} "
+                                   "training images", col_labels=cols, scale=scale,
+                                   colorbar_titles=["true", "tutorial", "difference"], panel_px=120)
+        common.plot(fig, key="grad_tutorial")
+    with right:
+        a, b = st.columns(2)
+        a.metric("Cosine (filters)", f"{m0['cosine']:+.2f}", help="1 = same direction, −1 = opposite")
+        b.metric("Size ratio (filters)", f"{m0['norm_ratio']:.2g}×", help="‖tutorial‖ / ‖true‖")
+        m3 = res["metrics"]["3.W"]
+        a.metric("Cosine (dense)", f"{m3['cosine']:+.2f}")
+        b.metric("Size ratio (dense)", f"{m3['norm_ratio']:.2g}×")
+        st.markdown(f"**Why they differ.** {res['explanations']['0.W']}")
+        st.caption(res["explanations"]["3.W"])
+    with st.expander("Each mistake in the tutorial's backward pass, and what fixing it changes"):
+        for mk in res["mistakes"]:
+            gain = mk["cosine_gain"]
+            st.markdown(f"**{mk['title']}** — {mk['explanation']} "
+                        f"(fixing only this changes the filter cosine by {gain['0.W']:+.2f}, "
+                        f"the dense cosine by {gain['3.W']:+.2f})")
+        table = [{"fixes": r["label"], "filter cosine": round(r["metrics"]["0.W"]["cosine"], 3),
+                  "filter rel. error": round(r["metrics"]["0.W"]["rel_error"], 3),
+                  "dense cosine": round(r["metrics"]["3.W"]["cosine"], 3),
+                  "dense rel. error": round(r["metrics"]["3.W"]["rel_error"], 3)} for r in res["ablation"]]
+        st.dataframe(table, hide_index=True, width="stretch")
+
+
+def render() -> None:
+    """Draw the Gradients page for the session's model."""
+    st.header("Gradients")
+    common.show_error()
+    trainer = state.get_trainer()
+    scale = common.scale()
+    if not trainer.history:
+        _no_step_yet(trainer)
+        return
+    net, cfg = trainer.net, trainer.config
+    rec = trainer.history[-1]
+    total = float(np.sqrt(sum(v * v for v in rec.grad_norms.values())))
+    c = st.columns([1, 1, 1, 1, 1.2], vertical_alignment="bottom")
+    c[0].metric("Step", f"{rec.step}")
+    c[1].metric("Batch loss", common.fmt(rec.loss))
+    c[2].metric("Learning rate η", f"{cfg.lr:g}")
+    c[3].metric("‖∇‖ (all)", f"{total:.3g}", help="Norm of all gradients of the last step together")
+    if c[4].button("Take one more step", key="grad_step", width="stretch"):
+        state.train(1)
+        st.rerun()
+    st.caption(f"The gradients of step {rec.step}: ∂E/∂θ for every parameter θ, computed by back-propagation "
+               f"on that step's batch ({cfg.optimizer}, loss {cfg.loss}).")
+    _conv_section(net, cfg.lr, cfg.optimizer, scale)
+    _dense_section(net, cfg.task, scale)
+    _history_section(trainer, scale)
+    _histogram_section(net, scale)
+    if is_tutorial_net(net, cfg.loss) and cfg.task == "gt4":
+        _tutorial_section(trainer, scale)

@@ -1,0 +1,166 @@
+"""Per-session state: this browser session's config, trainer, play flag and messages, in ``st.session_state``.
+
+Keys other modules may rely on (see the team plan):
+  "config"      RunConfig of the current model
+  "trainer"     the session's Trainer (built lazily by ``get_trainer``)
+  "drawing"     latest drawn/uploaded digit (28, 28) float32 in [0, 1], or None
+  "user_digits" list of (image (28, 28), label int) added by the Draw page
+  "playing"     live training on/off;  "speed"  the live-training speed name
+  "error" / "notice"  one-shot messages shown at the top of the next page run
+  "model_rev"   incremented whenever the model is replaced (rebuild, reset, upload): a cache key for pages
+
+Nothing here touches another session: every object is created per session, and the shared dataset comes
+read-only from ``resources``. Training runs under a per-session lock so that a full rerun and a fragment
+tick (which Streamlit may run on different threads) never update one model at once.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import streamlit as st
+
+from cnnviz.config import RunConfig, preset_config
+from cnnviz.trainer import Trainer, TrainingDiverged
+from cnnviz.ui import resources
+
+DEFAULT_PRESET = "classroom"
+
+# Live-training speeds: (seconds between redraws, time budget per redraw, max steps per redraw).
+SPEEDS: dict[str, tuple[float, float, int]] = {
+    "Slow": (0.5, 0.0, 1),  # one step at a time: watch every update
+    "Normal": (0.25, 0.1, 25),
+    "Fast": (0.25, 0.15, 200),  # bounded by LIMITS["steps_per_tick"]
+}
+DEFAULT_SPEED = "Normal"
+
+
+def init() -> None:
+    """Create this session's defaults (once per session; cheap on later runs)."""
+    ss = st.session_state
+    if "config" not in ss:
+        ss["config"] = preset_config(DEFAULT_PRESET)
+    ss.setdefault("playing", False)
+    ss.setdefault("speed", DEFAULT_SPEED)
+    ss.setdefault("drawing", None)
+    ss.setdefault("user_digits", [])
+    ss.setdefault("model_rev", 0)
+    if "train_lock" not in ss:
+        ss["train_lock"] = threading.Lock()
+
+
+def get_config() -> RunConfig:
+    """The session's current RunConfig."""
+    init()
+    return st.session_state["config"]
+
+
+def get_trainer() -> Trainer:
+    """The session's Trainer, built from the session's config on first use."""
+    init()
+    ss = st.session_state
+    tr = ss.get("trainer")
+    if tr is None:
+        cfg = ss["config"]
+        tr = Trainer(cfg, resources.dataset(cfg.task, cfg.train_size))
+        ss["trainer"] = tr
+    return tr
+
+
+def _lock() -> threading.Lock:
+    init()
+    return st.session_state["train_lock"]
+
+
+def set_error(msg: str) -> None:
+    st.session_state["error"] = msg
+
+
+def set_notice(msg: str) -> None:
+    st.session_state["notice"] = msg
+
+
+def _bump() -> None:
+    st.session_state["model_rev"] = st.session_state.get("model_rev", 0) + 1
+
+
+def apply_config(d: dict) -> RunConfig | None:
+    """Validate ``d`` with RunConfig.from_dict and rebuild the trainer; on a bad value keep the current model.
+
+    Returns the new config, or None (and an error message for the page) if it was rejected.
+    """
+    try:
+        cfg = RunConfig.from_dict(d)
+        trainer = Trainer(cfg, resources.dataset(cfg.task, cfg.train_size))
+    except (ValueError, TypeError) as e:
+        set_error(f"Configuration not applied: {e}. The current model is kept.")
+        return None
+    with _lock():
+        st.session_state["config"] = cfg
+        st.session_state["trainer"] = trainer
+        st.session_state["playing"] = False
+        _replay_user_digits(trainer)
+        _bump()
+    return cfg
+
+
+def _replay_user_digits(trainer: Trainer) -> None:
+    """Give a rebuilt trainer the user's own digits again (the Draw page's "teach it")."""
+    digits = st.session_state.get("user_digits") or []
+    if not digits:
+        return
+    import numpy as np
+
+    images = np.stack([np.asarray(im, dtype=np.float32) for im, _ in digits])[:, None]  # (n, 1, 28, 28)
+    labels = np.array([int(lab) for _, lab in digits], dtype=np.int64)
+    try:
+        trainer.add_examples(images, labels)
+    except ValueError as e:
+        set_error(f"Your digits could not be added to the new model: {e}")
+
+
+def reset() -> None:
+    """Back to step 0 with the same config (fresh weights from the seed); stops live training."""
+    tr = get_trainer()
+    with _lock():
+        st.session_state["playing"] = False
+        tr.reset()
+        _bump()
+
+
+def train(max_steps: int, budget_s: float | None = None) -> int:
+    """Run up to ``max_steps`` steps (stopping early once ``budget_s`` seconds are used); returns steps done.
+
+    Divergence stops live training and leaves a clear message; the trainer has already restored the last
+    good weights. If another run of this session holds the model, nothing is done (returns 0).
+    """
+    tr = get_trainer()
+    lock = _lock()
+    if not lock.acquire(timeout=5.0):
+        return 0
+    done = 0
+    try:
+        t0 = time.perf_counter()
+        while done < max_steps:
+            tr.step()
+            done += 1
+            if budget_s is not None and time.perf_counter() - t0 >= budget_s:
+                break
+    except TrainingDiverged as e:
+        st.session_state["playing"] = False
+        set_error(str(e))
+    finally:
+        lock.release()
+    return done
+
+
+def replace_model(net, cfg: RunConfig) -> None:
+    """Use an uploaded network (already validated) with its config; Reset returns to these weights."""
+    trainer = Trainer(cfg, resources.dataset(cfg.task, cfg.train_size), net=net)
+    with _lock():
+        st.session_state["config"] = cfg
+        st.session_state["trainer"] = trainer
+        st.session_state["playing"] = False
+        _replay_user_digits(trainer)
+        _bump()

@@ -1,0 +1,184 @@
+"""Train page: step, play and watch the filters and the curves change; replay the filters' history.
+
+Live training runs in a fragment with ``run_every`` while playing: each tick trains for a bounded time
+(``state.SPEEDS``), then redraws only the live part of the page. Buttons outside the fragment cause a full
+rerun, which Streamlit starts at the next tick boundary, so they stay responsive.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import streamlit as st
+
+from cnnviz import figures
+from cnnviz.ui import common, state
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Button callbacks (run before the page is drawn, so the figures of the same run show their effect)
+# ----------------------------------------------------------------------------------------------------------
+def _step(n: int) -> None:
+    if state.train(n):
+        state.get_trainer().validate_now()  # so the metrics and curves show validation at this very step
+
+
+def _toggle_play() -> None:
+    st.session_state["playing"] = not st.session_state.get("playing", False)
+
+
+def _reset() -> None:
+    state.reset()
+    state.set_notice("Reset: fresh weights from the seed, history cleared.")
+
+
+def _controls(tr) -> None:
+    playing = st.session_state.get("playing", False)
+    row = st.container(horizontal=True, vertical_alignment="bottom", gap="small")
+    row.button("Step", key="btn_step", on_click=_step, args=(1,), icon=":material/skip_next:",
+               help="One training step (one minibatch, or the full batch)")
+    row.button("Step ×10", key="btn_step10", on_click=_step, args=(10,), icon=":material/fast_forward:",
+               help="Ten training steps")
+    row.button("Pause" if playing else "Play", key="btn_play", on_click=_toggle_play, type="primary",
+               icon=":material/pause:" if playing else ":material/play_arrow:", width=110,
+               help="Train continuously and watch it learn")
+    epoch = row.button("1 epoch", key="btn_epoch", icon=":material/all_inclusive:",
+                       help=f"Train one pass over the {tr.n_train:,} training images "
+                            f"({tr.steps_per_epoch} steps) with a progress bar")
+    row.button("Reset", key="btn_reset", on_click=_reset, icon=":material/restart_alt:",
+               help="Back to step 0: fresh weights from the seed, empty history")
+    row.segmented_control("Speed", list(state.SPEEDS), key="speed", required=True,
+                          label_visibility="collapsed",
+                          help="Slow: one step per redraw. Normal / Fast: as many steps as fit in "
+                               "~0.1 s / ~0.15 s per redraw")
+    if epoch:
+        _run_epoch(tr)
+
+
+def _run_epoch(tr) -> None:
+    """One epoch in chunks, with a progress bar (long work shows progress)."""
+    st.session_state["playing"] = False
+    n = tr.steps_per_epoch
+    bar = st.progress(0.0, text=f"Training one epoch: 0 / {n} steps")
+    done, chunk = 0, max(1, n // 20)
+    while done < n:
+        k = state.train(min(chunk, n - done))
+        if k == 0:  # diverged (message set) or the model is busy
+            break
+        done += k
+        bar.progress(done / n, text=f"Training one epoch: {done} / {n} steps")
+    bar.empty()
+    if done:
+        tr.validate_now()
+        state.set_notice(f"Trained {done} steps (one epoch over {tr.n_train:,} images).")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The live part
+# ----------------------------------------------------------------------------------------------------------
+def _metrics(tr) -> None:
+    recent = tr.history[-20:]
+    loss = float(np.mean([r.loss for r in recent])) if recent else None
+    ms = float(np.mean([r.ms for r in recent])) if recent else None
+    val = tr.last_val
+    common.metric_row([
+        ("Step", f"{tr.step_count:,}", "Training steps so far (one minibatch each)"),
+        ("Epoch", f"{tr.epochs_done:.2f}", "Passes over the training set so far"),
+        ("Train loss", common.fmt(loss), "Mean batch loss over the last 20 steps"),
+        ("Val loss", common.fmt(val[1] if val else None),
+         f"On the 1,000 validation images, at step {val[0]}" if val else None),
+        ("Val accuracy", common.fmt(val[2] if val else None, ".1%"),
+         f"On the 1,000 validation images, at step {val[0]}" if val else None),
+        ("ms / step", common.fmt(ms, ".1f"),
+         "Mean time of forward + backward + update over the last 20 steps"),
+    ])
+
+
+def _first_conv_W(tr) -> np.ndarray | None:
+    for layer in tr.net.layers:
+        if type(layer).__name__ == "Conv2D":
+            return layer.params["W"]
+    return None
+
+
+def curves_figure(tr, scale: float, height: int = 300):
+    h = tr.history
+    steps = np.fromiter((r.step for r in h), dtype=np.float64, count=len(h))
+    loss = np.fromiter((r.loss for r in h), dtype=np.float64, count=len(h))
+    acc = np.fromiter((r.acc for r in h), dtype=np.float64, count=len(h))
+    v = np.asarray(tr.val_history, dtype=np.float64).reshape(-1, 3)  # (m, 3): step, loss, acc
+    return figures.training_curves(steps, loss, acc, v[:, 0], v[:, 1], v[:, 2], scale=scale, height=height)
+
+
+def _draw_live(tr) -> None:
+    s = common.scale()
+    _metrics(tr)
+    W = _first_conv_W(tr)
+    left, right = st.columns([2, 3], gap="medium")
+    with left:
+        if W is not None:
+            F = W.shape[0] * W.shape[1]
+            ncols = math.ceil(math.sqrt(F))  # a near-square grid fills the column best
+            common.plot(figures.filter_grid(W, title=f"Learned filters at step {tr.step_count}", ncols=ncols,
+                                            scale=s, height=360), key="train_filters")
+        else:
+            st.info("This network has no convolution layer, so there are no filters to show.")
+    with right:
+        common.plot(curves_figure(tr, s, height=360), key="train_curves")
+
+
+def _live() -> None:
+    """Fragment body: train one tick when playing, then redraw metrics, filters and curves."""
+    ss = st.session_state
+    if ss.get("playing"):
+        _, budget, max_steps = state.SPEEDS.get(ss.get("speed"), state.SPEEDS[state.DEFAULT_SPEED])
+        state.train(max_steps, budget_s=budget if budget > 0 else None)
+        if not ss.get("playing"):  # diverged during this tick: full rerun shows the message, stops the timer
+            st.rerun()
+    _draw_live(state.get_trainer())
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Replay
+# ----------------------------------------------------------------------------------------------------------
+def _replay(tr) -> None:
+    snaps = tr.snapshots
+    st.subheader("Replay the filters")
+    if len(snaps) < 2:
+        st.caption("Train a few steps: every step's filters are recorded (then every few steps) so that you "
+                   "can come back here and scrub through how they changed.")
+        return
+    steps = [sn.step for sn in snaps]
+    ss = st.session_state
+    key = f"replay_step_{ss.get('model_rev', 0)}"
+    if ss.get(key) not in steps:
+        ss.pop(key, None)
+    elif ss.get(key) == ss.get("replay_last"):  # the slider sat on the latest step: keep following it
+        ss[key] = steps[-1]
+    ss["replay_last"] = steps[-1]
+    chosen = st.select_slider("Show the filters at step", steps, value=steps[-1], key=key,
+                              help="Recorded snapshots of the first conv layer (spaced out for long runs)")
+    snap = snaps[steps.index(chosen)]
+    sample = snaps[:: max(1, len(snaps) // 20)]  # one colour range for the whole run
+    zmax = figures.symmetric_range(*(sn.filters for sn in sample), snaps[-1].filters)
+    fig = figures.filter_replay(snap.filters, snaps[0].filters, snap.step, scale=common.scale(), zmax=zmax)
+    common.plot(fig, key="train_replay")
+    st.caption("Left: the filters at that step, on one colour scale for the whole run. Right: how much each "
+               "weight moved since initialisation (its own scale).")
+
+
+def render() -> None:
+    """The Train page."""
+    tr = state.get_trainer()
+    cfg = state.get_config()
+    ss = st.session_state
+    st.title("Train")
+    st.caption(f"{cfg.describe()} · {tr.net.n_params:,} parameters · {tr.n_train:,} training images")
+    common.show_error()
+    _controls(tr)
+    playing = ss.get("playing", False)
+    interval = state.SPEEDS.get(ss.get("speed"), state.SPEEDS[state.DEFAULT_SPEED])[0] if playing else None
+    st.fragment(_live, run_every=interval)()
+    if not common.presentation():
+        _replay(state.get_trainer())

@@ -1,0 +1,276 @@
+"""Layer tests: numerical gradient checks (float64, central differences), a naive-loop conv oracle,
+the tutorial's worked example, max-pool tie routing, dtype handling and the fast conv path."""
+
+import numpy as np
+import pytest
+
+from cnnviz.layers import (
+    LAYER_TYPES,
+    AvgPool2D,
+    Conv2D,
+    Dense,
+    Flatten,
+    MaxPool2D,
+    ReLU,
+    Sigmoid,
+    Tanh,
+)
+
+
+def numerical_grad(f, x, eps=1e-6):
+    """Central-difference gradient of the scalar f() with respect to the array x (changed in place)."""
+    g = np.zeros_like(x)
+    it = np.nditer(x, flags=["multi_index"])
+    for _ in it:
+        idx = it.multi_index
+        old = x[idx]
+        x[idx] = old + eps
+        fp = f()
+        x[idx] = old - eps
+        fm = f()
+        x[idx] = old
+        g[idx] = (fp - fm) / (2 * eps)
+    return g
+
+
+def rel_error(a, b):
+    """||a - b|| / (||a|| + ||b||): scale-free, and not dominated by entries that are ~0."""
+    return np.linalg.norm(a - b) / max(1e-12, np.linalg.norm(a) + np.linalg.norm(b))
+
+
+def to64(layer):
+    for k in layer.params:
+        layer.params[k] = layer.params[k].astype(np.float64)
+    return layer
+
+
+def check_layer_grads(layer, x, seed=0, tol=1e-7):
+    """Check dx and every dparam of ``layer`` at ``x`` for the loss sum(y * r) with a random r."""
+    rng = np.random.default_rng(seed)
+    to64(layer)
+    y = layer.forward(x)
+    r = rng.standard_normal(y.shape)
+
+    def loss():
+        return float(np.sum(layer.forward(x) * r))
+
+    layer.forward(x)
+    dx = layer.backward(r.copy())
+    grads = {k: v.copy() for k, v in layer.grads.items()}
+    assert dx.shape == x.shape
+    assert dx.dtype == np.float64
+    num_dx = numerical_grad(loss, x)
+    assert rel_error(dx, num_dx) < tol, f"dx rel error {rel_error(dx, num_dx)}"
+    for k, p in layer.params.items():
+        assert grads[k].shape == p.shape
+        num = numerical_grad(loss, p)
+        assert rel_error(grads[k], num) < tol, f"d{k} rel error {rel_error(grads[k], num)}"
+
+
+def naive_conv(x, W, b, stride, padding):
+    """Loop oracle: out[n, f, y, x] = sum_{c,i,j} xp[n, c, y*s + i, x*s + j] * W[f, c, i, j] + b[f]."""
+    N, C, H, Wd = x.shape
+    F, _, KH, KW = W.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    Ho = (H + 2 * padding - KH) // stride + 1
+    Wo = (Wd + 2 * padding - KW) // stride + 1
+    out = np.zeros((N, F, Ho, Wo))
+    for n in range(N):
+        for f in range(F):
+            for yy in range(Ho):
+                for xx in range(Wo):
+                    patch = xp[n, :, yy * stride:yy * stride + KH, xx * stride:xx * stride + KW]
+                    out[n, f, yy, xx] = np.sum(patch * W[f]) + b[f]
+    return out
+
+
+CONV_CASES = [
+    # (N, C, H, W, F, K, stride, padding)
+    (2, 1, 7, 7, 3, 3, 1, 0),
+    (2, 1, 6, 9, 2, 3, 1, 0),   # non-square, single channel (fast path)
+    (2, 3, 7, 6, 2, 3, 1, 1),   # several channels, padding 1, non-square
+    (2, 2, 8, 7, 3, 3, 2, 0),   # stride 2
+    (1, 2, 7, 9, 2, 5, 2, 2),   # stride 2, padding 2, kernel 5
+    (2, 1, 9, 8, 2, 5, 1, 2),   # single channel, padding 2 (fast path with padding)
+    (2, 1, 9, 8, 2, 4, 3, 1),   # stride 3, even kernel, single channel
+    (1, 2, 5, 5, 1, 5, 1, 0),   # kernel as large as the input
+]
+
+
+@pytest.mark.parametrize("case", CONV_CASES)
+def test_conv_matches_naive_loops(case):
+    N, C, H, W, F, K, s, p = case
+    rng = np.random.default_rng(1)
+    layer = to64(Conv2D(C, F, K, stride=s, padding=p, rng=rng))
+    layer.params["b"] = rng.standard_normal(F)
+    x = rng.standard_normal((N, C, H, W))
+    y = layer.forward(x)
+    expected = naive_conv(x, layer.params["W"], layer.params["b"], s, p)
+    assert y.shape == expected.shape == (N, F, (H + 2 * p - K) // s + 1, (W + 2 * p - K) // s + 1)
+    np.testing.assert_allclose(y, expected, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("case", CONV_CASES)
+def test_conv_gradients(case):
+    N, C, H, W, F, K, s, p = case
+    rng = np.random.default_rng(2)
+    layer = Conv2D(C, F, K, stride=s, padding=p, rng=rng)
+    check_layer_grads(layer, rng.standard_normal((N, C, H, W)))
+
+
+def test_conv_tutorial_worked_example():
+    """The tutorial's 3x3 image and 2x2 filter give [[9, 32], [14, 26]]."""
+    layer = Conv2D(1, 1, 2)
+    layer.params["W"][...] = np.array([[1, 1], [0, 1]], dtype=np.float32)
+    layer.params["b"][...] = 0
+    img = np.array([[1, 7, 2], [11, 1, 23], [2, 2, 2]], dtype=np.float32)[None, None]
+    out = layer.forward(img)
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out[0, 0], [[9, 32], [14, 26]])
+
+
+def test_conv_fast_path_equals_general_path():
+    """The single-channel fast path gives the general im2col path's output and gradients (float32)."""
+    rng = np.random.default_rng(3)
+    for N, H, W, F, K, p in [(5, 28, 28, 3, 5, 0), (3, 11, 13, 8, 5, 2), (4, 10, 9, 2, 3, 1)]:
+        fast = Conv2D(1, F, K, padding=p, rng=rng)
+        fast.params["b"][...] = rng.standard_normal(F)
+        general = Conv2D(1, F, K, padding=p)
+        general.params = {k: v.copy() for k, v in fast.params.items()}
+        general.fast = False
+        x = rng.random((N, 1, H, W), dtype=np.float32)
+        y1, y2 = fast.forward(x), general.forward(x)
+        assert y1.dtype == y2.dtype == np.float32
+        np.testing.assert_allclose(y1, y2, rtol=1e-5, atol=1e-5)
+        d = rng.standard_normal(y1.shape).astype(np.float32)
+        dx1, dx2 = fast.backward(d), general.backward(d)
+        np.testing.assert_allclose(dx1, dx2, rtol=1e-5, atol=1e-5)
+        for k in ("W", "b"):
+            np.testing.assert_allclose(fast.grads[k], general.grads[k], rtol=1e-4, atol=1e-4)
+
+
+def test_conv_backward_without_dx_fills_grads_and_keeps_params():
+    rng = np.random.default_rng(4)
+    layer = Conv2D(2, 3, 3, padding=1, rng=rng)
+    before = {k: v.copy() for k, v in layer.params.items()}
+    x = rng.standard_normal((2, 2, 5, 5)).astype(np.float32)
+    y = layer.forward(x)
+    assert layer.backward(np.ones_like(y), need_dx=False) is None
+    np.testing.assert_allclose(layer.grads["b"], [2 * 25] * 3)
+    for k in before:
+        np.testing.assert_array_equal(layer.params[k], before[k])
+    dx = layer.backward(np.ones_like(y))
+    assert dx.shape == x.shape and dx.dtype == np.float32
+
+
+def test_conv_rejects_wrong_channels():
+    with pytest.raises(ValueError):
+        Conv2D(3, 2, 3).forward(np.zeros((1, 1, 5, 5), np.float32))
+    with pytest.raises(ValueError):
+        Conv2D(1, 2, 0)
+
+
+@pytest.mark.parametrize("size,stride,shape",
+                         [(2, None, (2, 3, 6, 8)), (3, 2, (2, 2, 7, 9)), (2, 1, (1, 2, 5, 4))])
+def test_pool_gradients(size, stride, shape):
+    rng = np.random.default_rng(5)
+    # distinct values so that the max is unique and the max-pool gradient is well defined
+    x = rng.permutation(np.prod(shape)).reshape(shape) / 7.0
+    check_layer_grads(MaxPool2D(size, stride), x.copy())
+    check_layer_grads(AvgPool2D(size, stride), x.copy())
+
+
+def test_maxpool_values_and_odd_size():
+    x = np.arange(2 * 1 * 5 * 5, dtype=np.float32).reshape(2, 1, 5, 5)
+    out = MaxPool2D(2).forward(x)
+    assert out.shape == (2, 1, 2, 2)
+    np.testing.assert_array_equal(out[0, 0], [[6, 8], [16, 18]])
+    avg = AvgPool2D(2).forward(x)
+    np.testing.assert_array_equal(avg[0, 0], [[3, 5], [13, 15]])
+
+
+def test_maxpool_routes_tied_gradient_to_first_maximum_only():
+    """MNIST has tied 1.0 pixels: the whole gradient goes to the first max in window order, as PyTorch."""
+    x = np.array([[[[1.0, 1.0, 0.0, 0.5],
+                    [1.0, 0.0, 0.5, 0.5],
+                    [0.0, 0.0, 0.25, 0.75],
+                    [0.0, 1.0, 0.75, 0.75]]]], dtype=np.float32)
+    pool = MaxPool2D(2)
+    out = pool.forward(x)
+    np.testing.assert_array_equal(out[0, 0], [[1.0, 0.5], [1.0, 0.75]])
+    dx = pool.backward(np.array([[[[10.0, 20.0], [30.0, 40.0]]]], dtype=np.float32))
+    expected = np.array([[10, 0, 0, 20],
+                         [0, 0, 0, 0],
+                         [0, 0, 0, 40],
+                         [0, 30, 0, 0]], dtype=np.float32)
+    np.testing.assert_array_equal(dx[0, 0], expected)
+    assert dx.sum() == 100.0
+
+
+def test_maxpool_overlapping_windows_accumulate():
+    x = np.array([[[[0.0, 5.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]]])
+    pool = MaxPool2D(2, stride=1)
+    out = pool.forward(x)
+    np.testing.assert_array_equal(out[0, 0], [[5, 5], [0, 0]])
+    dx = pool.backward(np.ones((1, 1, 2, 2)))
+    # both top windows pick the 5; the bottom windows are all-zero ties, first element wins
+    np.testing.assert_array_equal(dx[0, 0], [[0, 2, 0], [1, 1, 0], [0, 0, 0]])
+
+
+def test_dense_gradients_and_values():
+    rng = np.random.default_rng(6)
+    layer = Dense(7, 4, rng=rng)
+    check_layer_grads(layer, rng.standard_normal((5, 7)))
+    layer = Dense(2, 1)
+    layer.params["W"][...] = [[2.0], [3.0]]
+    layer.params["b"][...] = [1.0]
+    np.testing.assert_array_equal(layer.forward(np.array([[1.0, 1.0]], np.float32)), [[6.0]])
+
+
+@pytest.mark.parametrize("cls", [Sigmoid, ReLU, Tanh])
+def test_activation_gradients(cls):
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((3, 2, 4, 5)) * 3
+    x[np.abs(x) < 1e-3] = 0.5  # keep away from ReLU's kink
+    check_layer_grads(cls(), x)
+
+
+def test_activation_values():
+    x = np.array([-80.0, -2.0, 0.0, 2.0, 80.0], dtype=np.float32)
+    s = Sigmoid().forward(x)
+    assert s.dtype == np.float32
+    np.testing.assert_allclose(s, 1 / (1 + np.exp(-x.astype(np.float64))), rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(ReLU().forward(x), [0, 0, 0, 2, 80])
+    np.testing.assert_allclose(Tanh().forward(x), np.tanh(x))
+
+
+def test_flatten_is_c_order_and_reversible():
+    x = np.arange(2 * 3 * 2 * 2, dtype=np.float32).reshape(2, 3, 2, 2)
+    f = Flatten()
+    y = f.forward(x)
+    np.testing.assert_array_equal(y, x.reshape(2, 12))
+    np.testing.assert_array_equal(f.backward(y), x)
+    check_layer_grads(Flatten(), np.random.default_rng(8).standard_normal((2, 3, 2, 2)))
+
+
+@pytest.mark.parametrize("name", sorted(LAYER_TYPES))
+def test_float32_stays_float32(name):
+    """float32 in -> float32 out and float32 grads (no silent float64 upcasts)."""
+    rng = np.random.default_rng(9)
+    make = {"Conv2D": lambda: Conv2D(2, 3, 3, padding=1, rng=rng), "Dense": lambda: Dense(6, 4, rng=rng)}
+    layer = make.get(name, LAYER_TYPES[name])()
+    x = rng.standard_normal((2, 6) if name == "Dense" else (2, 2, 6, 6)).astype(np.float32)
+    y = layer.forward(x)
+    assert y.dtype == np.float32
+    dx = layer.backward(np.ones_like(y))
+    assert dx.dtype == np.float32
+    for g in layer.grads.values():
+        assert g.dtype == np.float32
+
+
+def test_spec_roundtrip_of_layers():
+    layers = (Conv2D(2, 4, 3, stride=2, padding=1), MaxPool2D(3, 2), AvgPool2D(2), Dense(5, 3), Flatten())
+    for layer in layers:
+        spec = layer.spec()
+        kwargs = {k: v for k, v in spec.items() if k != "type"}
+        assert LAYER_TYPES[spec["type"]](**kwargs).spec() == spec
