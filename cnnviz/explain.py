@@ -105,16 +105,16 @@ def occlusion(net, x: np.ndarray, cls: int, size: int = 4, stride: int = 2, fill
     in_x = (xs[None, :] >= lefts[:, None]) & (xs[None, :] < lefts[:, None] + size)  # (PX, W)
     masks = in_y[:, None, :, None] & in_x[None, :, None, :]  # (PY, PX, H, W)
     masks = masks.reshape(-1, H, W)  # (P, H, W)
-    batch = np.where(masks[:, None], np.float32(fill), x)  # (P, C, H, W)
-
-    def prob(inputs: np.ndarray) -> np.ndarray:
-        p = np.asarray(net.predict_proba(inputs))  # (N, K)
-        if p.shape[1] == 1:
-            return p[:, 0] if cls == 1 else 1.0 - p[:, 0]
-        return p[:, cls]
-
-    base = prob(x)[0]
-    drops = base - prob(batch)  # (P,)
+    occluded = np.where(masks[:, None], np.float32(fill), x)  # (P, C, H, W)
+    batch = np.concatenate([x, occluded])  # (1 + P, C, H, W): the original first, all in one forward pass
+    p = np.asarray(net.predict_proba(batch))  # (1 + P, K)
+    if p.shape[1] == 1:
+        prob = p[:, 0] if cls == 1 else 1.0 - p[:, 0]  # (1 + P,)
+    else:
+        if not 0 <= cls < p.shape[1]:
+            raise ValueError(f"class {cls} is out of range for a network with {p.shape[1]} outputs")
+        prob = p[:, cls]
+    drops = prob[0] - prob[1:]  # (P,)
     total = np.tensordot(drops, masks.astype(np.float32), axes=1)  # (H, W)
     counts = masks.sum(axis=0)  # (H, W)
     return (total / np.maximum(counts, 1)).astype(np.float32)  # (H, W)

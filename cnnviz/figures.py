@@ -427,8 +427,8 @@ def heatmap_rows(
     n_rows = len(rows)
     m = rows[0][1].shape[0]
     col_labels = col_labels or [f"filter {j + 1}" for j in range(m)]
-    fig = make_subplots(rows=n_rows, cols=m, column_titles=col_labels, row_titles=[r[0] for r in rows],
-                        horizontal_spacing=0.1 / m, vertical_spacing=0.06)
+    fig = make_subplots(rows=n_rows, cols=m, column_titles=col_labels, horizontal_spacing=0.1 / m,
+                        vertical_spacing=0.06)
     layout = {}
     for i, (name, maps, kind) in enumerate(rows):
         maps = np.asarray(maps, dtype=np.float32)
@@ -444,16 +444,14 @@ def heatmap_rows(
         top, bottom = 1 - i / n_rows, 1 - (i + 1) / n_rows
         cb_title = colorbar_titles[i] if colorbar_titles else name
         ca["colorbar"] = {"title": {"text": cb_title, "side": "right"}, "thickness": 10, "len": 0.8 / n_rows,
-                          "y": (top + bottom) / 2, "yanchor": "middle", "x": 1.07, "tickformat": ".2g"}
+                          "y": (top + bottom) / 2, "yanchor": "middle", "x": 1.07, "tickformat": ".2g",
+                          "nticks": 5}
         layout[ax] = ca
     _hide_ticks(fig)
     _square(fig, n_rows * m)
     fig.update_xaxes(title_text="column", row=n_rows, col=1)
-    fig.update_yaxes(title_text="row", row=n_rows, col=1)
-    # Row titles sit on the right by default; move them to the left, clear of the colour bars.
-    for ann in fig.layout.annotations:
-        if ann.textangle == 90:
-            ann.update(x=-0.01, xanchor="right", textangle=-90)
+    for i, (name, _, _) in enumerate(rows):  # each row is named by its first panel's y-axis title
+        fig.update_yaxes(title_text=name, title_standoff=4, row=i + 1, col=1)
     style(fig, title, height=80 + n_rows * panel_px, scale=scale, **layout)
     fig.update_layout(margin={"l": 70, "r": 80})
     fig.update_annotations(font_size=round(11 * scale))
@@ -474,9 +472,10 @@ def flat_vector_figure(vec: np.ndarray, n_segments: int, title: str, segment_nam
     for k in range(1, n_segments):
         fig.add_vline(x=k * seg - 0.5, line={"color": "white", "width": 2})
     tick_vals = [k * seg + seg / 2 - 0.5 for k in range(n_segments)] if n_segments <= 32 else None
+    prefix = f"{segment_name} " if n_segments <= 8 else ""  # many segments: numbers only, so labels fit
     fig.update_xaxes(title_text=f"index in the vector (D = {d}; {n_segments} {segment_name}s × {seg})",
-                     tickvals=tick_vals, ticktext=[f"{segment_name} {k + 1}" for k in range(n_segments)]
-                     if tick_vals else None, showgrid=False)
+                     tickvals=tick_vals, ticktext=[f"{prefix}{k + 1}" for k in range(n_segments)]
+                     if tick_vals else None, tickangle=0, showgrid=False)
     fig.update_yaxes(showticklabels=False, title_text="1 × D", showgrid=False)
     return style(fig, title, height=170, scale=scale, coloraxis=ca)
 
@@ -562,7 +561,8 @@ def conv_step_figure(image: np.ndarray, kernel: np.ndarray, steps: list[dict], i
     fig.update_yaxes(title_text="row", row=1, col=1)
     title = (f"Step {index + 1} of {len(steps)}: window at row {r0}, column {c0} → "
              f"output[{s['row']}, {s['col']}] = Σ patch ⊙ filter = {s['value']:.4g}")
-    style(fig, title, height=panel_h + 110, scale=scale, plot_bgcolor="#e9edf3")
+    style(fig, title, height=panel_h + 110, scale=scale)
+    fig.update_layout(plot_bgcolor="#e9edf3")  # grey behind the cells: white and empty cells stay visible
     fig.update_annotations(font_size=round(12 * scale))
     return fig
 
@@ -596,10 +596,21 @@ def series_figure(steps: np.ndarray, series: dict[str, np.ndarray], title: str, 
                                  hovertemplate=f"{name}<br>step %{{x}}<br>%{{y:.3g}}<extra></extra>"))
     if reference is not None:
         fig.add_hline(y=reference, line={"dash": "dash", "color": MUTED},
-                      annotation_text=reference_label, annotation_position="top left")
-    fig.update_xaxes(title_text="step")
+                      annotation_text=reference_label, annotation_position="top right")
+    steps = np.asarray(steps)
+    # Whole steps only; on a log axis label only the powers of ten once the data spans a few of them.
+    fig.update_xaxes(title_text="step", dtick=1 if steps.size and steps.max() - steps.min() <= 10 else None,
+                     tickformat="d")
     fig.update_yaxes(title_text=y_title, type="log" if log_y else "linear", exponentformat="power")
-    return style(fig, title, height=340, scale=scale, legend={"title": {"text": "parameter"}})
+    if log_y:
+        vals = np.concatenate([np.asarray(v, dtype=np.float64).ravel() for v in series.values()] or [[]])
+        vals = vals[np.isfinite(vals) & (vals > 0)]
+        if vals.size and np.log10(vals.max() / vals.min()) >= 2:
+            fig.update_yaxes(dtick=1)
+    style(fig, title, height=360, scale=scale,
+          legend={"orientation": "h", "yanchor": "top", "y": -0.25, "x": 0, "title": {"text": ""}})
+    fig.update_layout(margin={"b": round(90 * scale)})
+    return fig
 
 
 def histogram_grid(values: dict[str, np.ndarray], title: str, bins: int = 40, cols: int = 4,
@@ -620,10 +631,106 @@ def histogram_grid(values: dict[str, np.ndarray], title: str, bins: int = 40, co
         fig.add_trace(go.Bar(x=centres, y=counts, width=edges[1] - edges[0], marker_color=TRAIN_COLOUR,
                              name=name, hovertemplate="%{x:.3g}: %{y} values<extra></extra>"),
                       row=i // cols + 1, col=i % cols + 1)
-        fig.update_xaxes(title_text=x_title, exponentformat="e", tickformat=".1e", nticks=4,
-                         row=i // cols + 1, col=i % cols + 1)
-        fig.update_yaxes(type="log", row=i // cols + 1, col=i % cols + 1,
+        fig.update_xaxes(title_text=x_title, tickformat=".0e", nticks=5, row=i // cols + 1, col=i % cols + 1)
+        fig.update_yaxes(type="log", dtick=1, row=i // cols + 1, col=i % cols + 1,
                          title_text="count" if i % cols == 0 else None)
     style(fig, title, height=90 + 230 * rows, scale=scale, showlegend=False, bargap=0)
     fig.update_annotations(font_size=round(12 * scale))
+    return fig
+
+
+# --- Draw ---
+# Builders for the Draw page: the 28×28 input the network receives, saliency and occlusion maps laid over the
+# drawing, and the drawing's feature maps (one tiled heatmap, cheap to redraw after every stroke).
+
+
+def _overlay_colourscale(opacity: float = 0.85) -> list[list]:
+    """``DIVERGING``-like blue-white-red with the middle fully transparent, so 0 shows the image beneath."""
+    return [
+        [0.0, f"rgba(33, 102, 172, {opacity})"],
+        [0.25, f"rgba(103, 169, 207, {opacity * 0.8:.3f})"],
+        [0.5, "rgba(247, 247, 247, 0)"],
+        [0.75, f"rgba(239, 138, 98, {opacity * 0.8:.3f})"],
+        [1.0, f"rgba(178, 24, 43, {opacity})"],
+    ]
+
+
+def _image_axes(fig: go.Figure, size: int) -> None:
+    """A square image panel: row 0 at the top, no ticks, a thin frame."""
+    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, ticks="", range=[-0.5, size - 0.5],
+                     constrain="domain", showline=True, linecolor="#d0d5de", mirror=True)
+    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, ticks="", range=[size - 0.5, -0.5],
+                     scaleanchor="x", constrain="domain", showline=True, linecolor="#d0d5de", mirror=True)
+
+
+def digit_input_figure(image: np.ndarray, title: str = "What the network sees (28×28)", scale: float = 1.0,
+                       height: int = 250) -> go.Figure:
+    """The (28, 28) input in [0, 1] as the network receives it: white ink on black, hover gives each value."""
+    image = np.asarray(image, dtype=np.float32)
+    fig = go.Figure(go.Heatmap(z=image, colorscale=IMAGE, zmin=0, zmax=1, showscale=False,
+                               hovertemplate="row %{y}, col %{x}<br>value %{z:.2f}<extra></extra>"))
+    style(fig, title, height=height, scale=scale)
+    fig.update_layout(margin={"l": 10, "r": 10, "t": round(40 * scale), "b": 10})
+    _image_axes(fig, image.shape[0])
+    return fig
+
+
+def explanation_overlay(image: np.ndarray, heat: np.ndarray, title: str, colorbar_title: str,
+                        scale: float = 1.0, height: int = 270) -> go.Figure:
+    """A map ``heat`` (H, W) laid over the digit ``image`` (H, W): red where it is positive, blue negative.
+
+    The digit is drawn dark on white underneath; the map uses a blue-white-red scale centred on 0 whose middle
+    is transparent, so pixels that do not matter show the drawing itself. One symmetric colour range.
+    """
+    image = np.asarray(image, dtype=np.float32)
+    heat = np.asarray(heat, dtype=np.float32)
+    r = symmetric_range(heat)
+    fig = go.Figure()
+    fig.add_trace(go.Heatmap(z=image, colorscale=[[0, "white"], [1, "#4a4f5c"]], zmin=0, zmax=1,
+                             showscale=False, hoverinfo="skip"))
+    fig.add_trace(go.Heatmap(
+        z=heat, colorscale=_overlay_colourscale(), zmin=-r, zmax=r, zmid=0.0,
+        customdata=image, hovertemplate="row %{y}, col %{x}<br>" + colorbar_title
+        + " %{z:.3g}<br>ink %{customdata:.2f}<extra></extra>",
+        colorbar={"title": {"text": colorbar_title, "side": "right"}, "thickness": 10, "len": 0.85,
+                  "tickformat": ".1e" if r < 1e-2 else ".2g", "nticks": 5},
+    ))
+    style(fig, title, height=height, scale=scale)
+    fig.update_layout(margin={"l": 10, "r": 10, "t": round(40 * scale), "b": 10})
+    _image_axes(fig, image.shape[0])
+    return fig
+
+
+def feature_maps_figure(maps: np.ndarray, title: str, ncols: int = 8, scale: float = 1.0,
+                        height: int | None = None, labels: list[str] | None = None) -> go.Figure:
+    """Feature maps (F, H, W) (e.g. the first conv layer after its activation) as one tiled heatmap.
+
+    One trace with NaN gaps (cheap to redraw), one shared ``SEQUENTIAL`` colour range, a label above each
+    map and hover naming the map, pixel and value.
+    """
+    maps = np.asarray(maps, dtype=np.float32)
+    if maps.ndim != 3:
+        raise ValueError(f"feature_maps_figure expects (F, H, W) maps, got {maps.shape}")
+    n, h, w = maps.shape
+    labels = labels or [f"map {k + 1}" for k in range(n)]
+    gap = max(2, h // 6)
+    ncols = max(1, min(ncols, n))
+    tiled, index = tile(maps, ncols, gap)  # (R, Cols), (R, Cols, 3)
+    names = np.asarray(labels, dtype=object)
+    hover = np.where(index[..., 0] >= 0, names[np.maximum(index[..., 0], 0)], "")  # (R, Cols)
+    finite = maps[np.isfinite(maps)]
+    lo = float(finite.min()) if finite.size else 0.0
+    hi = float(finite.max()) if finite.size else 1.0
+    fig = go.Figure(go.Heatmap(
+        z=tiled, colorscale=SEQUENTIAL, zmin=lo, zmax=hi if hi > lo else lo + 1e-6, hoverongaps=False,
+        customdata=index, text=hover,
+        hovertemplate="%{text}<br>row %{customdata[1]}, col %{customdata[2]}<br>value %{z:.3g}"
+                      "<extra></extra>",
+        colorbar={"title": {"text": "activation", "side": "right"}, "thickness": 10, "len": 0.9},
+    ))
+    nrows = -(-n // ncols)
+    style(fig, title, height=height or (70 + 125 * nrows), scale=scale)
+    fig.update_layout(annotations=_tile_labels(n, ncols, h, w, gap, labels, round(11 * scale)),
+                      margin={"l": 10, "r": 10, "b": 10})
+    _tile_axes(fig)
     return fig

@@ -1,8 +1,9 @@
 """Model files: ``.npz`` holding a JSON spec and the weights, read without pickle and validated throughout.
 
 Layout (a zip, as ``np.savez_compressed`` writes it): ``spec.npy`` is a uint8 array of UTF-8 JSON
-``{"format": "cnnviz-model", "version": 1, "layers": [...], "params": {"0.W": {"shape": [...], "dtype":
-"float32"}, ...}, "config": {...} | null, "extra": {...} | null}`` and every parameter is ``<layer>.<key>.npy``.
+``{"format": "cnnviz-model", "version": 1, "layers": [...], "params": {"0.W": {"shape": [...],
+"dtype": "<f4"}, ...}, "config": {...} | null, "extra": {...} | null}``, and every parameter is
+``<layer>.<key>.npy``.
 
 Loading trusts nothing: the zip's declared sizes are checked before anything is decompressed (zip bombs),
 each array's ``.npy`` header (dtype, shape) is checked against the spec before its data is read (no object
@@ -37,7 +38,7 @@ __all__ = ["save_model", "load_model", "load_model_and_config", "load_model_full
 
 
 def param_shapes(layers: list[dict]) -> dict[str, tuple[int, ...]]:
-    """Expected parameter shapes of a (validated) spec: {"0.W": (F, C, KH, KW), "0.b": (F,), "3.W": (in, out)}."""
+    """Expected parameter shapes of a valid spec: {"0.W": (F, C, KH, KW), "0.b": (F,), "3.W": (in, out)}."""
     shapes: dict[str, tuple[int, ...]] = {}
     for i, raw in enumerate(layers):
         s = normalize_layer(raw, i)
@@ -64,8 +65,8 @@ def _config_dict(config) -> dict | None:
     raise TypeError(f"config must be a RunConfig, a dict or None, got {type(config).__name__}")
 
 
-def save_model(path_or_file: str | os.PathLike | IO[bytes], net: Network, config=None, extra: dict | None = None
-               ) -> None:
+def save_model(path_or_file: str | os.PathLike | IO[bytes], net: Network, config=None,
+               extra: dict | None = None) -> None:
     """Write ``net`` (and optionally its RunConfig and a JSON-able ``extra`` dict) as a compressed .npz."""
     arrays: dict[str, np.ndarray] = {}
     meta: dict[str, dict] = {}
@@ -164,7 +165,8 @@ def _parse_spec(blob: np.ndarray) -> dict:
         raise ValueError(f"not a cnnviz model (format {spec.get('format')!r}, expected {FORMAT!r})")
     version = spec.get("version")
     if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:
-        raise ValueError(f"unsupported model format version {version!r} (this cnnviz reads up to {FORMAT_VERSION})")
+        raise ValueError(f"unsupported model format version {version!r} "
+                         f"(this cnnviz reads up to {FORMAT_VERSION})")
     unknown = set(spec) - {"format", "version", "layers", "params", "config", "extra"}
     if unknown:
         raise ValueError(f"unknown fields in the model spec: {sorted(unknown)}")
@@ -191,7 +193,8 @@ def _load(src) -> tuple[Network, dict | None, dict | None]:
             total += info.file_size
             by_name[info.filename] = info
         if total > MAX_FILE_BYTES:  # declared uncompressed sizes: a zip bomb is refused before decompressing
-            raise ValueError(f"model file would decompress to {total} bytes, more than the {MAX_FILE_BYTES} allowed")
+            raise ValueError(f"model file would decompress to {total} bytes, "
+                             f"more than the {MAX_FILE_BYTES} allowed")
         if SPEC_MEMBER not in by_name:
             raise ValueError("model file has no spec (spec.npy is missing): not a cnnviz model")
         if by_name[SPEC_MEMBER].file_size > MAX_SPEC_BYTES + MAX_HEADER_BYTES:
@@ -202,7 +205,8 @@ def _load(src) -> tuple[Network, dict | None, dict | None]:
         expected = param_shapes(layers)
         meta = spec.get("params")
         if not isinstance(meta, dict) or set(meta) != set(expected):
-            raise ValueError(f"the spec's parameter list does not match its layers (expected {sorted(expected)})")
+            raise ValueError("the spec's parameter list does not match its layers "
+                             f"(expected {sorted(expected)})")
         members = {f"{name}.npy" for name in expected} | {SPEC_MEMBER}
         if set(by_name) != members:
             missing, extra = sorted(members - set(by_name)), sorted(set(by_name) - members)
@@ -211,7 +215,8 @@ def _load(src) -> tuple[Network, dict | None, dict | None]:
         for name, shape in expected.items():
             m = meta[name]
             if not isinstance(m, dict) or m.get("shape") != list(shape):
-                raise ValueError(f"the spec gives {name} the shape {m.get('shape') if isinstance(m, dict) else m}, "
+                given = m.get("shape") if isinstance(m, dict) else m
+                raise ValueError(f"the spec gives {name} the shape {given}, "
                                  f"but its layer needs {list(shape)}")
             arr = _read_member(zf, by_name[f"{name}.npy"], shape, ALLOWED_DTYPES, f"array {name}")
             if not np.all(np.isfinite(arr)):

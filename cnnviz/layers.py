@@ -111,9 +111,10 @@ class Conv2D(Layer):
     Input (N, C, H, W), output (N, F, H_out, W_out), H_out = (H + 2*padding - KH) // stride + 1.
     params["W"] is (F, C, KH, KW), params["b"] is (F,).
 
-    The general path is im2col by KH*KW slice copies (a loop over kernel offsets, never over pixels or
-    images) and one matrix product. A single-input-channel, stride-1 layer uses a faster path (see
-    ``_fast_single_channel``), which is tested equal to the general one.
+    Two implementations behind the same API, tested equal: the general path (``fast = False``) is plain
+    im2col by KH*KW slice copies (a loop over kernel offsets, never over pixels or images) and one matrix
+    product; the default fast path (``_forward_fast``) puts the images on the innermost axis, which makes
+    the copies contiguous and the products well shaped (see the comment there).
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, rng=None, *,
@@ -124,7 +125,7 @@ class Conv2D(Layer):
         self.kernel_size = _check_int("kernel_size", kernel_size, 1)
         self.stride = _check_int("stride", stride, 1)
         self.padding = _check_int("padding", padding, 0)
-        self.fast = True  # allow the single-input-channel fast path (tests switch it off to compare)
+        self.fast = True  # images-innermost implementation (tests switch it off to compare)
         self.reset_parameters(rng, init)
         self._cache = None
 
@@ -162,10 +163,26 @@ class Conv2D(Layer):
         """x (N, C, H, W) -> (N, F, H_out, W_out)."""
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"Conv2D expects input (N, {self.in_channels}, H, W), got {x.shape}")
-        _, Ho, Wo = self.output_shape(x.shape[1:])
-        W, b = self.params["W"], self.params["b"]
-        dtype = np.result_type(x.dtype, W.dtype)
+        dtype = np.result_type(x.dtype, self.params["W"].dtype)
         x = x.astype(dtype, copy=False)
+        if self.fast:
+            return self._forward_fast(x)
+        return self._forward_general(x)
+
+    def backward(self, dout: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
+        """dout (N, F, H_out, W_out) -> dx (N, C, H, W); fills grads["W"], grads["b"]."""
+        if self._cache is None:
+            raise RuntimeError("Conv2D.backward called before forward")
+        if self._cache[0] == "fast":
+            return self._backward_fast(dout, need_dx)
+        return self._backward_general(dout, need_dx)
+
+    # -- general path: im2col by slice copies, one matrix product ---------------------------------------
+
+    def _forward_general(self, x: np.ndarray) -> np.ndarray:
+        _, Ho, Wo = self.output_shape(x.shape[1:])
+        dtype = x.dtype
+        W, b = self.params["W"], self.params["b"]
         N, C = x.shape[:2]
         F, _, K, _ = W.shape
         s = self.stride
@@ -180,14 +197,11 @@ class Conv2D(Layer):
         out = W.reshape(F, C * K * K).astype(dtype, copy=False) @ cols2  # (F, N*H_out*W_out)
         out = out.reshape(F, N, Ho, Wo)  # (F, N, H_out, W_out)
         out += b.astype(dtype, copy=False)[:, None, None, None]
-        self._cache = (x.shape, cols2)
+        self._cache = ("general", x.shape, cols2)
         return out.transpose(1, 0, 2, 3)  # (N, F, H_out, W_out) view
 
-    def backward(self, dout: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
-        """dout (N, F, H_out, W_out) -> dx (N, C, H, W); fills grads["W"], grads["b"]."""
-        if self._cache is None:
-            raise RuntimeError("Conv2D.backward called before forward")
-        x_shape, cols2 = self._cache
+    def _backward_general(self, dout: np.ndarray, need_dx: bool) -> np.ndarray | None:
+        _, x_shape, cols2 = self._cache
         N, C, H, Wd = x_shape
         W = self.params["W"]
         F, _, K, _ = W.shape
@@ -205,8 +219,109 @@ class Conv2D(Layer):
         for i in range(K):
             for j in range(K):
                 dxp[:, :, i:i + s * (Ho - 1) + 1:s, j:j + s * (Wo - 1) + 1:s] += dcols[:, i, j]
-        dx = dxp[:, :, p:p + H, p:p + Wd].transpose(1, 0, 2, 3)  # (N, C, H, W) view
-        return dx
+        return dxp[:, :, p:p + H, p:p + Wd].transpose(1, 0, 2, 3)  # (N, C, H, W) view
+
+    # -- fast path: images on the innermost axis (see _correlate_nlast) -------------------------------
+
+    def _forward_fast(self, x: np.ndarray) -> np.ndarray:
+        _, Ho, Wo = self.output_shape(x.shape[1:])
+        N, C, H, Wd = x.shape
+        dtype = x.dtype
+        W, b = self.params["W"], self.params["b"]
+        p = self.padding
+        xt = _to_nlast(x, p)  # (Hp, C, Wp, N)
+        out, win = _correlate_nlast(xt, W.astype(dtype, copy=False), self.stride, Ho, Wo)  # (F, Ho, Wo, N)
+        out += b.astype(dtype, copy=False)[:, None, None, None]
+        self._cache = ("fast", x.shape, xt, win)
+        return out.transpose(3, 0, 1, 2)  # (N, F, H_out, W_out) view
+
+    def _backward_fast(self, dout: np.ndarray, need_dx: bool) -> np.ndarray | None:
+        _, x_shape, xt, win = self._cache
+        N, C, H, Wd = x_shape
+        W = self.params["W"]
+        F, _, K, _ = W.shape
+        _, _, Ho, Wo = dout.shape
+        p, s = self.padding, self.stride
+        dtype = xt.dtype
+        L = Wo * N
+        dT = np.ascontiguousarray(dout.transpose(1, 2, 3, 0), dtype=dtype)  # (F, H_out, W_out, N)
+        d2 = dT.reshape(F, Ho * L)  # (F, P)
+        self.grads["b"] = d2.sum(axis=1)  # (F,)
+        if C == 1 and s == 1:
+            # one tap at a time, (F, P) @ (P,), each tap a contiguous block of a column-shifted copy:
+            # a per-row (F, L) @ (L, KH*KW) product would spend its time packing the tall operand
+            dW = np.empty((F, 1, K, K), dtype=dtype)
+            for j in range(K):
+                xj = np.ascontiguousarray(xt[:, 0, j:j + Wo])  # (Hp, W_out, N)
+                for i in range(K):
+                    dW[:, 0, i, j] = d2 @ xj[i:i + Ho].reshape(-1)
+        else:
+            g = np.matmul(dT.reshape(F, Ho, L).transpose(1, 0, 2), win.transpose(0, 2, 1))  # (H_out, F, R)
+            dW = g.sum(axis=0).reshape(F, K, C, K).transpose(0, 2, 1, 3)  # (F, C, KH, KW)
+        self.grads["W"] = np.ascontiguousarray(dW)
+        if not need_dx:
+            return None
+        q = K - 1 - p
+        if s == 1 and q >= 0:
+            # dx is the correlation of dout, padded by K-1-p, with the flipped filters (F and C swapped)
+            dpad = np.zeros((Ho + 2 * q, F, Wo + 2 * q, N), dtype=dtype)  # (Ho + 2q, F, Wo + 2q, N)
+            dpad[q:q + Ho, :, q:q + Wo] = dT.transpose(1, 0, 2, 3)
+            Wflip = W.astype(dtype, copy=False)[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)  # (C, F, KH, KW)
+            dxt, _ = _correlate_nlast(dpad, Wflip, 1, H, Wd)  # (C, H, W, N)
+            return dxt.transpose(3, 0, 1, 2)  # (N, C, H, W) view
+        # strided: scatter the window gradients back (col2im on the column-shifted layout)
+        R = K * C * K
+        Wr = W.transpose(0, 2, 1, 3).reshape(F, R).astype(dtype, copy=False)  # (F, KH*C*KW)
+        dwin = np.matmul(Wr.T, dT.reshape(F, Ho, L).transpose(1, 0, 2))  # (H_out, R, L)
+        dwin = dwin.reshape(Ho, K, C, K, Wo, N)  # (H_out, KH, C, KW, W_out, N)
+        Hp, Wp = H + 2 * p, Wd + 2 * p
+        dcolsj = np.zeros((Hp, C, K, Wo, N), dtype=dtype)  # (Hp, C, KW, W_out, N)
+        for i in range(K):
+            dcolsj[i:i + s * (Ho - 1) + 1:s] += dwin[:, i]
+        dxt = np.zeros((Hp, C, Wp, N), dtype=dtype)  # (Hp, C, Wp, N)
+        for j in range(K):
+            dxt[:, :, j:j + s * (Wo - 1) + 1:s] += dcolsj[:, :, j]
+        return dxt[p:p + H, :, p:p + Wd].transpose(3, 1, 0, 2)  # (N, C, H, W) view
+
+
+# Images-innermost convolution. With the images last, a shifted window of the input is a block of long
+# contiguous rows, so the copies run at memcpy speed and the matrix products get W_out * N columns. Only
+# the KW column shifts are copied (colsj: KW times the input, not KH*KW times as in im2col): for output
+# row y the KH*C*KW rows (i, c, j) of its window are consecutive rows of colsj, so one strided view gives
+# every row's window, and one batched matmul (a (F, R) @ (R, W_out*N) product per output row) does the
+# convolution. The output is (F, H_out, W_out, N) in memory; Flatten then reshapes it without a copy.
+
+
+def _to_nlast(x: np.ndarray, p: int) -> np.ndarray:
+    """(N, C, H, W) -> zero-padded (H + 2p, C, W + 2p, N): images on the innermost axis."""
+    N, C, H, W = x.shape
+    xt = np.empty((H + 2 * p, C, W + 2 * p, N), dtype=x.dtype) if p == 0 else \
+        np.zeros((H + 2 * p, C, W + 2 * p, N), dtype=x.dtype)
+    xt[p:p + H, :, p:p + W] = x.transpose(2, 1, 3, 0)  # (H, C, W, N)
+    return xt
+
+
+def _correlate_nlast(xt: np.ndarray, W: np.ndarray, s: int, Ho: int, Wo: int):
+    """Cross-correlate padded images xt (Hp, C, Wp, N) with filters W (F, C, K, K), stride s.
+
+    Returns (out (F, H_out, W_out, N), win): win (H_out, K*C*K, W_out*N) is the window view, which the
+    filter gradient reuses.
+    """
+    Hp, C, Wp, N = xt.shape
+    F, _, K, _ = W.shape
+    L = Wo * N
+    colsj = np.empty((Hp, C, K, Wo, N), dtype=xt.dtype)  # colsj[y, c, j, x, n] = xt[y, c, x*s + j, n]
+    for j in range(K):
+        colsj[:, :, j] = xt[:, :, j:j + s * (Wo - 1) + 1:s]
+    R = K * C * K
+    item = colsj.itemsize
+    win = np.lib.stride_tricks.as_strided(
+        colsj, shape=(Ho, R, L), strides=(s * C * K * L * item, L * item, item), writeable=False
+    )  # (H_out, KH*C*KW, W_out*N): win[y, (i, c, j), (x, n)] = xt[y*s + i, c, x*s + j, n]
+    Wr = W.transpose(0, 2, 1, 3).reshape(F, R)  # (F, KH*C*KW), rows in (i, c, j) order
+    out = np.empty((F, Ho, Wo, N), dtype=xt.dtype)  # (F, H_out, W_out, N)
+    np.matmul(Wr, win, out=out.reshape(F, Ho, L).transpose(1, 0, 2))  # per output row: (F, R) @ (R, L)
+    return out, win
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -245,15 +360,13 @@ class _Pool2D(Layer):
         return [x[:, :, i:i + s * (Ho - 1) + 1:s, j:j + s * (Wo - 1) + 1:s]
                 for i in range(k) for j in range(k)]
 
-    def _scatter(self, x_shape, parts, dtype):
-        """dx (N, C, H, W) from per-window-offset gradients ``parts`` (each (N, C, H_out, W_out))."""
-        dx = np.zeros(x_shape, dtype=dtype)
-        _, _, Ho, Wo = parts[0].shape
+    def _dx_buffer(self, x, dtype):
+        """dx with the memory layout of x (so that the writes below and the next layer's reads are
+        contiguous), zeroed unless the windows tile x exactly (then every element is written once)."""
         k, s = self.size, self.stride
-        for idx, part in enumerate(parts):
-            i, j = divmod(idx, k)
-            dx[:, :, i:i + s * (Ho - 1) + 1:s, j:j + s * (Wo - 1) + 1:s] += part
-        return dx
+        _, _, H, W = x.shape
+        tiles = s == k and H % k == 0 and W % k == 0
+        return (np.empty_like if tiles else np.zeros_like)(x, dtype=dtype), not tiles
 
 
 class MaxPool2D(_Pool2D):
@@ -265,13 +378,10 @@ class MaxPool2D(_Pool2D):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         wins = self._windows(x)
-        out = wins[0].copy()  # (N, C, H_out, W_out)
-        arg = np.zeros(out.shape, dtype=np.int8)  # index of the first maximum in its window
-        for idx in range(1, len(wins)):
-            better = wins[idx] > out  # strict: an earlier tie keeps the gradient
-            np.copyto(out, wins[idx], where=better)
-            arg[better] = idx
-        self._cache = (x.shape, x.dtype, arg)
+        out = np.array(wins[0], order="K")  # (N, C, H_out, W_out), x's memory layout
+        for w in wins[1:]:
+            np.maximum(out, w, out=out)
+        self._cache = (x, out)
         return out
 
     def backward(self, dout: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
@@ -279,11 +389,21 @@ class MaxPool2D(_Pool2D):
             raise RuntimeError("MaxPool2D.backward called before forward")
         if not need_dx:
             return None
-        x_shape, dtype, arg = self._cache
-        dtype = np.result_type(dtype, dout.dtype)
-        zero = np.zeros((), dtype=dtype)
-        parts = [np.where(arg == idx, dout, zero) for idx in range(self.size * self.size)]
-        return self._scatter(x_shape, parts, dtype)
+        x, out = self._cache
+        dtype = np.result_type(x.dtype, dout.dtype)
+        dx, accumulate = self._dx_buffer(x, dtype)
+        rest = dout  # gradient not yet given to an earlier maximum of its window
+        wins, dxs = self._windows(x), self._windows(dx)
+        # ufuncs (not np.where) so that every temporary keeps the memory layout of x
+        for idx, (w, d) in enumerate(zip(wins, dxs, strict=True)):
+            is_max = np.equal(w, out)
+            if accumulate:
+                d += rest * is_max
+            else:
+                np.multiply(rest, is_max, out=d)
+            if idx + 1 < len(wins):
+                rest = rest * np.logical_not(is_max)
+        return dx
 
 
 class AvgPool2D(_Pool2D):
@@ -291,11 +411,11 @@ class AvgPool2D(_Pool2D):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         wins = self._windows(x)
-        out = wins[0].copy()  # (N, C, H_out, W_out)
+        out = np.array(wins[0], order="K")  # (N, C, H_out, W_out), x's memory layout
         for w in wins[1:]:
             out += w
         out *= 1.0 / len(wins)
-        self._cache = (x.shape, x.dtype)
+        self._cache = x
         return out
 
     def backward(self, dout: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
@@ -303,10 +423,16 @@ class AvgPool2D(_Pool2D):
             raise RuntimeError("AvgPool2D.backward called before forward")
         if not need_dx:
             return None
-        x_shape, dtype = self._cache
-        dtype = np.result_type(dtype, dout.dtype)
-        part = (dout * (1.0 / (self.size * self.size))).astype(dtype, copy=False)
-        return self._scatter(x_shape, [part] * (self.size * self.size), dtype)
+        x = self._cache
+        dtype = np.result_type(x.dtype, dout.dtype)
+        dx, accumulate = self._dx_buffer(x, dtype)
+        part = dout * np.asarray(1.0 / (self.size * self.size), dtype=dtype)
+        for d in self._windows(dx):
+            if accumulate:
+                d += part
+            else:
+                np.copyto(d, part)
+        return dx
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -362,7 +488,13 @@ class Dense(Layer):
         self.grads["b"] = dout.sum(axis=0)  # (out,)
         if not need_dx:
             return None
-        return dout @ self.params["W"].T  # (N, in)
+        W = self.params["W"]
+        if x.flags.f_contiguous and not x.flags.c_contiguous:
+            # x came from a Flatten of an images-innermost conv output: give dx the same layout
+            if W.shape[1] == 1:
+                return (W * dout.T).T  # outer product (in, 1) * (1, N); a K=1 matmul is slow
+            return (W @ dout.T).T  # (N, in), memory (in, N)
+        return dout @ W.T  # (N, in)
 
 
 class Flatten(Layer):
@@ -413,7 +545,10 @@ class Sigmoid(Layer):
         if not need_dx:
             return None
         y = self._y
-        return dout * y * (1.0 - y)
+        dx = np.subtract(1.0, y, dtype=np.result_type(y, dout))  # keeps y's memory layout
+        dx *= y
+        dx *= dout
+        return dx
 
 
 class ReLU(Layer):
@@ -433,7 +568,7 @@ class ReLU(Layer):
             raise RuntimeError("ReLU.backward called before forward")
         if not need_dx:
             return None
-        return np.where(self._y > 0, dout, 0).astype(np.result_type(dout, self._y), copy=False)
+        return np.multiply(dout, self._y > 0, dtype=np.result_type(dout, self._y))
 
 
 class Tanh(Layer):

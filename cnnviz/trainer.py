@@ -107,7 +107,8 @@ class Trainer:
         self.step_count = 0
         self.epoch = 1
         self._snap_every = 5
-        self._conv_index = next((i for i, layer in enumerate(self.net.layers) if isinstance(layer, Conv2D)), None)
+        convs = [i for i, layer in enumerate(self.net.layers) if isinstance(layer, Conv2D)]
+        self._conv_index = convs[0] if convs else None
         self._prev: dict[str, np.ndarray] = {}  # weights before the latest good update (divergence restore)
         self._diff: dict[str, np.ndarray] = {}  # scratch for ΔW
         self._prev_opt: tuple[int, dict[str, dict[str, np.ndarray]]] | None = None
@@ -122,7 +123,7 @@ class Trainer:
         return int(self.net.forward(np.zeros((1, *INPUT_SHAPE), dtype=np.float32)).shape[1])
 
     def _rebuild_train_set(self) -> None:
-        """Training arrays = the dataset's, plus this session's user examples (a new array, never in place)."""
+        """Training arrays = the dataset's plus this session's user examples (a new array, never in place)."""
         if len(self._extra_x):
             self._x = np.concatenate([self.data.x_train, self._extra_x])  # (N + n, 1, 28, 28)
             labels = np.concatenate([self.data.y_train, self._extra_y])
@@ -209,7 +210,8 @@ class Trainer:
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Probabilities (N, K) for images x (N, 1, 28, 28), in chunks."""
         chunk = self._eval_chunk()
-        return np.concatenate([self._proba(self.net.forward(x[s:s + chunk])) for s in range(0, len(x), chunk)])
+        parts = [self._proba(self.net.forward(x[s:s + chunk])) for s in range(0, len(x), chunk)]
+        return np.concatenate(parts)
 
     def _validate(self) -> None:
         loss, acc, _ = self.evaluate(self.data.x_val, self.data.y_val)
@@ -277,7 +279,7 @@ class Trainer:
         return rec
 
     def run(self, n_steps: int, callback=None) -> list[StepRecord]:
-        """``n_steps`` steps; ``callback(record)`` after each. Validates at the end too. Returns the records."""
+        """``n_steps`` steps, ``callback(record)`` after each; validates at the end. Returns the records."""
         records = []
         for _ in range(int(n_steps)):
             rec = self.step()
@@ -336,7 +338,8 @@ class Trainer:
         cfg = self.config
         raise TrainingDiverged(
             f"Training diverged at step {self.step_count + 1}: {what}. The learning rate {cfg.lr:g} "
-            f"({cfg.optimizer}) is probably too high: lower it (e.g. to {cfg.lr / 10:g}) and reset. {restored}.")
+            f"({cfg.optimizer}) is probably too high: lower it (e.g. to {cfg.lr / 10:g}) and reset. "
+            f"{restored}.")
 
     # ------------------------------------------------------------------------------------------------------
     # Snapshots of the first conv layer
@@ -391,3 +394,22 @@ class Trainer:
     @property
     def n_user_examples(self) -> int:
         return len(self._extra_x)
+
+
+def train_epochs(trainer: Trainer, epochs: int, on_step=None, on_epoch=None) -> tuple[int, float, float]:
+    """Train whole epochs (``epochs × steps_per_epoch`` steps), validating after each one.
+
+    ``on_step(record, steps_done)`` after every step, ``on_epoch(epoch, (step, val_loss, val_acc))`` after
+    every epoch. Returns the final (step, val_loss, val_acc). TrainingDiverged propagates.
+    """
+    done = 0
+    for epoch in range(1, int(epochs) + 1):
+        for _ in range(trainer.steps_per_epoch):
+            rec = trainer.step()
+            done += 1
+            if on_step is not None:
+                on_step(rec, done)
+        val = trainer.validate_now()
+        if on_epoch is not None:
+            on_epoch(epoch, val)
+    return trainer.validate_now()

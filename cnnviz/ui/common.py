@@ -122,26 +122,33 @@ def _config_for_uploaded(net, cfg_dict):
     return RunConfig.from_dict({**cur, "preset": "custom", "layers": spec, "task": task, "loss": loss})
 
 
-def _on_model_upload() -> None:
+def load_model_upload(name: str, raw: bytes) -> bool:
+    """Replace the session's model by an uploaded .npz (validated by cnnviz.io); True on success.
+
+    Any problem (not a model, corrupt, wrong shapes, NaN weights, a config out of range, too large) leaves a
+    clear message for the page and keeps the current model.
+    """
     from cnnviz import io
     from cnnviz.ui import state
 
-    f = st.session_state.get("model_file")
-    if f is None:
-        return
     try:
-        raw = f.getvalue()
         if len(raw) > MAX_MODEL_BYTES:
             raise ValueError(f"the file is {len(raw) / 2**20:.1f} MB; the limit is "
                              f"{MAX_MODEL_BYTES / 2**20:.0f} MB")
-        res = io.model_from_bytes(raw)
-        net, cfg_dict = res if isinstance(res, tuple) else (res, None)
+        net, cfg_dict = io.model_from_bytes(raw)
         cfg = _config_for_uploaded(net, cfg_dict)
         state.replace_model(net, cfg)
     except (ValueError, TypeError, KeyError) as e:
-        state.set_error(f"Model file '{f.name}' not loaded: {e}. The current model is kept.")
-        return
-    state.set_notice(f"Model loaded from {f.name} ({net.n_params:,} parameters): {cfg.describe()}")
+        state.set_error(f"Model file '{name}' not loaded: {e}. The current model is kept.")
+        return False
+    state.set_notice(f"Model loaded from {name} ({net.n_params:,} parameters): {cfg.describe()}")
+    return True
+
+
+def _on_model_upload() -> None:
+    f = st.session_state.get("model_file")
+    if f is not None:
+        load_model_upload(f.name, f.getvalue())
 
 
 def model_file_box() -> None:

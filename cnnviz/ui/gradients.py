@@ -146,16 +146,24 @@ def _dense_section(net, task: str, scale: float) -> None:
         C, H, Wd = shape
         w_maps = W[:, k].reshape(C, H, Wd)  # (C, H, W): the weight of every flattened feature
         g_maps = G[:, k].reshape(C, H, Wd)  # (C, H, W)
-        rows = [("weights W", w_maps, "diverging"), ("∂E/∂W", g_maps, "diverging")]
-        fig = figures.heatmap_rows(rows, f"Dense weights and gradient for output “{names[k]}”, "
-                                   f"reshaped to the {C} maps of {H}×{Wd} they multiply",
-                                   col_labels=[f"map {c + 1}" for c in range(C)],
-                                   colorbar_titles=["weight", "gradient"], scale=scale,
-                                   panel_px=_panel(C) + 20)
-        common.plot(fig, key="grad_dense")
-        st.caption("Each cell is the weight (top) and its gradient (bottom) that connects one pixel of one "
-                   "feature map to this output: where the gradient is large, that pixel's activation "
-                   "mattered for this step's error.")
+        what = f"output “{names[k]}”, reshaped to the {C} maps of {H}×{Wd} they multiply"
+        if C <= 8:
+            rows = [("weights W", w_maps, "diverging"), ("∂E/∂W", g_maps, "diverging")]
+            fig = figures.heatmap_rows(rows, f"Dense weights and gradient for {what}",
+                                       col_labels=[f"map {c + 1}" for c in range(C)],
+                                       colorbar_titles=["weight", "gradient"], scale=scale,
+                                       panel_px=_panel(C) + 20)
+            common.plot(fig, key="grad_dense")
+        else:  # many maps: one grid each, 8 to a row, so the panels stay readable
+            labels = [f"map {c + 1}" for c in range(C)]
+            for key, maps, name, cb in (("grad_dense", g_maps, "Gradient ∂E/∂W", "gradient"),
+                                        ("grad_dense_w", w_maps, "Weights W", "weight")):
+                fig = figures.map_grid(maps, f"{name} for {what}", kind="diverging", labels=labels, cols=8,
+                                       panel_px=88, colorbar_title=cb, scale=scale)
+                common.plot(fig, key=key)
+        st.caption("Each cell is the weight and its gradient that connect one pixel of one feature map to "
+                   "this output: where the gradient is large, that pixel's activation mattered for this "
+                   "step's error.")
     else:
         fig = figures.flat_vector_figure(G[:, k], 1, f"∂E/∂W for output “{names[k]}”", scale=scale)
         common.plot(fig, key="grad_dense")
@@ -173,8 +181,9 @@ def _history_section(trainer, scale: float) -> None:
                                     "Gradient norm ‖∂E/∂θ‖ per parameter", "gradient norm (log)", scale=scale)
         common.plot(fig, key="grad_norms")
     with c2:
-        fig = figures.series_figure(steps, {label[n]: v for n, v in ratios.items()},
-                                    "Update / parameter ratio ‖Δθ‖ / ‖θ‖", "ratio (log)",
+        # Weights only: a bias starts at 0, where the ratio is undefined (huge) for the first steps.
+        fig = figures.series_figure(steps, {label[n]: v for n, v in ratios.items() if n.endswith(".W")},
+                                    "Update / weight ratio ‖ΔW‖ / ‖W‖", "ratio (log)",
                                     reference=RATIO_GUIDE, reference_label="10⁻³ rule of thumb", scale=scale)
         common.plot(fig, key="grad_ratios")
     acts = {type(layer).__name__ for layer in net.layers}
@@ -190,10 +199,12 @@ def _history_section(trainer, scale: float) -> None:
 
 def _histogram_section(net, scale: float) -> None:
     st.subheader("This step's gradients, value by value")
-    grads = {param_label(net, n): np.asarray(g) for n, g in net.named_grads()}
-    fig = figures.histogram_grid(grads, "Histogram of each parameter's gradient (count on a log axis)",
+    grads = {param_label(net, n): np.asarray(g) for n, g in net.named_grads() if n.endswith(".W")}
+    fig = figures.histogram_grid(grads, "Histogram of each layer's weight gradients (count on a log axis)",
                                  cols=min(4, len(grads)), scale=scale)
     common.plot(fig, key="grad_hist")
+    st.caption("A narrow spike at 0 means that layer barely learns from this batch; the biases (a few "
+               "numbers each) are left out.")
 
 
 def _tutorial_section(trainer, scale: float) -> None:
@@ -205,7 +216,8 @@ def _tutorial_section(trainer, scale: float) -> None:
     if cached is None or cached[0] != key:
         data = trainer.data
         try:
-            res = tutorial_comparison(trainer.net, data.x_train, data.y_train)
+            with st.spinner("Running the tutorial's backward pass and its variants…"):
+                res = tutorial_comparison(trainer.net, data.x_train, data.y_train)
         except ValueError as e:
             st.info(f"The comparison needs the tutorial's exact network: {e}")
             return

@@ -388,14 +388,17 @@ def _pick_image(trainer) -> tuple[np.ndarray, int | None, str]:
     return np.asarray(data.x_val[idx, 0], dtype=np.float32), label, f"validation image {idx} (a {label})"
 
 
-def _stage_row(stage: dict, key: str, scale: float, prefix_fig=None) -> None:
-    """One stage of the data flow: a caption on the left, its figure on the right."""
+def _stage_row(stage: dict, key: str, scale: float) -> None:
+    """One stage of the data flow: a caption on the left, its figure(s) on the right (a conv layer shows
+    its filters above its feature maps)."""
     left, right = st.columns([1, 3.2])
     left.markdown(f"**{stage['title']}**")
     left.caption(stage["note"])
     with right:
-        if prefix_fig is not None:
-            common.plot(prefix_fig, key=f"{key}_filters")
+        if stage["type"] == "Conv2D":
+            with left:
+                fig = _filters_figure(stage, scale)
+            common.plot(fig, key=f"{key}_filters")
         maps = stage["data"]
         cols = _grid_cols(maps.shape[0])
         fig = figures.map_grid(maps, stage["title"] + f" — {maps.shape[0]} maps of "
@@ -422,9 +425,9 @@ def _filters_figure(stage: dict, scale: float) -> tuple:
     F, C = W.shape[:2]
     c = 0
     if C > 1:
-        c = st.selectbox(f"Input channel shown for the filters of convolution {stage['conv_number']}",
-                         list(range(C)), format_func=lambda i: f"channel {i + 1} of {C}",
-                         key=f"inside_chan_{stage['index']}")
+        c = st.selectbox("Filters: input channel shown", list(range(C)),
+                         format_func=lambda i: f"channel {i + 1} of {C}", key=f"inside_chan_{stage['index']}",
+                         help="A filter of this layer has one 5×5 slice per input map; pick which to show")
     cols = _grid_cols(F)
     title = (f"Filters of convolution {stage['conv_number']}" + (f", input channel {c + 1}" if C > 1 else "")
              + f" — {F} × {W.shape[2]}×{W.shape[3]} (same colour range)")
@@ -454,7 +457,7 @@ def _flow_section(net, image: np.ndarray, label: int | None, task: str, desc: st
         key = f"inside_stage_{s['index']}"
         if s["type"] == "Conv2D":
             st.markdown("↓")
-            _stage_row(s, key, scale, prefix_fig=_filters_figure(s, scale))
+            _stage_row(s, key, scale)
         elif s["kind"] == "maps":
             st.markdown("↓")
             _stage_row(s, key, scale)

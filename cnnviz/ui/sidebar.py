@@ -130,20 +130,26 @@ def _apply() -> None:
         state.set_notice(f"Rebuilt: {state.get_config().describe()}")
 
 
-def _on_config_upload() -> None:
-    f = st.session_state.get("sb_config_file")
-    if f is None:
-        return
+def load_config_upload(name: str, raw: bytes) -> bool:
+    """Apply an uploaded JSON config (validated by RunConfig.from_dict); True on success, else a message and
+    the current model is kept."""
     try:
-        raw = f.getvalue()
         if len(raw) > 200_000:
             raise ValueError("the file is larger than 200 kB; a config is a small JSON object")
         d = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, ValueError) as e:
-        state.set_error(f"Config file not loaded: it is not valid JSON ({e}). The current model is kept.")
-        return
-    if state.apply_config(d) is not None:
-        state.set_notice(f"Config loaded from {f.name}: {state.get_config().describe()}")
+        state.set_error(f"Config file '{name}' not loaded: {e}. The current model is kept.")
+        return False
+    if state.apply_config(d) is None:
+        return False
+    state.set_notice(f"Config loaded from {name}: {state.get_config().describe()}")
+    return True
+
+
+def _on_config_upload() -> None:
+    f = st.session_state.get("sb_config_file")
+    if f is not None:
+        load_config_upload(f.name, f.getvalue())
 
 
 def _pending(current: C.RunConfig) -> bool:

@@ -21,6 +21,7 @@ import time
 
 import streamlit as st
 
+from cnnviz import serving
 from cnnviz.config import RunConfig, preset_config
 from cnnviz.trainer import Trainer, TrainingDiverged
 from cnnviz.ui import resources
@@ -92,6 +93,7 @@ def apply_config(d: dict) -> RunConfig | None:
     """
     try:
         cfg = RunConfig.from_dict(d)
+        serving.check_server_cost(cfg)  # no single step may hold a shared server's CPU for long
         trainer = Trainer(cfg, resources.dataset(cfg.task, cfg.train_size))
     except (ValueError, TypeError) as e:
         set_error(f"Configuration not applied: {e}. The current model is kept.")
@@ -129,34 +131,54 @@ def reset() -> None:
         _bump()
 
 
-def train(max_steps: int, budget_s: float | None = None) -> int:
-    """Run up to ``max_steps`` steps (stopping early once ``budget_s`` seconds are used); returns steps done.
+def train(max_steps: int, budget_s: float | None = None, live: bool = False) -> int:
+    """Run up to ``max_steps`` steps, stopping before one that would overrun ``budget_s``; returns steps done.
 
-    Divergence stops live training and leaves a clear message; the trainer has already restored the last
-    good weights. If another run of this session holds the model, nothing is done (returns 0).
+    The work runs inside one of the server's fair CPU slots (``session_guard.training_slot``; ``live`` = a
+    Play tick, which shows its place in line while waiting). Divergence stops live training and leaves a
+    clear message; the trainer has already restored the last good weights. If another run of this session
+    holds the model, or no CPU slot came free in time, nothing is done (returns 0).
     """
+    from cnnviz.ui import session_guard
+
     tr = get_trainer()
     lock = _lock()
-    if not lock.acquire(timeout=5.0):
+    if live and session_guard.unattended():
+        st.session_state["playing"] = False
+        session_guard.leave_line()
+        set_notice(f"Live training paused after {session_guard.IDLE_PAUSE_S / 60:.0f} minutes without any "
+                   "interaction, to leave the CPU to others. Press Play to continue.")
         return 0
     done = 0
-    try:
-        t0 = time.perf_counter()
-        while done < max_steps:
-            tr.step()
-            done += 1
-            if budget_s is not None and time.perf_counter() - t0 >= budget_s:
-                break
-    except TrainingDiverged as e:
-        st.session_state["playing"] = False
-        set_error(str(e))
-    finally:
-        lock.release()
+    with session_guard.training_slot(live) as slot:
+        if not slot.granted:
+            if not live:
+                set_error("The server is busy: no CPU slot came free within "
+                          f"{session_guard.CLICK_WAIT_S:.0f} s. Nothing was trained; please try again.")
+            return 0
+        if not lock.acquire(timeout=5.0):
+            return 0
+        try:
+            t0 = last = time.perf_counter()
+            while done < max_steps:
+                tr.step()
+                done += 1
+                now = time.perf_counter()
+                # stop before a step that would overrun the budget (a step's time is its predecessor's)
+                if budget_s is not None and (now - t0) + (now - last) > budget_s:
+                    break
+                last = now
+        except TrainingDiverged as e:
+            st.session_state["playing"] = False
+            set_error(str(e))
+        finally:
+            lock.release()
     return done
 
 
 def replace_model(net, cfg: RunConfig) -> None:
     """Use an uploaded network (already validated) with its config; Reset returns to these weights."""
+    serving.check_server_cost(cfg)  # ValueError (shown by the upload box) for a too costly network
     trainer = Trainer(cfg, resources.dataset(cfg.task, cfg.train_size), net=net)
     with _lock():
         st.session_state["config"] = cfg

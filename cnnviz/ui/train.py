@@ -1,8 +1,9 @@
 """Train page: step, play and watch the filters and the curves change; replay the filters' history.
 
-Live training runs in a fragment with ``run_every`` while playing: each tick trains for a bounded time
-(``state.SPEEDS``), then redraws only the live part of the page. Buttons outside the fragment cause a full
-rerun, which Streamlit starts at the next tick boundary, so they stay responsive.
+The whole live part of the page (controls, metrics, filters, curves, replay) is one fragment: Step and
+Step ×10 rerun only that fragment, not the sidebar and the rest of the app, which keeps a click fast. While
+playing, the fragment has ``run_every``: each tick trains for a bounded time (``state.SPEEDS``), then
+redraws. Play/Pause, Reset and a speed change need the timer changed, so they ask for a full rerun.
 """
 
 from __future__ import annotations
@@ -33,27 +34,29 @@ def _reset() -> None:
     state.set_notice("Reset: fresh weights from the seed, history cleared.")
 
 
-def _controls(tr) -> None:
+def _controls(tr) -> bool:
+    """The button row; returns True when the live timer must change (Play/Pause, Reset, speed)."""
     playing = st.session_state.get("playing", False)
     row = st.container(horizontal=True, vertical_alignment="bottom", gap="small")
     row.button("Step", key="btn_step", on_click=_step, args=(1,), icon=":material/skip_next:",
                help="One training step (one minibatch, or the full batch)")
     row.button("Step ×10", key="btn_step10", on_click=_step, args=(10,), icon=":material/fast_forward:",
                help="Ten training steps")
-    row.button("Pause" if playing else "Play", key="btn_play", on_click=_toggle_play, type="primary",
-               icon=":material/pause:" if playing else ":material/play_arrow:", width=110,
-               help="Train continuously and watch it learn")
+    play = row.button("Pause" if playing else "Play", key="btn_play", on_click=_toggle_play, type="primary",
+                      icon=":material/pause:" if playing else ":material/play_arrow:", width=110,
+                      help="Train continuously and watch it learn")
     epoch = row.button("1 epoch", key="btn_epoch", icon=":material/all_inclusive:",
                        help=f"Train one pass over the {tr.n_train:,} training images "
                             f"({tr.steps_per_epoch} steps) with a progress bar")
-    row.button("Reset", key="btn_reset", on_click=_reset, icon=":material/restart_alt:",
-               help="Back to step 0: fresh weights from the seed, empty history")
+    reset = row.button("Reset", key="btn_reset", on_click=_reset, icon=":material/restart_alt:",
+                       help="Back to step 0: fresh weights from the seed, empty history")
     row.segmented_control("Speed", list(state.SPEEDS), key="speed", required=True,
                           label_visibility="collapsed",
                           help="Slow: one step per redraw. Normal / Fast: as many steps as fit in "
                                "~0.1 s / ~0.15 s per redraw")
     if epoch:
         _run_epoch(tr)
+    return play or reset or (epoch and playing)
 
 
 def _run_epoch(tr) -> None:
@@ -71,7 +74,7 @@ def _run_epoch(tr) -> None:
     bar.empty()
     if done:
         tr.validate_now()
-        state.set_notice(f"Trained {done} steps (one epoch over {tr.n_train:,} images).")
+        st.success(f"Trained {done} steps (one epoch over {tr.n_train:,} images).", icon="✅")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -128,15 +131,35 @@ def _draw_live(tr) -> None:
         common.plot(curves_figure(tr, s, height=360), key="train_curves")
 
 
-def _live() -> None:
-    """Fragment body: train one tick when playing, then redraw metrics, filters and curves."""
+def _interval() -> float | None:
+    """Seconds between live redraws for the session's speed, or None when not playing."""
+    ss = st.session_state
+    if not ss.get("playing"):
+        return None
+    return state.SPEEDS.get(ss.get("speed"), state.SPEEDS[state.DEFAULT_SPEED])[0]
+
+
+def _live(interval: float | None) -> None:
+    """Fragment body: train one tick when playing, then draw controls, metrics, filters, curves, replay.
+
+    ``interval`` is the timer this fragment was started with; when the controls change what it should be
+    (play, pause, reset, speed, divergence), a full rerun restarts the fragment with the new timer.
+    """
     ss = st.session_state
     if ss.get("playing"):
         _, budget, max_steps = state.SPEEDS.get(ss.get("speed"), state.SPEEDS[state.DEFAULT_SPEED])
         state.train(max_steps, budget_s=budget if budget > 0 else None)
-        if not ss.get("playing"):  # diverged during this tick: full rerun shows the message, stops the timer
-            st.rerun()
-    _draw_live(state.get_trainer())
+    tr = state.get_trainer()
+    changed = _controls(tr)
+    if changed or _interval() != interval:  # e.g. Pause, a new speed, or divergence during this tick
+        st.rerun()
+    common.show_error()
+    _draw_live(tr)
+    if not common.presentation():
+        if ss.get("playing"):
+            st.caption("Pause to replay how the filters changed, step by step.")
+        else:
+            _replay(tr)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -157,7 +180,8 @@ def _replay(tr) -> None:
     elif ss.get(key) == ss.get("replay_last"):  # the slider sat on the latest step: keep following it
         ss[key] = steps[-1]
     ss["replay_last"] = steps[-1]
-    chosen = st.select_slider("Show the filters at step", steps, value=steps[-1], key=key,
+    ss.setdefault(key, steps[-1])
+    chosen = st.select_slider("Show the filters at step", steps, key=key,
                               help="Recorded snapshots of the first conv layer (spaced out for long runs)")
     snap = snaps[steps.index(chosen)]
     sample = snaps[:: max(1, len(snaps) // 20)]  # one colour range for the whole run
@@ -172,13 +196,7 @@ def render() -> None:
     """The Train page."""
     tr = state.get_trainer()
     cfg = state.get_config()
-    ss = st.session_state
     st.title("Train")
     st.caption(f"{cfg.describe()} · {tr.net.n_params:,} parameters · {tr.n_train:,} training images")
-    common.show_error()
-    _controls(tr)
-    playing = ss.get("playing", False)
-    interval = state.SPEEDS.get(ss.get("speed"), state.SPEEDS[state.DEFAULT_SPEED])[0] if playing else None
-    st.fragment(_live, run_every=interval)()
-    if not common.presentation():
-        _replay(state.get_trainer())
+    interval = _interval()
+    st.fragment(_live, run_every=interval)(interval)

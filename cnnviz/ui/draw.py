@@ -1,0 +1,434 @@
+"""Draw page: draw a digit (or upload a photo of one) and watch the network classify it, stroke by stroke.
+
+Shows the probabilities of every class, the 28×28 image the network actually receives, why it answered so
+(saliency and occlusion maps over the drawing), the drawing's feature maps, and lets the user teach the
+session's model their own handwriting. The canvas component is used in exactly one function
+(``digit_canvas``); the pixels → 28×28 step is the pure ``cnnviz.drawing.canvas_to_mnist``.
+
+Models: the shipped ``assets/models/draw.npz`` (default, loaded once per server by ``resources.pretrained``
+and never touched: this page works on a per-session copy) or the session's own model being trained (read
+through a copy taken under the session's training lock, so drawing while it trains is safe).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import streamlit as st
+
+from cnnviz import figures
+from cnnviz.drawing import canvas_to_mnist, image_file_to_mnist
+from cnnviz.explain import occlusion, saliency
+from cnnviz.ui import common, resources, state
+
+CANVAS_PX = 280
+STROKE_PX = 18  # on a 280 px canvas a digit drawn ~200 px tall becomes ~2 px strokes in 28×28, as in MNIST
+PRETRAINED = "pretrained"
+SESSION = "session"
+DIGIT_NAMES = [str(k) for k in range(10)]
+BINARY_NAMES = ["0–4", "5–9"]
+UPLOAD_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "webp", "tif", "tiff"]
+
+_CSS = """
+<style>
+.draw-guess {display: flex; align-items: baseline; gap: 0.9rem; margin: 0.2rem 0 0.1rem 0;}
+.draw-guess .digit {font-size: 5.2rem; font-weight: 700; line-height: 1; color: #e07b00;
+                    font-variant-numeric: tabular-nums;}
+.draw-guess .digit.binary {font-size: 3.4rem;}
+.draw-guess .conf {font-size: 1.05rem; color: #3a4150;}
+.draw-guess .conf b {font-size: 1.5rem;}
+.draw-empty {color: #5b6577; font-size: 1.05rem; padding: 0.6rem 0;}
+</style>
+"""
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The canvas (the only place the component is used)
+# ----------------------------------------------------------------------------------------------------------
+def digit_canvas(key: str, initial: dict | None = None) -> tuple[np.ndarray | None, list]:
+    """A 280×280 black drawing canvas with white strokes; returns (RGBA pixels (H, W, 4) uint8 or None,
+    the list of stroke objects). The pixels are None until the first stroke; a prediction is sent back
+    after every stroke (mouse-up) without pressing anything. Undo/redo/reset also live in its toolbar."""
+    from streamlit_drawable_canvas import st_canvas
+
+    result = st_canvas(
+        stroke_width=STROKE_PX, stroke_color="#FFFFFF", background_color="#000000", height=CANVAS_PX,
+        width=CANVAS_PX, drawing_mode="freedraw", update_streamlit=True, return_image_data=True,
+        initial_drawing=initial, key=key, on_change=_on_canvas_change,
+    )
+    objects = list((result.json_data or {}).get("objects") or [])
+    return result.image_data, objects
+
+
+def _on_canvas_change() -> None:
+    st.session_state["draw_source"] = "canvas"
+
+
+def _clear() -> None:
+    """Our own Clear: a new canvas key gives an empty canvas (and forgets the uploaded image)."""
+    ss = st.session_state
+    ss["draw_canvas_rev"] = ss.get("draw_canvas_rev", 0) + 1
+    ss["draw_initial"] = None
+    ss["drawing"] = None
+    ss["draw_source"] = "canvas"
+    ss.pop("draw_upload_error", None)
+
+
+def _undo() -> None:
+    """Our own Undo: remount the canvas with every stroke but the last one."""
+    ss = st.session_state
+    objects = ss.get("draw_objects") or []
+    ss["draw_canvas_rev"] = ss.get("draw_canvas_rev", 0) + 1
+    ss["draw_initial"] = {"objects": objects[:-1]} if len(objects) > 1 else None
+    ss["draw_source"] = "canvas"
+    if len(objects) <= 1:
+        ss["drawing"] = None
+
+
+def _on_upload() -> None:
+    ss = st.session_state
+    f = ss.get("draw_upload")
+    ss.pop("draw_upload_error", None)
+    if f is None:
+        return
+    try:
+        ss["drawing"] = image_file_to_mnist(f.getvalue())
+        ss["draw_source"] = "upload"
+        ss["draw_upload_name"] = f.name
+    except ValueError as e:
+        ss["draw_upload_error"] = f"“{f.name}” could not be used: {e}."
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Models (pure helpers; no Streamlit)
+# ----------------------------------------------------------------------------------------------------------
+def class_names(n_out: int, task: str = "digits") -> list[str]:
+    """Names of the classes the network's outputs stand for."""
+    if n_out in (1, 2) or task == "gt4":
+        return BINARY_NAMES
+    return [str(k) for k in range(n_out)] if n_out != 10 else DIGIT_NAMES
+
+
+def class_proba(net, x: np.ndarray) -> np.ndarray:
+    """Class probabilities (K,) for one input x (1, 1, 28, 28); one sigmoid output p becomes [1-p, p]."""
+    p = np.asarray(net.predict_proba(x), dtype=np.float64)[0]  # (K,)
+    return np.array([1.0 - p[0], p[0]]) if p.size == 1 else p
+
+
+def first_conv_maps(net, x: np.ndarray) -> tuple[np.ndarray, str] | None:
+    """The first conv layer's feature maps (F, H, W) for x (1, 1, 28, 28), after its activation if one
+    follows, and a description; None if the network has no conv layer."""
+    net.forward(x)
+    for i, layer in enumerate(net.layers):
+        if type(layer).__name__ == "Conv2D":
+            nxt = net.layers[i + 1] if i + 1 < len(net.layers) else None
+            if nxt is not None and type(nxt).__name__ in ("ReLU", "Sigmoid", "Tanh"):
+                return net.outputs[i + 1][0], f"after {type(nxt).__name__}"
+            return net.outputs[i][0], "before any activation"
+    return None
+
+
+def analyse(net, image: np.ndarray, task: str = "digits") -> dict:
+    """Everything the page shows for one (28, 28) image: probabilities, class names, top class, saliency,
+    occlusion and first-layer feature maps. ``net`` must be this session's own copy (its caches and grads
+    are overwritten; its weights are not)."""
+    x = np.asarray(image, dtype=np.float32)[None, None]  # (1, 1, 28, 28)
+    proba = class_proba(net, x)  # (K,)
+    names = class_names(len(proba), task)
+    top = int(np.argmax(proba))
+    fmaps = first_conv_maps(net, x)
+    return {
+        "proba": proba, "names": names, "top": top,
+        "saliency": saliency(net, x, top),  # (28, 28)
+        "occlusion": occlusion(net, x, top, size=4, stride=2),  # (28, 28)
+        "fmaps": fmaps,
+    }
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _model_extra(path: str, mtime: float) -> dict:
+    """The shipped model file's metadata (validation accuracy, how it was trained); {} if unreadable."""
+    from cnnviz import io
+
+    try:
+        return io.load_model_full(path)[2] or {}
+    except (ValueError, OSError):
+        return {}
+
+
+def _pretrained_copy():
+    """This session's private copy of the shipped draw model (or None if it is not built): the cached one
+    is shared by every session and must never run forward/backward from two threads at once."""
+    shared = resources.pretrained("draw")
+    if shared is None:
+        return None, None
+    net, cfg = shared
+    ss = st.session_state
+    held = ss.get("draw_pretrained")
+    if held is None or held[0] != id(net):
+        held = (id(net), net.copy(), cfg or {})
+        ss["draw_pretrained"] = held
+    return held[1], held[2]
+
+
+def _session_copy():
+    """A copy of the session's model taken under its training lock (training may be running)."""
+    tr = state.get_trainer()
+    lock = st.session_state.get("train_lock")
+    if lock is not None and lock.acquire(timeout=2.0):
+        try:
+            return tr.net.copy(), tr
+        finally:
+            lock.release()
+    return tr.net.copy(), tr
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Page sections
+# ----------------------------------------------------------------------------------------------------------
+def _model_choice() -> tuple[object, str, str]:
+    """The model picker; returns (network copy, task, a one-line description)."""
+    ss = st.session_state
+    pre_net, pre_cfg = _pretrained_copy()
+    tr = state.get_trainer()
+    options = ([PRETRAINED] if pre_net is not None else []) + [SESSION]
+    if ss.get("draw_model") not in options:
+        ss["draw_model"] = options[0]
+    val = tr.last_val
+    session_label = f"This session's model (step {tr.step_count:,}"
+    session_label += f", {val[2]:.1%} val.)" if val else ")"
+    labels = {PRETRAINED: "Pretrained for drawing", SESSION: session_label}
+    choice = st.segmented_control(
+        "Model", options, format_func=labels.get, key="draw_model", required=True,
+        help="Pretrained: assets/models/draw.npz, trained with augmentation for hand-drawn digits. "
+             "This session's model: the one you train on the Train page — watch its answers improve.")
+    if choice == PRETRAINED:
+        path = resources.MODELS_DIR / "draw.npz"
+        acc = _model_extra(str(path), path.stat().st_mtime).get("val_acc") if path.exists() else None
+        desc = ("Pretrained draw model: two conv layers, trained on 4,000 MNIST digits with random shifts, "
+                "rotations, scalings and thicker/thinner strokes")
+        return pre_net, "digits", desc + (f"; {acc:.1%} on the 1,000 validation digits." if acc else ".")
+    net, tr = _session_copy()
+    cfg = tr.config
+    desc = f"This session's model: {cfg.describe() if hasattr(cfg, 'describe') else cfg.preset}"
+    if cfg.task == "gt4":
+        desc += " — it only answers “0–4 or 5–9”, as in the tutorial."
+    return net, cfg.task, desc
+
+
+def _guess(result: dict, scale: float) -> None:
+    proba, names, top = result["proba"], result["names"], result["top"]
+    binary = len(proba) == 2
+    cls = "digit binary" if binary else "digit"
+    note = "<br>(this model tells 0–4 from 5–9)" if binary else ""
+    st.html(_CSS + f"<div class='draw-guess'><span class='{cls}'>{names[top]}</span>"
+            f"<span class='conf'><b>{proba[top]:.0%}</b> sure{note}</span></div>")
+
+
+def _empty_state(msg: str) -> None:
+    st.html(_CSS + f"<div class='draw-empty'>{msg}</div>")
+
+
+def _explain_section(image: np.ndarray, result: dict, scale: float) -> None:
+    top_name = result["names"][result["top"]]
+    c1, c2, c3 = st.columns([1, 1, 1.05], gap="medium")
+    with c1:
+        common.plot(figures.explanation_overlay(
+            image, result["saliency"], f"Saliency: ∂ score({top_name}) / ∂ pixel", "gradient",
+            scale=scale), key="draw_saliency")
+    with c2:
+        common.plot(figures.explanation_overlay(
+            image, result["occlusion"], f"Occlusion: drop in P({top_name})", "ΔP", scale=scale),
+            key="draw_occlusion")
+    with c3:
+        st.markdown(
+            f"**Why “{top_name}”?**  \n"
+            "**Saliency** is the gradient of the class score with respect to each input pixel, computed by "
+            "the network's own backward pass: red pixels would *raise* the score if they were brighter, blue "
+            "ones would lower it.  \n"
+            "**Occlusion** erases a 4×4 square at a time (all 169 positions in one batch) and measures how "
+            "much the probability falls: red marks the parts of your drawing the answer relies on.")
+
+
+def _feature_section(image: np.ndarray, result: dict, scale: float) -> None:
+    fm = result["fmaps"]
+    if fm is None:
+        st.caption("This model has no convolution layer, so there are no feature maps to show.")
+        return
+    maps, when = fm
+    fig = figures.feature_maps_figure(
+        maps, f"Feature maps of your drawing: first conv layer, {maps.shape[0]} filters, {when}",
+        ncols=8, scale=scale)
+    common.plot(fig, key="draw_fmaps")
+
+
+def _open_inside() -> None:
+    st.session_state["inside_source"] = "Your drawing"
+    st.session_state["draw_go_inside"] = True
+
+
+def _teach_section(image: np.ndarray | None, scale: float) -> None:
+    ss = st.session_state
+    digits = ss.setdefault("user_digits", [])
+    tr = state.get_trainer()
+    binary = tr.config.task == "gt4"
+    left, right = st.columns([1, 1.6], gap="medium")
+    with left:
+        st.markdown("Label your drawing with the right digit, add it to **your digits**, then train the "
+                    "session's model a few steps and see its answer change.")
+        row = st.container(horizontal=True, vertical_alignment="bottom", gap="small")
+        label = row.selectbox("This digit is a", list(range(10)), key="draw_label", width=130)
+        add = row.button("Add to my digits", key="draw_add", icon=":material/add:", disabled=image is None,
+                         help="Adds the 28×28 image with this label to the session model's training data")
+        row2 = st.container(horizontal=True, vertical_alignment="bottom", gap="small")
+        train = row2.button("Train 10 steps", key="draw_train", icon=":material/fast_forward:",
+                            disabled=not digits,
+                            help="Ten training steps of the session's model (your digits come first)")
+        if add and image is not None:
+            _add_digit(image, int(label))
+            digits = ss["user_digits"]
+        if train:
+            _train_steps(10, image, int(label))
+        msg = ss.pop("draw_teach_msg", None)
+        if msg:
+            st.success(msg, icon="✅")
+        if binary:
+            st.caption("The session's model is the tutorial's binary network: it learns “0–4 vs 5–9”, so "
+                       "your digit counts as " + ("“5–9”." if int(label) > 4 else "“0–4”."))
+    with right:
+        if digits:
+            imgs = np.stack([np.asarray(im, dtype=np.float32) for im, _ in digits])  # (n, 28, 28)
+            rows = -(-len(digits) // 10)
+            title = f"Your digits ({len(digits)}), in the session model's training set"
+            common.plot(figures.image_gallery(imgs, [str(lab) for _, lab in digits], title, ncols=10,
+                                              scale=scale, height=80 + 95 * rows), key="draw_user_digits")
+        else:
+            st.caption("Your digits will appear here.")
+
+
+def _add_digit(image: np.ndarray, label: int) -> None:
+    ss = st.session_state
+    tr = state.get_trainer()
+    lock = ss.get("train_lock")
+    try:
+        if lock is not None:
+            with lock:
+                tr.add_examples(image[None, None].astype(np.float32), np.array([label]))
+        else:
+            tr.add_examples(image[None, None].astype(np.float32), np.array([label]))
+    except ValueError as e:
+        st.error(f"Not added: {e}.")
+        return
+    ss["user_digits"].append((np.asarray(image, dtype=np.float32).copy(), label))
+    ss["draw_teach_msg"] = (f"Added as a “{label}”. You have {len(ss['user_digits'])} digit(s) in the "
+                            "session model's training data: now train it a few steps.")
+
+
+def _train_steps(n: int, image: np.ndarray | None, label: int) -> None:
+    ss = st.session_state
+    tr = state.get_trainer()
+    before = None
+    if image is not None:
+        net, _ = _session_copy()
+        p = class_proba(net, image[None, None].astype(np.float32))
+        before = float(p[label if len(p) == 10 else int(label > 4)])
+    done = state.train(n)
+    if not done:
+        return
+    ss["draw_model"] = SESSION  # show the model that just learned
+    if image is not None and before is not None:
+        net, _ = _session_copy()
+        p = class_proba(net, image[None, None].astype(np.float32))
+        after = float(p[label if len(p) == 10 else int(label > 4)])
+        name = str(label) if len(p) == 10 else ("5–9" if label > 4 else "0–4")
+        ss["draw_teach_msg"] = (f"Trained {done} steps (now step {tr.step_count:,}). The session model's "
+                                f"P(“{name}”) for this drawing: {before:.0%} → {after:.0%}.")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The page
+# ----------------------------------------------------------------------------------------------------------
+def _current_image(canvas_rgba: np.ndarray | None, n_strokes: int) -> tuple[np.ndarray | None, str]:
+    """The digit to classify and where it came from, keeping st.session_state["drawing"] up to date."""
+    ss = st.session_state
+    source = ss.get("draw_source")
+    if source != "upload" and canvas_rgba is not None and n_strokes:
+        digest = hashlib.blake2b(np.ascontiguousarray(canvas_rgba).tobytes(), digest_size=12).hexdigest()
+        if ss.get("draw_canvas_digest") != digest:
+            try:
+                ss["drawing"] = canvas_to_mnist(canvas_rgba)
+            except ValueError:
+                ss["drawing"] = None
+            ss["draw_canvas_digest"] = digest
+        return ss.get("drawing"), "your drawing"
+    if source == "canvas" and not n_strokes and canvas_rgba is not None:
+        ss["drawing"] = None  # cleared with the toolbar's reset, or every stroke undone
+        return None, ""
+    drawing = ss.get("drawing")
+    if drawing is None:
+        return None, ""
+    if source == "upload":
+        return np.asarray(drawing, dtype=np.float32), f"uploaded “{ss.get('draw_upload_name', 'image')}”"
+    return np.asarray(drawing, dtype=np.float32), "your last digit"
+
+
+def render() -> None:
+    """Draw the Draw page."""
+    state.init()
+    ss = st.session_state
+    if ss.pop("draw_go_inside", False):
+        from cnnviz.ui import inside
+
+        st.switch_page(st.Page(inside.render, title="Inside", url_path="inside"))
+    scale = common.scale()
+    st.header("Draw a digit")
+    common.show_error()
+    net, task, model_desc = _model_choice()
+    st.caption(model_desc)
+
+    left, mid, right = st.columns([1.05, 0.85, 1.55], gap="medium")
+    with left:
+        rev = ss.setdefault("draw_canvas_rev", 0)
+        rgba, objects = digit_canvas(f"draw_canvas_{rev}", ss.get("draw_initial"))
+        ss["draw_objects"] = objects
+        row = st.container(horizontal=True, gap="small")
+        row.button("Clear", key="draw_clear", on_click=_clear, icon=":material/delete:",
+                   help="Start again with an empty canvas")
+        row.button("Undo", key="draw_undo", on_click=_undo, icon=":material/undo:", disabled=not objects,
+                   help="Remove the last stroke")
+        st.file_uploader("…or upload a photo of a digit", type=UPLOAD_TYPES, key="draw_upload",
+                         on_change=_on_upload, help="PNG or JPEG, dark ink on light paper or light on dark; "
+                         "it is cropped, scaled and centred exactly like a drawing")
+        if ss.get("draw_upload_error"):
+            st.error(ss["draw_upload_error"], icon="⚠️")
+
+    image, source = _current_image(rgba, len(objects))
+    result = analyse(net, image, task) if image is not None else None
+
+    with mid:
+        if result is None:
+            _empty_state("Draw a digit from 0 to 9 in the black box with your mouse (or finger). The "
+                         "network's answer appears as soon as you lift it.")
+        else:
+            _guess(result, scale)
+            common.plot(figures.digit_input_figure(image, f"What the network sees: {source}", scale=scale),
+                        key="draw_input")
+    with right:
+        names = result["names"] if result is not None else class_names(10 if task == "digits" else 2, task)
+        proba = result["proba"] if result is not None else np.zeros(len(names))
+        common.plot(figures.probability_figure(proba, names, "Probability of each class", scale=scale),
+                    key="draw_proba")
+
+    if result is None:
+        return
+    st.subheader("Why this answer?")
+    _explain_section(image, result, scale)
+    fm_col, btn_col = st.columns([5, 1], vertical_alignment="center")
+    with fm_col:
+        _feature_section(image, result, scale)
+    with btn_col:
+        st.button("Open in Inside", key="draw_to_inside", on_click=_open_inside, icon=":material/layers:",
+                  help="Follow your drawing through every layer on the Inside page", width="stretch")
+    st.subheader("Teach it your handwriting")
+    _teach_section(image, scale)

@@ -1,0 +1,113 @@
+"""Streamlit glue for serving a classroom: the server-wide fair CPU limiter and the idle pause, per session.
+
+One ``Server`` object per Streamlit process (``st.cache_resource``) holds a ``serving.FairLimiter`` and a
+``serving.SessionRegistry``. It is the one deliberately shared, mutable resource of the app: thread-safe,
+and it holds only random session keys and timestamps, never a session's model or data. Everything else a
+session owns lives in its ``st.session_state`` and goes away with it (Streamlit drops a closed tab's session
+``server.disconnectedSessionTTL`` seconds after its websocket closed; a closed tab's live training stops at
+once because the browser drives the fragment's timer).
+
+- ``training_slot(live)``: wrap any training work. A live tick waits for a slot in short slices, showing its
+  place in line ("waiting for a free CPU slot: 2 sessions ahead") in a placeholder; each update of the
+  placeholder is also a point where a click of the same user preempts the wait, so waiting never makes the
+  page unresponsive. A button (Step) waits up to ``CLICK_WAIT_S``.
+- ``note_interaction()`` (every full script run) and ``unattended()``: a session that has been playing with
+  no interaction for ``IDLE_PAUSE_S`` is paused by the Train page.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import streamlit as st
+
+from cnnviz import serving
+
+LIVE_WAIT_S = 1.5  # a live tick waits at most this long for a slot (then redraws and tries next tick)
+WAIT_SLICE_S = 0.2  # ... in slices of this length, updating its place in line in between
+CLICK_WAIT_S = 10.0  # a Step / epoch click waits at most this long
+IDLE_PAUSE_S = 60.0 * float(os.environ.get("CNNVIZ_IDLE_PAUSE_MIN", "30"))  # pause unattended live training
+KEY = "_session_key"
+
+
+@dataclass
+class Server:
+    """The server-wide objects: the fair limiter and the session registry."""
+
+    limiter: serving.FairLimiter
+    registry: serving.SessionRegistry
+
+
+@st.cache_resource(show_spinner=False)
+def server() -> Server:
+    """This process's limiter and registry (created once, shared by every session by design)."""
+    return Server(serving.FairLimiter(), serving.SessionRegistry(idle_pause_s=IDLE_PAUSE_S))
+
+
+def session_key() -> str:
+    """A random key for this browser session (never another session's, never reused)."""
+    ss = st.session_state
+    if KEY not in ss:
+        ss[KEY] = uuid.uuid4().hex
+    return ss[KEY]
+
+
+def note_interaction() -> None:
+    """Record that the user did something (call on every full script run, i.e. from app.py)."""
+    server().registry.interaction(session_key())
+
+
+def unattended() -> bool:
+    """True when this session has been running with no interaction for longer than IDLE_PAUSE_S."""
+    return server().registry.unattended(session_key())
+
+
+def leave_line() -> None:
+    """Give up this session's place in the line (it stopped playing)."""
+    server().limiter.leave(session_key())
+
+
+def _wait_text(res: serving.SlotResult, slots: int) -> str:
+    ahead = "you are next" if res.ahead == 0 else (
+        f"{res.ahead} session{'s' if res.ahead != 1 else ''} ahead of you")
+    return (f"⏳ Waiting for a free CPU slot ({ahead}; {res.running} of {slots} slots busy). The server "
+            "shares its cores fairly between everyone training; your model is safe and training continues "
+            "by itself.")
+
+
+@contextmanager
+def training_slot(live: bool) -> Iterator[serving.SlotResult]:
+    """Hold one of the server's training slots for the duration of the ``with`` block (if granted).
+
+    ``live`` (a Play tick): wait up to LIVE_WAIT_S, in slices, showing the place in line in a placeholder
+    (which also lets a click preempt the wait). Otherwise (a button) wait up to CLICK_WAIT_S. Yields the
+    SlotResult; the caller trains only if ``.granted``. The slot is released when the block exits.
+    """
+    srv, key = server(), session_key()
+    limiter = srv.limiter
+    if live:
+        srv.registry.tick(key)
+    deadline = time.monotonic() + (LIVE_WAIT_S if live else CLICK_WAIT_S)
+    status = st.empty() if live else None
+    res = limiter.acquire(key, 0.0)
+    try:  # from here on, any exit (including a click preempting a caption update) releases a granted slot
+        while not res.granted and time.monotonic() < deadline:
+            if status is not None:
+                status.caption(_wait_text(res, limiter.slots))  # also a yield point: a click preempts here
+            res = limiter.acquire(key, min(WAIT_SLICE_S, max(0.0, deadline - time.monotonic())))
+        if status is not None:
+            if res.granted:
+                c, n = srv.registry.counts(), limiter.slots
+                status.caption(f"Training live · {c['training']} session{'s' if c['training'] != 1 else ''} "
+                               f"training on this server, {n} CPU slot{'s' if n != 1 else ''} shared fairly")
+            else:
+                status.caption(_wait_text(res, limiter.slots))
+        yield res
+    finally:
+        if res.granted:
+            limiter.release(key)

@@ -1,0 +1,382 @@
+#!/usr/bin/env python3
+"""Load test: N browser sessions on one cnnviz server pressing Play: latency, throughput, memory, errors.
+
+Starts ``streamlit run app.py`` on a free loopback port (or targets ``--url``, loopback only), opens
+``--sessions`` Playwright browser contexts in Debian's Chromium (one Streamlit session each), lets the first
+``--playing`` of them press Play, and for ``--duration`` seconds measures:
+
+- click latency: a playing session clicks Pause and waits until the page shows Play (a full script run on
+  the server), then clicks Play again and waits for Pause; an idle session clicks Step and waits until the
+  step counter grows. Percentiles over all clicks.
+- redraw interval of live training (time between two different step counters seen) and training steps/s
+  per playing session;
+- server RSS (start, peak, end, and after every tab closed and ``--ttl`` seconds passed) and CPU used;
+- errors: exceptions shown on a page, error alerts, page (JavaScript) errors, lost connections, timeouts.
+
+Bounded: at most 60 sessions, 600 s, loopback only. Not part of the test suite (it takes minutes); ``--smoke``
+runs 2 sessions for 15 s. Example:  python scripts/loadtest.py --sessions 10 --playing 10 --duration 60
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+MAX_SESSIONS, MAX_DURATION = 60, 600
+IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+STEP_JS = """() => {
+  for (const m of document.querySelectorAll('[data-testid="stMetric"]')) {
+    const l = m.querySelector('[data-testid="stMetricLabel"]');
+    if (l && l.innerText.trim() === 'Step') {
+      const v = m.querySelector('[data-testid="stMetricValue"]');
+      return v ? parseInt(v.innerText.replace(/[^0-9]/g, ''), 10) : null;
+    }
+  }
+  return null;
+}"""
+PLAY_LABEL_JS = """() => { const b = document.querySelector('.st-key-btn_play button');
+  return b ? b.innerText : null; }"""
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Server
+# ----------------------------------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(ttl: int) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port",
+         str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+         "--server.fileWatcherType", "none", "--server.disconnectedSessionTTL", str(ttl)],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited: {proc.stderr.read().decode(errors='replace')[-2000:]}")
+        try:
+            if urllib.request.urlopen(url + "_stcore/health", timeout=1).read() == b"ok":
+                return proc, url
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("streamlit did not become healthy within 60 s")
+
+
+def rss_mb(pid: int | None) -> float | None:
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def cpu_seconds(pid: int | None) -> float | None:
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            parts = f.read().rsplit(")", 1)[1].split()
+        return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def healthy(url: str) -> bool:
+    try:
+        return urllib.request.urlopen(url + "_stcore/health", timeout=5).read() == b"ok"
+    except OSError:
+        return False
+
+
+# ----------------------------------------------------------------------------------------------------------
+# One session
+# ----------------------------------------------------------------------------------------------------------
+class Session:
+    def __init__(self, i: int, playing: bool):
+        self.i, self.playing = i, playing
+        self.latencies: list[float] = []
+        self.redraws: list[float] = []
+        self.steps: list[tuple[float, int]] = []  # (time, step counter) while playing
+        self.errors: list[str] = []
+        self.opened_s: float | None = None
+        self.waiting_seen = 0
+
+    async def open(self, browser, url: str) -> None:
+        t0 = time.perf_counter()
+        self.ctx = await browser.new_context(viewport={"width": 1280, "height": 900})
+        self.page = await self.ctx.new_page()
+        self.page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
+        await self.page.goto(url, timeout=120_000)
+        await self.page.wait_for_selector(".st-key-btn_step button", timeout=120_000)
+        await self.page.wait_for_selector(IDLE, timeout=120_000)
+        self.opened_s = time.perf_counter() - t0
+
+    async def step_counter(self) -> int | None:
+        try:
+            return await self.page.evaluate(STEP_JS)
+        except Exception as e:  # noqa: BLE001 - a closed page or navigation: counted as an error
+            self.errors.append(f"read step: {type(e).__name__}")
+            return None
+
+    async def wait_until(self, pred_js: str, arg, timeout: float) -> bool:
+        try:
+            await self.page.wait_for_function(pred_js, arg=arg, timeout=timeout * 1000, polling=25)
+            return True
+        except Exception:  # noqa: BLE001 - a timeout is the measurement's failure
+            return False
+
+    async def click_play(self, want_after: str, timeout: float = 30) -> float | None:
+        """Click Play/Pause; return seconds until the button shows ``want_after`` (None on timeout)."""
+        t0 = time.perf_counter()
+        await self.page.locator(".st-key-btn_play button").first.click(timeout=timeout * 1000)
+        ok = await self.wait_until(
+            "(w) => { const b = document.querySelector('.st-key-btn_play button');"
+            " return b && b.innerText.includes(w); }", want_after, timeout)
+        if not ok:
+            self.errors.append(f"timeout: button did not turn to {want_after} in {timeout:.0f} s")
+            return None
+        return time.perf_counter() - t0
+
+    async def click_step(self, timeout: float = 30) -> float | None:
+        before = await self.step_counter()
+        if before is None:
+            return None
+        t0 = time.perf_counter()
+        await self.page.locator(".st-key-btn_step button").first.click(timeout=timeout * 1000)
+        ok = await self.wait_until(f"(b) => {{ const v = ({STEP_JS})(); return v !== null && v > b; }}",
+                                   before, timeout)
+        if not ok:
+            self.errors.append(f"timeout: Step did not update within {timeout:.0f} s")
+            return None
+        return time.perf_counter() - t0
+
+    async def check_page(self) -> None:
+        p = self.page
+        n_exc = await p.locator('[data-testid="stException"]').count()
+        if n_exc:
+            self.errors.append(f"{n_exc} exception(s) shown: " + (await p.locator(
+                '[data-testid="stException"]').first.inner_text())[:200])
+        for el in await p.locator('[data-testid="stAlertContentError"]').all():
+            self.errors.append("error alert: " + (await el.inner_text())[:200])
+        txt = await p.evaluate("() => document.body.innerText")
+        if "Connection error" in txt or "Is Streamlit still running" in txt:
+            self.errors.append("connection lost")
+        if "Waiting for a free CPU slot" in txt:
+            self.waiting_seen += 1
+
+    async def run_playing(self, duration: float, probe_every: float) -> None:
+        lat = await self.click_play("Pause")
+        if lat is not None:
+            self.latencies.append(lat)
+        t_end = time.perf_counter() + duration
+        next_probe = time.perf_counter() + probe_every * (0.5 + (self.i % 5) / 5)
+        last_val, last_change = None, None
+        while time.perf_counter() < t_end:
+            v = await self.step_counter()
+            now = time.perf_counter()
+            if v is not None:
+                self.steps.append((now, v))
+                if last_val is not None and v != last_val:
+                    if last_change is not None:
+                        self.redraws.append(now - last_change)
+                    last_change = now
+                elif last_val is None:
+                    last_change = now
+                last_val = v
+            if now >= next_probe:
+                await self.check_page()
+                for want in ("Play", "Pause"):  # pause, then play again: two full script runs
+                    lat = await self.click_play(want)
+                    if lat is not None:
+                        self.latencies.append(lat)
+                last_val = last_change = None
+                next_probe = time.perf_counter() + probe_every
+            await asyncio.sleep(0.1)
+        await self.check_page()
+        lat = await self.click_play("Play")  # stop training
+        if lat is not None:
+            self.latencies.append(lat)
+
+    async def run_idle(self, duration: float, probe_every: float) -> None:
+        t_end = time.perf_counter() + duration
+        await asyncio.sleep(probe_every * (self.i % 7) / 7)
+        while time.perf_counter() < t_end:
+            lat = await self.click_step()
+            if lat is not None:
+                self.latencies.append(lat)
+            await self.check_page()
+            await asyncio.sleep(probe_every)
+
+    def steps_per_s(self) -> float | None:
+        """Training rate over the playing period (the counter's growth; pauses for probes included)."""
+        if len(self.steps) < 2:
+            return None
+        (t0, s0), (t1, s1) = self.steps[0], self.steps[-1]
+        return (s1 - s0) / (t1 - t0) if t1 > t0 else None
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The run
+# ----------------------------------------------------------------------------------------------------------
+def _r(v: float | None) -> float | None:
+    return None if v is None else round(v, 3)
+
+
+def pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    v = sorted(values)
+    return v[min(len(v) - 1, max(0, round(q / 100 * (len(v) - 1))))]
+
+
+async def run(a, url: str, pid: int | None) -> dict:
+    from playwright.async_api import async_playwright
+
+    samples: list[tuple[float, float]] = []
+    stop = asyncio.Event()
+
+    async def sample_rss():
+        while not stop.is_set():
+            r = rss_mb(pid)
+            if r is not None:
+                samples.append((time.perf_counter(), r))
+            await asyncio.sleep(1.0)
+
+    result: dict = {"sessions": a.sessions, "playing": a.playing, "duration_s": a.duration}
+    rss0 = rss_mb(pid)
+    sampler = asyncio.create_task(sample_rss())
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        sessions = [Session(i, i < a.playing) for i in range(a.sessions)]
+        t_open = time.perf_counter()
+        opened = await asyncio.gather(*(s.open(browser, url) for s in sessions), return_exceptions=True)
+        open_errors = [f"open: {type(e).__name__}: {str(e)[:150]}"
+                       for e in opened if isinstance(e, Exception)]
+        live = [s for s, e in zip(sessions, opened, strict=True) if not isinstance(e, Exception)]
+        result["open_all_s"] = round(time.perf_counter() - t_open, 1)
+        result["rss_after_open_mb"] = rss_mb(pid)
+        cpu0, t0 = cpu_seconds(pid), time.perf_counter()
+        runs = [(s.run_playing if s.playing else s.run_idle)(a.duration, a.probe_every) for s in live]
+        outcomes = await asyncio.gather(*runs, return_exceptions=True)
+        for s, o in zip(live, outcomes, strict=True):
+            if isinstance(o, Exception):
+                s.errors.append(f"driver: {type(o).__name__}: {str(o)[:200]}")
+        cpu1, t1 = cpu_seconds(pid), time.perf_counter()
+        result["rss_end_mb"] = rss_mb(pid)
+        result["healthy_at_end"] = healthy(url)
+        for s in live:
+            await s.ctx.close()
+        await browser.close()
+    if pid is not None and a.ttl is not None:
+        await asyncio.sleep(a.ttl + 15)  # Streamlit frees a closed tab's session after the TTL
+        result["rss_after_close_mb"] = rss_mb(pid)
+    stop.set()
+    await sampler
+
+    lat = [x for s in live for x in s.latencies]
+    redraw = [x for s in live if s.playing for x in s.redraws]
+    rates = [r for s in live if s.playing if (r := s.steps_per_s()) is not None]
+    errors = open_errors + [f"session {s.i}: {e}" for s in live for e in s.errors]
+    result.update({
+        "sessions_served": len(live),
+        "clicks": len(lat),
+        "click_latency_s": {q: _r(pct(lat, q)) for q in (50, 90, 99)},
+        "click_latency_max_s": round(max(lat), 3) if lat else None,
+        "redraw_interval_s": {q: _r(pct(redraw, q)) for q in (50, 90)},
+        "steps_per_s_per_playing_session": {
+            "median": round(statistics.median(rates), 1) if rates else None,
+            "min": round(min(rates), 1) if rates else None, "max": round(max(rates), 1) if rates else None},
+        "server_cpu_cores_used": round((cpu1 - cpu0) / (t1 - t0), 2) if cpu0 is not None and cpu1 else None,
+        "rss_start_mb": rss0,
+        "rss_peak_mb": max((r for _, r in samples), default=None),
+        "open_page_s_median": round(statistics.median([s.opened_s for s in live]), 2) if live else None,
+        "waiting_message_seen": sum(s.waiting_seen for s in live),
+        "errors": len(errors),
+        "error_samples": errors[:10],
+    })
+    return result
+
+
+def loopback(url: str) -> bool:
+    return urllib.parse.urlparse(url).hostname in ("127.0.0.1", "localhost", "::1")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sessions", type=int, default=10, help=f"browser sessions (<= {MAX_SESSIONS})")
+    ap.add_argument("--playing", type=int, default=None, help="how many of them press Play (default: all)")
+    ap.add_argument("--duration", type=float, default=60, help=f"seconds of load (<= {MAX_DURATION})")
+    ap.add_argument("--probe-every", type=float, default=8.0, help="seconds between probes of one session")
+    ap.add_argument("--url", help="target a running server (loopback only) instead of starting one")
+    ap.add_argument("--pid", type=int, help="with --url: the server's pid, for RSS and CPU")
+    ap.add_argument("--ttl", type=int, default=None,
+                    help="started server: server.disconnectedSessionTTL; then RSS is measured after the TTL")
+    ap.add_argument("--smoke", action="store_true", help="2 sessions, both playing, 15 s")
+    ap.add_argument("--json", help="also write the result to this file")
+    a = ap.parse_args()
+    if a.smoke:
+        a.sessions, a.playing, a.duration, a.probe_every = 2, 2, 15, 5
+    a.playing = a.sessions if a.playing is None else a.playing
+    if not 1 <= a.sessions <= MAX_SESSIONS or not 0 <= a.playing <= a.sessions:
+        ap.error(f"--sessions must be 1..{MAX_SESSIONS} and --playing 0..sessions")
+    if not 1 <= a.duration <= MAX_DURATION:
+        ap.error(f"--duration must be 1..{MAX_DURATION} s")
+    if not Path(CHROMIUM).exists():
+        ap.error(f"needs Debian's chromium at {CHROMIUM}")
+    proc = None
+    if a.url:
+        if not loopback(a.url):
+            ap.error("--url must be a loopback address (this script never loads a remote server)")
+        url, pid = a.url.rstrip("/") + "/", a.pid
+    else:
+        proc, url = start_server(a.ttl if a.ttl is not None else 120)
+        pid = proc.pid
+    try:
+        res = asyncio.run(run(a, url, pid))
+    finally:
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    try:
+        load = os.getloadavg()
+    except OSError:
+        load = None
+    res["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(),
+                      "loadavg_at_end": [round(x, 1) for x in load] if load else None}
+    print(json.dumps(res, indent=1))
+    if a.json:
+        Path(a.json).write_text(json.dumps(res, indent=1))
+    return 0 if res["errors"] == 0 and res["healthy_at_end"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

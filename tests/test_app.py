@@ -1,0 +1,271 @@
+"""AppTest tests of the app shell, the sidebar, the Train and the Evaluate pages (no browser needed).
+
+``run_every`` never ticks in AppTest, but every ``run()`` runs the live fragment once: with Play on, each run
+trains one tick, which is how live training is tested here.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = str(ROOT / "app.py")
+TIMEOUT = 60
+
+
+def page_script(page: str, setup: str = "") -> None:
+    """An app that draws the sidebar and one page (AppTest cannot switch to callable st.navigation pages)."""
+    import importlib
+
+    import streamlit as st
+
+    from cnnviz.ui import common, sidebar, state
+
+    state.init()
+    common.inject_css()
+    if setup and not st.session_state.get("_test_setup_done"):
+        st.session_state["_test_setup_done"] = True
+        exec(setup)  # test-only hook, first run only: e.g. load a config or a model file
+    sidebar.render()
+    importlib.import_module(f"cnnviz.ui.{page}").render()
+
+
+def page_test(page: str, setup: str = "") -> AppTest:
+    return AppTest.from_function(page_script, args=(page, setup), default_timeout=TIMEOUT)
+
+
+def _tutorial_json() -> str:
+    from cnnviz.config import preset_config
+
+    return json.dumps(preset_config("tutorial").to_dict())
+
+
+# A config whose training blows up within ~20 steps: a linear output trained with MSE and SGD at lr 10.
+DIVERGING = {"preset": "custom", "loss": "mse", "optimizer": "sgd", "lr": 10.0, "momentum": 0.9,
+             "train_size": 500, "layers": [
+                 {"type": "Conv2D", "in_channels": 1, "out_channels": 8, "kernel_size": 5},
+                 {"type": "ReLU"}, {"type": "MaxPool2D", "size": 2}, {"type": "Flatten"},
+                 {"type": "Dense", "in_features": 1152, "out_features": 10}]}
+
+
+def _spec(at: AppTest, key: str) -> dict:
+    charts = [c for c in at.get("plotly_chart") if key in str(c.proto.id)]
+    assert charts, f"no chart with key {key}"
+    return json.loads(charts[0].proto.spec)
+
+
+def _arr(v) -> np.ndarray:
+    """A Plotly JSON array: a plain list, or Plotly's typed-array form {"dtype", "bdata", "shape"}."""
+    if isinstance(v, dict) and "bdata" in v:
+        a = np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"]))
+        return a.reshape([int(n) for n in str(v["shape"]).split(",")]) if "shape" in v else a
+    return np.asarray(v)
+
+
+def _texts(at: AppTest) -> str:
+    return " ".join(str(e.value) for e in [*at.error, *at.success, *at.info, *at.warning])
+
+
+@pytest.fixture
+def app():
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_app_opens_on_train_with_every_control(app):
+    keys = {b.key for b in app.button}
+    assert {"btn_step", "btn_step10", "btn_play", "btn_epoch", "btn_reset", "sb_apply"} <= keys
+    tr = app.session_state["trainer"]
+    assert tr.step_count == 0 and app.session_state["config"].preset == "classroom"
+    assert any(m.label == "Val accuracy" for m in app.metric)
+    spec = _spec(app, "train_filters")
+    assert spec["data"][0]["type"] == "heatmap"
+
+
+def test_step_and_step10_grow_the_history_and_change_the_figures(app):
+    before = _spec(app, "train_filters")["data"][0]["z"]
+    app.button(key="btn_step").click().run()
+    tr = app.session_state["trainer"]
+    assert tr.step_count == 1 and len(tr.history) == 1
+    assert tr.last_val[0] == 1  # a manual step validates, so the metrics are current
+    after = _spec(app, "train_filters")["data"][0]["z"]
+    assert after != before
+    app.button(key="btn_step10").click().run()
+    assert app.session_state["trainer"].step_count == 11
+    curves = _spec(app, "train_curves")
+    assert max(len(_arr(t["x"])) for t in curves["data"]) == 11
+    assert next(m for m in app.metric if m.label == "Step").value == "11"
+    assert not app.exception
+
+
+def test_play_trains_each_tick_and_pause_stops(app):
+    app.button(key="btn_play").click().run()
+    assert app.session_state["playing"] is True
+    n1 = app.session_state["trainer"].step_count
+    assert n1 >= 1  # the fragment trained one tick during this run
+    app.run()
+    assert app.session_state["trainer"].step_count > n1
+    app.button(key="btn_play").click().run()
+    assert app.session_state["playing"] is False
+    n2 = app.session_state["trainer"].step_count
+    app.run()
+    assert app.session_state["trainer"].step_count == n2
+
+
+def test_epoch_button_trains_one_epoch():
+    at = page_test("train", "state.apply_config({'preset': 'classroom', 'train_size': 500})").run()
+    at.button(key="btn_epoch").click().run()
+    tr = at.session_state["trainer"]
+    assert tr.step_count == tr.steps_per_epoch == math.ceil(500 / 64)
+    assert "one epoch" in _texts(at)
+
+
+def test_reset_clears_history(app):
+    app.button(key="btn_step10").click().run()
+    w_trained = app.session_state["trainer"].net.layers[0].params["W"].copy()
+    app.button(key="btn_reset").click().run()
+    tr = app.session_state["trainer"]
+    assert tr.step_count == 0 and tr.history == [] and len(tr.snapshots) == 1
+    assert not np.array_equal(tr.net.layers[0].params["W"], w_trained)
+    assert "Reset" in _texts(app)
+
+
+def test_apply_a_preset_rebuilds_the_model(app):
+    old = app.session_state["trainer"]
+    app.selectbox(key="sb_preset").select("tutorial").run()
+    assert app.session_state["sb_task"] == "gt4"  # choosing a preset fills in its settings
+    app.button(key="sb_apply").click().run()
+    assert not app.exception
+    cfg, tr = app.session_state["config"], app.session_state["trainer"]
+    assert tr is not old and cfg.preset == "tutorial" and cfg.train_size == 200 and cfg.batch_size == 0
+    assert tr.net.layers[0].params["W"].shape == (3, 1, 5, 5)
+    app.button(key="btn_step").click().run()  # full-batch step on the binary task works
+    assert app.session_state["trainer"].step_count == 1 and not app.exception
+
+
+def test_editing_the_architecture_makes_a_custom_net(app):
+    app.number_input(key="sb_filters").set_value(4).run()
+    assert app.session_state["sb_preset"] == "custom"
+    app.selectbox(key="sb_activation").select("tanh").run()
+    app.button(key="sb_apply").click().run()
+    tr = app.session_state["trainer"]
+    assert tr.net.layers[0].params["W"].shape == (4, 1, 5, 5)
+    assert type(tr.net.layers[1]).__name__ == "Tanh"
+    assert app.session_state["config"].preset == "custom"
+
+
+def test_invalid_settings_show_an_error_and_keep_the_model(app):
+    app.button(key="btn_step").click().run()
+    old = app.session_state["trainer"]
+    app.session_state["sb_preset"] = "custom"
+    app.session_state["sb_n_conv"] = 3
+    app.session_state["sb_kernel"] = 9  # the third 9x9 conv no longer fits its input
+    app.run()
+    app.button(key="sb_apply").click().run()
+    assert not app.exception
+    assert app.session_state["trainer"] is old and old.step_count == 1
+    assert any("not applied" in e.value and "kernel" in e.value for e in app.error)
+
+
+def test_config_json_upload_good_and_bad():
+    good = page_test("train", f"sidebar.load_config_upload('t.json', {_tutorial_json()!r}.encode())").run()
+    assert not good.exception and good.session_state["config"].preset == "tutorial"
+    bad = page_test("train", "sidebar.load_config_upload('b.json', b'{\"lr\": -1}')").run()
+    assert not bad.exception and bad.session_state["config"].preset == "classroom"
+    assert any("lr" in e.value and "kept" in e.value for e in bad.error)
+    junk = page_test("train", "sidebar.load_config_upload('j.json', b'not json at all')").run()
+    assert not junk.exception and any("not loaded" in e.value for e in junk.error)
+
+
+def test_config_is_visible_and_downloadable(app):
+    codes = [c.value for c in app.code]
+    assert any('"preset": "classroom"' in c for c in codes)
+    assert json.loads(next(c for c in codes if '"preset"' in c))["seed"] == 0
+
+
+def test_diverging_learning_rate_pauses_with_a_message_and_keeps_working():
+    at = page_test("train", f"state.apply_config({DIVERGING!r})").run()
+    assert at.session_state["config"].lr == 10.0
+    at.button(key="btn_play").click().run()
+    for _ in range(30):
+        if not at.session_state["playing"]:
+            break
+        at.run()
+    assert at.session_state["playing"] is False, "live training stops on divergence"
+    tr = at.session_state["trainer"]
+    assert all(np.isfinite(p).all() for _, p in tr.net.named_params())  # last good weights kept
+    assert any("diverged" in e.value and "learning rate" in e.value for e in at.error)
+    assert not at.exception
+    at.button(key="btn_reset").click().run()  # still usable: reset, step, evaluate
+    at.button(key="btn_step").click().run()
+    assert at.session_state["trainer"].step_count == 1 and not at.exception
+
+
+def test_model_download_roundtrip_and_bad_upload_keeps_the_model(tmp_path):
+    from cnnviz import io
+    from cnnviz.config import preset_config
+    from cnnviz.network import build
+
+    net = build("tutorial", rng=np.random.default_rng(3))
+    raw = io.model_to_bytes(net, preset_config("tutorial"))
+    ok = page_test("train", f"common.load_model_upload('m.npz', {raw!r})").run()
+    assert not ok.exception
+    tr = ok.session_state["trainer"]
+    assert ok.session_state["config"].preset == "tutorial"
+    np.testing.assert_array_equal(tr.net.layers[0].params["W"], net.layers[0].params["W"])
+    assert any("Model loaded" in s.value for s in ok.success)
+
+    bad = page_test("train", "state.get_trainer(); common.load_model_upload('bad.npz', b'PK\\x03\\x04garbage')")
+    bad.run()
+    assert not bad.exception
+    assert bad.session_state["config"].preset == "classroom" and bad.session_state["trainer"].step_count == 0
+    assert any("not loaded" in e.value and "kept" in e.value for e in bad.error)
+
+    from cnnviz.ui.common import _model_bytes
+    from cnnviz.ui.state import threading
+
+    back, cfg = io.model_from_bytes(_model_bytes(tr, ok.session_state["config"], threading.Lock()))
+    np.testing.assert_array_equal(back.layers[3].params["W"], net.layers[3].params["W"])
+    assert cfg["preset"] == "tutorial"
+
+
+def test_presentation_mode_hides_extras_and_scales_figures(app):
+    h = _spec(app, "train_curves")["layout"]["height"]
+    app.toggle(key="presentation").set_value(True).run()
+    assert not app.exception
+    assert _spec(app, "train_curves")["layout"]["height"] > h
+    assert not [c for c in app.code if '"preset"' in c.value]  # config box hidden
+    assert "sb_apply" in {b.key for b in app.button}  # essentials stay
+
+
+def test_evaluate_page_ten_digits():
+    at = page_test("evaluate", "state.train(20)").run()
+    assert not at.exception
+    cm = _spec(at, "eval_cm")
+    assert _arr(cm["data"][0]["text"]).sum() == 1000 and len(cm["data"][0]["x"]) == 10
+    assert _spec(at, "eval_wrong")["data"][0]["type"] == "heatmap"
+    acc = next(m for m in at.metric if m.label == "Accuracy").value
+    assert acc.endswith("%")
+    at.selectbox(key="eval_true_digits").select(3).run()
+    at.selectbox(key="eval_pred_digits").select(3).run()
+    assert "True 3 correctly classified as 3" in _spec(at, "eval_cell")["layout"]["title"]["text"]
+    assert not at.exception
+
+
+def test_evaluate_page_binary_tutorial_net_and_training_images():
+    at = page_test("evaluate", f"sidebar.load_config_upload('t.json', {_tutorial_json()!r}.encode())").run()
+    assert not at.exception
+    cm = _spec(at, "eval_cm")
+    assert _arr(cm["data"][0]["text"]).shape == (2, 2)
+    assert cm["data"][0]["x"] == ["0–4", "5–9"]
+    at.segmented_control(key="eval_which").set_value("train").run()
+    assert _arr(_spec(at, "eval_cm")["data"][0]["text"]).sum() == 200
+    assert not at.exception

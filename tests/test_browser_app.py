@@ -1,0 +1,112 @@
+"""Browser tests of the app (Playwright + Debian Chromium): Step, Play/Pause, every page, figures change.
+
+Uses the lead's fixtures in conftest.py (``page`` = a fresh session on a module-scoped server).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from conftest import wait_idle
+
+pytestmark = pytest.mark.browser
+
+PAGES = ["Train", "Inside", "Gradients", "Draw", "Evaluate"]
+
+# The first conv layer's figure on the Train page: (step in its title, sum |w| of its heatmap), or null.
+FILTERS_JS = """() => {
+  for (const gd of document.querySelectorAll('.js-plotly-plot')) {
+    const t = gd.layout && gd.layout.title && gd.layout.title.text;
+    if (t && t.startsWith('Learned filters at step')) {
+      let s = 0;
+      for (const row of gd._fullData[0].z) for (const v of row) if (v === v && v !== null) s += Math.abs(v);
+      return [parseInt(t.split('step ')[1]), s];
+    }
+  }
+  return null;
+}"""
+
+CURVE_POINTS_JS = """() => {
+  for (const gd of document.querySelectorAll('.js-plotly-plot')) {
+    const t = gd.layout && gd.layout.title && gd.layout.title.text;
+    if (t === 'Training curves') return Math.max(...gd._fullData.map(d => d.x ? d.x.length : 0));
+  }
+  return -1;
+}"""
+
+
+def _filters(page):
+    page.wait_for_function(f"({FILTERS_JS})() !== null", timeout=30_000)
+    return page.evaluate(FILTERS_JS)
+
+
+def _button(page, name: str):
+    return page.get_by_role("button", name=re.compile(rf"^\W*{re.escape(name)}$"))
+
+
+def _no_exception(page, where: str) -> None:
+    n = page.locator('[data-testid="stException"]').count()
+    assert n == 0, f"{where}: {n} exception(s) shown: {page.locator('[data-testid=stException]').first.inner_text()}"
+
+
+def test_step_updates_filters_and_curves(page):
+    step0, w0 = _filters(page)
+    assert step0 == 0
+    _button(page, "Step").first.click()
+    page.wait_for_function(f"({FILTERS_JS})()[0] === 1", timeout=30_000)
+    step1, w1 = page.evaluate(FILTERS_JS)
+    assert w1 != w0, "the filter heatmap shows the updated weights"
+    _button(page, "Step ×10").first.click()
+    page.wait_for_function(f"({FILTERS_JS})()[0] === 11", timeout=30_000)
+    page.wait_for_function(f"({CURVE_POINTS_JS})() >= 11", timeout=30_000)
+    _no_exception(page, "Train after Step")
+
+
+def test_play_trains_live_and_pause_stops(page):
+    start, _ = _filters(page)
+    _button(page, "Play").first.click()
+    page.wait_for_function(f"({FILTERS_JS})()[0] > {start}", timeout=30_000)
+    first = page.evaluate(FILTERS_JS)[0]
+    page.wait_for_function(f"({FILTERS_JS})()[0] > {first}", timeout=30_000)  # it keeps redrawing by itself
+    _button(page, "Pause").first.click()
+    _button(page, "Play").first.wait_for(timeout=30_000)
+    wait_idle(page)
+    stopped = page.evaluate(FILTERS_JS)[0]
+    time.sleep(1.5)
+    assert page.evaluate(FILTERS_JS)[0] == stopped, "training stops on Pause"
+    _no_exception(page, "Train after Play/Pause")
+
+
+def test_every_page_opens_without_error(page):
+    _button(page, "Step ×10").first.click()
+    page.wait_for_function(f"({FILTERS_JS})()[0] === 10", timeout=30_000)
+    nav = page.locator('[data-testid="stSidebarNav"] a')
+    titles = [nav.nth(i).inner_text().strip().splitlines()[-1] for i in range(nav.count())]
+    assert [t for t in PAGES if t in titles] == titles, titles
+    assert {"Train", "Evaluate"} <= set(titles)
+    for i, title in enumerate(titles):
+        nav.nth(i).click()
+        page.wait_for_function(f"() => document.title.includes({title!r}) || true")
+        wait_idle(page)
+        page.get_by_role("heading", name=title).first.wait_for(timeout=30_000)
+        wait_idle(page)
+        _no_exception(page, title)
+        if title in ("Train", "Evaluate"):
+            page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
+    # the session's model survived the page switches: back on Train it is still at step 10
+    nav.nth(titles.index("Train")).click()
+    page.wait_for_function(f"({FILTERS_JS})() !== null && ({FILTERS_JS})()[0] === 10", timeout=30_000)
+
+
+def test_evaluate_shows_confusion_matrix_and_galleries(page):
+    page.locator('[data-testid="stSidebarNav"] a', has_text="Evaluate").click()
+    wait_idle(page)
+    page.wait_for_function("""() => [...document.querySelectorAll('.js-plotly-plot')]
+        .some(gd => gd.layout.title.text === 'Confusion matrix')""", timeout=30_000)
+    titles = page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot')].map(gd => gd.layout.title.text)")
+    assert any(t.startswith("The ") and "errors" in t for t in titles), titles
+    assert any(t.startswith("Accuracy per true class") for t in titles), titles
+    _no_exception(page, "Evaluate")
