@@ -5,11 +5,9 @@ Page config, session initialisation and navigation only; the pages live in cnnvi
 
 from __future__ import annotations
 
-import importlib
-
 import streamlit as st
 
-from cnnviz.ui import common, session_guard, sidebar, state
+from cnnviz.ui import common, draw, evaluate, gradients, inside, session_guard, sidebar, state, train
 
 st.set_page_config(page_title="cnnviz · watch a CNN learn", page_icon="🧠", layout="wide",
                    initial_sidebar_state="expanded")
@@ -18,28 +16,14 @@ state.init()
 session_guard.note_interaction()  # a full run = the user did something (idle pause of live training)
 common.inject_css()
 
-PAGES = [  # (module in cnnviz.ui, title, icon, url path)
-    ("train", "Train", ":material/model_training:", "train"),
-    ("inside", "Inside", ":material/layers:", "inside"),
-    ("gradients", "Gradients", ":material/trending_down:", "gradients"),
-    ("draw", "Draw", ":material/draw:", "draw"),
-    ("evaluate", "Evaluate", ":material/fact_check:", "evaluate"),
+PAGES = [
+    st.Page(train.render, title="Train", icon=":material/model_training:", url_path="train", default=True),
+    st.Page(inside.render, title="Inside", icon=":material/layers:", url_path="inside"),
+    st.Page(gradients.render, title="Gradients", icon=":material/trending_down:", url_path="gradients"),
+    st.Page(draw.render, title="Draw", icon=":material/draw:", url_path="draw"),
+    st.Page(evaluate.render, title="Evaluate", icon=":material/fact_check:", url_path="evaluate"),
 ]
 
-
-def _pages() -> list:
-    pages = []
-    for module, title, icon, url in PAGES:
-        try:  # a page still being written must not stop the others (guard removed once all pages exist)
-            mod = importlib.import_module(f"cnnviz.ui.{module}")
-        except ModuleNotFoundError as e:
-            if e.name != f"cnnviz.ui.{module}":
-                raise
-            continue
-        pages.append(st.Page(mod.render, title=title, icon=icon, url_path=url, default=module == "train"))
-    return pages
-
-
-nav = st.navigation(_pages(), position="sidebar")
+nav = st.navigation(PAGES, position="sidebar")
 sidebar.render()
 nav.run()

@@ -65,7 +65,7 @@ def augment(
     max_rotation: float = 15.0,
     scale_range: tuple[float, float] = (0.85, 1.12),
     max_shear: float = 0.15,
-    thickness: float = 0.8,
+    thickness: tuple[float, float] = (-0.8, 2.0),
     p_thickness: float = 0.6,
 ) -> np.ndarray:
     """Randomly transformed copies of a batch of digits, float32 in [0, 1], same shape as ``images``.
@@ -73,7 +73,8 @@ def augment(
     images: (N, 28, 28) or (N, 1, 28, 28), values in [0, 1]. Each image gets its own shift (up to
     ``max_shift`` px), rotation (up to ``max_rotation`` degrees either way), scale (x and y drawn separately
     within ``scale_range``, so the aspect changes a little), shear and, with probability ``p_thickness``, a
-    thicker or thinner stroke (a blend of up to ``thickness`` of a 3x3 dilation or erosion). The brightest
+    thicker or thinner stroke: an amount drawn from the ``thickness`` range, where -1 is a 3x3 erosion, 1 a
+    3x3 dilation, 2 two dilations, and values in between blend the neighbouring steps. The brightest
     pixel of each result is rescaled to 1, as ``canvas_to_mnist`` does. All randomness comes from ``rng``.
     """
     x = np.asarray(images, dtype=np.float32)
@@ -107,12 +108,14 @@ def augment(
     offset = -(inv @ shift[:, :, None])[:, :, 0]  # (N, 2): shift applied in output space
     out = _affine_sample(x, inv, offset.astype(np.float32), centre=(H - 1) / 2 + 0.5)  # (N, H, W)
 
-    amount = rng.uniform(-thickness, thickness, N).astype(np.float32)  # (N,): < 0 thinner, > 0 thicker
+    amount = rng.uniform(thickness[0], thickness[1], N).astype(np.float32)  # (N,): < 0 thinner, > 0 thicker
     amount *= rng.random(N) < p_thickness
-    thick = _morph(out, np.maximum)
-    thin = _morph(out, np.minimum)
+    thick = _morph(out, np.maximum)  # one dilation
+    thicker = _morph(thick, np.maximum)  # two
+    thin = _morph(out, np.minimum)  # one erosion
     a = amount[:, None, None]  # (N, 1, 1)
-    out = np.where(a > 0, out + a * (thick - out), out + a * (out - thin))
+    out = np.where(a > 1, thick + (a - 1) * (thicker - thick),
+                   np.where(a > 0, out + a * (thick - out), out + a * (out - thin)))
     peak = out.max(axis=(1, 2), keepdims=True)  # (N, 1, 1)
     out = np.clip(out / np.maximum(peak, 1e-6), 0.0, 1.0).astype(np.float32)
     return out[:, None] if squeeze else out  # (N, 1, H, W) or (N, H, W)
@@ -179,7 +182,7 @@ def train_draw_model(
     config = preset_config(preset).to_dict()
     config.update(optimizer="adam", lr=lr, batch_size=batch_size, seed=seed, train_size=n)
     extra = {"purpose": "draw", "val_acc": val_acc, "epochs": epochs, "lr_schedule": "cosine",
-             "augmentation": "shift 2 px, rotation 15 deg, scale 0.85-1.12, shear 0.15, thickness +-0.8 "
+             "augmentation": "shift 2 px, rotation 15 deg, scale 0.85-1.12, shear 0.15, thickness -0.8..2 "
                              "(3 in 4 images per epoch)"}
     save_model(out_path, net, config=RunConfig.from_dict(config), extra=extra)
     return val_acc

@@ -5,8 +5,9 @@ nothing cached across steps) for the tutorial network on 200 images -- the tutor
 cnnviz and PyTorch CPU (when importable; a measurement tool only, never a dependency) -- the classroom
 preset at batch 64 and 256, single-image predict latency, and the peak memory added by one training step
 of the tutorial net on 5,000 images in one batch (each library in a fresh subprocess, measured the same
-way: resident-set high-water mark). Times are medians of interleaved repeats after warm-up, so that load
-from other processes hits every library alike; compare numbers from the same run only.
+way: resident-set high-water mark). Times are medians, and best-of-N, of samples taken in alternating
+blocks after warm-up, so that load from other processes hits every library alike; compare numbers from the
+same run only.
 """
 
 from __future__ import annotations
@@ -338,7 +339,12 @@ def measure_memory(lib: str, n_images: int, timeout: float = 300) -> dict:
 def run(quick: bool = False, repeat: int | None = None, warmup: int | None = None,
         loop_images: int | None = None, loop_repeat: int | None = None, memory_images: int | None = None,
         use_torch: bool = True, memory: bool = True, threads: int | None = None) -> dict:
-    """Run every benchmark once; returns a JSON-able dict (``format_table`` prints it)."""
+    """Run every benchmark once; returns a JSON-able dict (``format_table`` prints it).
+
+    Defaults: 30 timed samples after 5 warm-up calls, the loops on all 200 images 3 times, memory on 5,000
+    images, threads = the cores; ``quick`` uses 4 samples, the loops on 4 images (scaled) and 300 images
+    for memory, for a smoke run.
+    """
     repeat = repeat or (4 if quick else 30)
     warmup = warmup if warmup is not None else (1 if quick else 5)
     loop_images = loop_images or (4 if quick else 200)
@@ -361,7 +367,8 @@ def run(quick: bool = False, repeat: int | None = None, warmup: int | None = Non
 
 def _run(quick, repeat, warmup, loop_images, loop_repeat, memory_images, torch, use_torch, memory,
          threads) -> dict:
-    x_all, labels_all, source = load_data(max(256, memory_images if memory else 0))
+    gap = 0.02 if quick else 0.15  # pause before each timed block (see time_interleaved)
+    x_all, labels_all, source = load_data(256)  # the memory child loads its own
     env = environment(torch)
     env["data"] = source
     env["threads"] = threads
@@ -381,7 +388,7 @@ def _run(quick, repeat, warmup, loop_images, loop_repeat, memory_images, torch, 
     fns = {"cnnviz": cnnviz_step_fn("tutorial", x, lab)}
     if torch is not None:
         fns["torch"] = torch_step_fn(torch, "tutorial", x, lab)
-    timings = time_interleaved(fns, repeat, warmup)
+    timings = time_interleaved(fns, repeat, warmup, gap_s=gap)
     timings["loops"] = time_tutorial_loops(x, lab, loop_images, loop_repeat)
     add("tutorial net, 200 images: train step", "ms", timings, "tutorial200", "<= 1.5")
 
@@ -391,7 +398,8 @@ def _run(quick, repeat, warmup, loop_images, loop_repeat, memory_images, torch, 
         fns = {"cnnviz": cnnviz_step_fn("classroom", x, lab)}
         if torch is not None:
             fns["torch"] = torch_step_fn(torch, "classroom", x, lab)
-        add(f"classroom, batch {batch}: train step", "ms", time_interleaved(fns, repeat, warmup), key, target)
+        add(f"classroom, batch {batch}: train step", "ms", time_interleaved(fns, repeat, warmup, gap_s=gap),
+            key, target)
 
     # single-image predict latency
     for preset in ("classroom", "tutorial"):
@@ -399,7 +407,7 @@ def _run(quick, repeat, warmup, loop_images, loop_repeat, memory_images, torch, 
         fns = {"cnnviz": cnnviz_predict_fn(preset, x1)}
         if torch is not None:
             fns["torch"] = torch_predict_fn(torch, preset, x1)
-        add(f"{preset}: predict 1 image", "ms", time_interleaved(fns, repeat, warmup),
+        add(f"{preset}: predict 1 image", "ms", time_interleaved(fns, repeat, warmup, gap_s=gap),
             "predict_ms" if preset == "classroom" else None, "< 0.1 ms" if preset == "classroom" else "")
 
     mem = None
@@ -521,16 +529,20 @@ def format_table(res: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: ``python -m cnnviz bench [--quick] [--repeat N] [--json] ...``."""
-    p = argparse.ArgumentParser(prog="cnnviz bench", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="cnnviz bench",
+        description="Per-step time, predict latency and peak memory: the tutorial's loops vs cnnviz vs "
+                    "PyTorch CPU (when installed), from one run. Compare numbers within one run only.")
     p.add_argument("--quick", action="store_true", help="few repeats and small samples (a smoke run, ~10 s)")
-    p.add_argument("--repeat", type=int, default=None, help="timed samples per case (default 30, quick 5)")
+    p.add_argument("--repeat", type=int, default=None, help="timed samples per case (default 30, quick 4)")
     p.add_argument("--warmup", type=int, default=None, help="warm-up calls per case (default 5, quick 1)")
     p.add_argument("--loop-images", type=int, default=None,
                    help="images the tutorial's loops are timed on, scaled to 200 (default 200, quick 4)")
     p.add_argument("--memory-images", type=int, default=None,
-                   help="batch for the memory measurement (default 5000, quick 500)")
+                   help="batch for the memory measurement (default 5000, quick 300)")
     p.add_argument("--threads", type=int, default=None,
-                   help="threads for NumPy's BLAS (via threadpoolctl) and PyTorch (default: the cores)")
+                   help="threads for PyTorch and NumPy's BLAS (the latter only when threadpoolctl is "
+                        "installed) (default: the cores)")
     p.add_argument("--no-torch", action="store_true", help="skip PyTorch even if it is installed")
     p.add_argument("--no-memory", action="store_true", help="skip the memory measurement")
     p.add_argument("--json", action="store_true", help="print the results as JSON instead of the table")

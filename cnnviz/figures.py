@@ -116,7 +116,9 @@ def filter_grid(W: np.ndarray, title: str = "Learned filters (first conv layer)"
     custom = np.stack([fidx, cidx, index[..., 1], index[..., 2]], axis=-1)  # (R, Cols, 4)
     fig = go.Figure(go.Heatmap(
         z=tiled, customdata=custom, colorscale=DIVERGING, zmid=0.0, zmin=-zmax, zmax=zmax, hoverongaps=False,
-        colorbar={"title": {"text": colorbar_title}, "thickness": round(12 * scale), "len": 0.9},
+        colorbar={"title": {"text": colorbar_title, "side": "top"}, "orientation": "h",
+                  "thickness": round(10 * scale), "len": 0.6, "y": -0.02, "yanchor": "top", "x": 0.5,
+                  "xanchor": "center"},
         hovertemplate="filter %{customdata[0]}, channel %{customdata[1]}<br>row %{customdata[2]}, "
                       "col %{customdata[3]}<br>w = %{z:.4f}<extra></extra>",
     ))
@@ -124,7 +126,7 @@ def filter_grid(W: np.ndarray, title: str = "Learned filters (first conv layer)"
     height = height or (90 + 70 * nrows)
     style(fig, title, height=height, scale=scale)
     fig.update_layout(annotations=_tile_labels(F * C, ncols, KH, KW, gap, labels, round(11 * scale)),
-                      margin={"l": 10, "r": 10})
+                      margin={"l": 10, "r": 10, "b": round(60 * scale)})
     _tile_axes(fig)
     return fig
 
@@ -150,11 +152,13 @@ def filter_replay(W_then: np.ndarray, W_init: np.ndarray, step: int, scale: floa
                         subplot_titles=(f"filters at step {step}", "change since initialisation"))
     za = float(zmax) if zmax else symmetric_range(W_then)
     zd = symmetric_range(delta)
-    for col, (arr, z, name, cb_x) in enumerate(((W_then, za, "w", 0.44), (delta, zd, "Δw", 1.0)), start=1):
+    for col, (arr, z, name, cb_x) in enumerate(((W_then, za, "w", 0.22), (delta, zd, "Δw", 0.78)), start=1):
         tiled, index = tile(arr.reshape(F * C, KH, KW), ncols, gap)  # (R, Cols)
         fig.add_trace(go.Heatmap(
             z=tiled, customdata=index, colorscale=DIVERGING, zmid=0.0, zmin=-z, zmax=z, hoverongaps=False,
-            colorbar={"title": {"text": name}, "x": cb_x, "thickness": round(10 * scale), "len": 0.85},
+            colorbar={"title": {"text": name, "side": "right"}, "orientation": "h", "x": cb_x,
+                      "xanchor": "center", "y": -0.02, "yanchor": "top", "thickness": round(10 * scale),
+                      "len": 0.35},
             hovertemplate="tile %{customdata[0]}<br>row %{customdata[1]}, col %{customdata[2]}<br>"
                           + name + " = %{z:.4f}<extra></extra>",
         ), row=1, col=col)
@@ -162,8 +166,8 @@ def filter_replay(W_then: np.ndarray, W_init: np.ndarray, step: int, scale: floa
     fig.update_yaxes(scaleanchor="x", row=1, col=1)
     fig.update_yaxes(scaleanchor="x2", row=1, col=2)
     nrows = -(-(F * C) // ncols)
-    style(fig, f"Replay: step {step}", height=110 + 80 * nrows, scale=scale)
-    fig.update_layout(margin={"l": 10, "r": 10})
+    style(fig, f"Replay: step {step}", height=round((150 + 80 * nrows) * scale), scale=scale)
+    fig.update_layout(margin={"l": 10, "r": 10, "b": round(60 * scale)})
     return fig
 
 
@@ -223,6 +227,9 @@ def training_curves(steps: np.ndarray, loss: np.ndarray, acc: np.ndarray, val_st
                                                + " %{y:.4f}<extra></extra>"),
                       row=col, col=1)
     style(fig, "Training curves", height=height, scale=scale)
+    fig.update_layout(margin={"l": round(60 * scale), "b": round(45 * scale)})
+    fig.update_xaxes(automargin=True)
+    fig.update_yaxes(automargin=True)
     fig.update_xaxes(gridcolor="#eef1f6", zeroline=False, rangemode="tozero")
     fig.update_xaxes(title_text="step", row=2, col=1)
     fig.update_yaxes(title_text="loss", gridcolor="#eef1f6", zeroline=False, rangemode="tozero", row=1, col=1)
@@ -241,7 +248,9 @@ def confusion_matrix(cm: np.ndarray, class_names: list[str], selected: tuple[int
     """Confusion matrix cm (K, K) of counts (rows = true class, columns = predicted) as an annotated heatmap.
 
     Colour is the share of each true class (row-normalised) so that small classes read the same; the text
-    is the count. ``selected`` (true, predicted) gets an outline.
+    is the count. ``selected`` (true, predicted) gets an outline. Heatmaps cannot be selected by a click in
+    Plotly, so an invisible marker sits on every cell (trace 1, point index = true * K + predicted): clicking
+    a cell selects that marker.
     """
     cm = np.asarray(cm)
     K = cm.shape[0]
@@ -256,13 +265,22 @@ def confusion_matrix(cm: np.ndarray, class_names: list[str], selected: tuple[int
         textfont={"size": round((12 if K > 4 else 18) * scale)}, colorscale="Blues", zmin=0, zmax=1,
         colorbar={"title": {"text": "share of<br>true class"}, "tickformat": ".0%",
                   "thickness": round(12 * scale)},
-        hovertemplate="true %{y}, predicted %{x}<br>%{text} images (%{z:.1%} of true %{y})<extra></extra>",
-        xgap=1, ygap=1,
+        hoverinfo="skip", xgap=1, ygap=1,
+    ))
+    tt, pp = np.meshgrid(np.arange(K), np.arange(K), indexing="ij")  # (K, K) true, predicted per cell
+    fig.add_trace(go.Scatter(
+        x=[names[i] for i in pp.ravel()], y=[names[i] for i in tt.ravel()], mode="markers",
+        marker={"size": round((28 if K > 4 else 80) * scale), "opacity": 0, "symbol": "square"},
+        customdata=np.stack([cm.ravel(), share.ravel()], axis=-1), showlegend=False,
+        selected={"marker": {"opacity": 0}}, unselected={"marker": {"opacity": 0}},
+        hovertemplate="true %{y}, predicted %{x}<br>%{customdata[0]} images (%{customdata[1]:.1%} of true "
+                      "%{y})<br>click to see them<extra></extra>",
     ))
     style(fig, "Confusion matrix", height=height or (120 + (34 if K > 4 else 90) * K), scale=scale)
-    fig.update_xaxes(title_text="predicted class", type="category", side="bottom", showgrid=False)
+    fig.update_xaxes(title_text="predicted class", type="category", side="bottom", showgrid=False,
+                     automargin=True)
     fig.update_yaxes(title_text="true class", type="category", autorange="reversed", showgrid=False,
-                     scaleanchor="x", constrain="domain")
+                     scaleanchor="x", constrain="domain", automargin=True)
     if selected is not None:
         t, p = selected
         fig.add_shape(type="rect", x0=p - 0.5, x1=p + 0.5, y0=t - 0.5, y1=t + 0.5,
@@ -313,8 +331,9 @@ def class_accuracy(acc: np.ndarray, class_names: list[str], overall: float | Non
                            hovertemplate="class %{x}<br>accuracy %{y:.1%}<extra></extra>"))
     suffix = f" (overall {overall:.1%}, dashed)" if overall is not None else ""
     style(fig, "Accuracy per true class" + suffix, height=height, scale=scale)
-    fig.update_xaxes(title_text="true class", type="category")
-    fig.update_yaxes(title_text="accuracy", range=[0, 1.12], tickformat=".0%", gridcolor="#eef1f6")
+    fig.update_xaxes(title_text="true class", type="category", automargin=True)
+    fig.update_yaxes(title_text="accuracy", range=[0, 1.12], tickformat=".0%", gridcolor="#eef1f6",
+                     automargin=True)
     if overall is not None:
         fig.add_hline(y=overall, line={"color": VAL_COLOUR, "dash": "dash", "width": 2})
     return fig
@@ -504,8 +523,9 @@ def conv_step_figure(image: np.ndarray, kernel: np.ndarray, steps: list[dict], i
     their elementwise product (summing to the output value), and the output map filled up to this step.
 
     ``steps`` is ``cnnviz.explain.conv_step_through(image, kernel)``: dicts with row, col, patch, product,
-    value, in output order. ``numbers``: write values in the cells (default: only for small images; a real
-    28×28 image shows them on hover).
+    value, in output order. ``numbers``: write values in the image and output cells (default: only for small
+    images; a real 28×28 image shows them on hover). A small example sits on one row of five panels; a large
+    image goes on a first row with the output, and the patch, filter and product (with their numbers) below.
     """
     image = np.asarray(image, dtype=np.float64)
     kernel = np.asarray(kernel, dtype=np.float64)
@@ -514,54 +534,72 @@ def conv_step_figure(image: np.ndarray, kernel: np.ndarray, steps: list[dict], i
     s = steps[index]
     rows_out = max(st["row"] for st in steps) + 1
     cols_out = max(st["col"] for st in steps) + 1
-    out = np.full((rows_out, cols_out), np.nan)
-    done = steps[: index + 1]
-    out[[st["row"] for st in done], [st["col"] for st in done]] = [st["value"] for st in done]
-    # Where the window sits in the image: the stride is the gap between consecutive windows' positions.
+    values = np.array([st["value"] for st in steps], dtype=np.float64)  # (P,)
+    out = np.full((rows_out, cols_out), np.nan)  # the output computed so far; NaN = not yet
+    out.ravel()[: index + 1] = values[: index + 1]  # steps are in reading order
     r0, c0 = _window_origin(steps, index, (h, w), (kh, kw), (rows_out, cols_out))
-    small = numbers if numbers is not None else max(h, w) <= 10
-    small_k = numbers if numbers is not None else max(kh, kw) <= 7
-    fmt = "%{z:.4~g}"  # d3-format: 4 significant digits, no trailing zeros (9, 32, 0.25)
-    panels = [
-        ("image (window outlined)", image, "image", small),
-        ("patch", np.asarray(s["patch"], dtype=np.float64), "image", small_k),
-        ("filter", kernel, "diverging", small_k),
-        ("patch ⊙ filter", np.asarray(s["product"], dtype=np.float64), "diverging", small_k),
-        (f"output  (Σ = {s['value']:.4g})", out, "diverging", small),
+    small = max(h, w) <= 10
+    show_big = numbers if numbers is not None else small
+    integers = all(np.allclose(a, np.round(a)) for a in (image, kernel))
+    fmt = "%{z:.4~g}" if integers else "%{z:.2f}"  # d3-format: 9, 32 / 0.25, -0.13
+    panels = [  # (title, z, colour kind, numbers in the cells)
+        ("image (window outlined)", image, "image", show_big),
+        ("patch", np.asarray(s["patch"], dtype=np.float64), "image", True),
+        ("filter", kernel, "diverging", True),
+        ("patch ⊙ filter", np.asarray(s["product"], dtype=np.float64), "diverging", True),
+        (f"output  (Σ = {s['value']:.4g})", out, "output", show_big),
     ]
-    widths = [max(p[1].shape[1], 4) for p in panels]
-    # Square panels fill ~800 px of width: the widest sets the height of the figure.
-    panel_h = min(round(760 * max(widths) / sum(widths)), 330)
-    fig = make_subplots(rows=1, cols=5, column_widths=widths, subplot_titles=[p[0] for p in panels],
-                        horizontal_spacing=0.04)
-    img_range = {"cmin": min(0.0, float(image.min())), "cmax": max(1.0, float(image.max()))}
+    if small:
+        widths = [max(p[1].shape[1], 4) for p in panels]
+        fig = make_subplots(rows=1, cols=5, column_widths=widths, subplot_titles=[p[0] for p in panels],
+                            horizontal_spacing=0.04)
+        place = [(1, j + 1) for j in range(5)]
+        height = min(round(760 * max(widths) / sum(widths)), 330) + 110
+    else:
+        order = [0, 4, 1, 2, 3]  # subplot order: image, output, then the three small panels
+        fig = make_subplots(rows=2, cols=6, specs=[[{"colspan": 3}, None, None, {"colspan": 3}, None, None],
+                                                   [{"colspan": 2}, None, {"colspan": 2}, None,
+                                                    {"colspan": 2}, None]],
+                            subplot_titles=[panels[j][0] for j in order], horizontal_spacing=0.06,
+                            vertical_spacing=0.13, row_heights=[0.55, 0.45])
+        place = [(1, 1), (2, 1), (2, 3), (2, 5), (1, 4)]
+        height = 700
+    axis_of = {}  # panel index -> the suffix of its axes ("1", "2", ...)
+    img_range = (min(0.0, float(image.min())), max(1.0, float(image.max())))
+    r_out = symmetric_range(values)
     for j, (name, z, kind, show_numbers) in enumerate(panels):
         if kind == "image":
-            colour = {"colorscale": "Greys", "reversescale": True, "zmin": img_range["cmin"],
-                      "zmax": img_range["cmax"]}
-        else:
-            r = symmetric_range(np.nan_to_num(z))
+            colour = {"colorscale": "Greys", "reversescale": True, "zmin": img_range[0], "zmax": img_range[1]}
+        else:  # the output keeps one range for the whole pass, so colours do not shift while it plays
+            r = r_out if kind == "output" else symmetric_range(z)
             colour = {"colorscale": DIVERGING, "zmin": -r, "zmax": r, "zmid": 0.0}
+        big_cells = max(z.shape) <= 4
         fig.add_trace(go.Heatmap(
             z=z, showscale=False, texttemplate=fmt if show_numbers else None,
-            textfont={"size": round(13 * scale)},
+            textfont={"size": round((17 if big_cells else 12) * scale)},
             hovertemplate=f"{name.split('  ')[0]}<br>row %{{y}}, col %{{x}}<br>%{{z:.4g}}<extra></extra>",
             xgap=1, ygap=1, hoverongaps=False, **colour,
-        ), row=1, col=j + 1)
+        ), row=place[j][0], col=place[j][1])
+        axis_of[j] = fig.data[-1].xaxis[1:] or "1"  # "x2" -> "2": the axes this panel was placed on
     _hide_ticks(fig)
     _square(fig, 5)
     for j, (_, z, _, _) in enumerate(panels):  # full extent even where the output is not computed yet (NaN)
-        fig.update_xaxes(range=[-0.5, z.shape[1] - 0.5], row=1, col=j + 1)
-        fig.update_yaxes(range=[z.shape[0] - 0.5, -0.5], autorange=False, row=1, col=j + 1)
+        fig.update_xaxes(range=[-0.5, z.shape[1] - 0.5], row=place[j][0], col=place[j][1])
+        fig.update_yaxes(range=[z.shape[0] - 0.5, -0.5], autorange=False, row=place[j][0], col=place[j][1])
+
+    def ref(j: int) -> dict:
+        n = axis_of[j]
+        return {"xref": "x" if n == "1" else f"x{n}", "yref": "y" if n == "1" else f"y{n}"}
+
     fig.add_shape(type="rect", x0=c0 - 0.5, x1=c0 + kw - 0.5, y0=r0 - 0.5, y1=r0 + kh - 0.5,
-                  line={"color": HIGHLIGHT, "width": 3}, xref="x", yref="y")
+                  line={"color": HIGHLIGHT, "width": 3}, **ref(0))
     fig.add_shape(type="rect", x0=s["col"] - 0.5, x1=s["col"] + 0.5, y0=s["row"] - 0.5, y1=s["row"] + 0.5,
-                  line={"color": HIGHLIGHT, "width": 3}, xref="x5", yref="y5")
+                  line={"color": HIGHLIGHT, "width": 3}, **ref(4))
     fig.update_xaxes(title_text="column", row=1, col=1)
     fig.update_yaxes(title_text="row", row=1, col=1)
     title = (f"Step {index + 1} of {len(steps)}: window at row {r0}, column {c0} → "
              f"output[{s['row']}, {s['col']}] = Σ patch ⊙ filter = {s['value']:.4g}")
-    style(fig, title, height=panel_h + 110, scale=scale)
+    style(fig, title, height=height, scale=scale)
     fig.update_layout(plot_bgcolor="#e9edf3")  # grey behind the cells: white and empty cells stay visible
     fig.update_annotations(font_size=round(12 * scale))
     return fig
@@ -605,11 +643,12 @@ def series_figure(steps: np.ndarray, series: dict[str, np.ndarray], title: str, 
     if log_y:
         vals = np.concatenate([np.asarray(v, dtype=np.float64).ravel() for v in series.values()] or [[]])
         vals = vals[np.isfinite(vals) & (vals > 0)]
-        if vals.size and np.log10(vals.max() / vals.min()) >= 2:
-            fig.update_yaxes(dtick=1)
+        if vals.size:  # whole decades once the data spans one; else only the 2s and 5s between them
+            fig.update_yaxes(dtick=1 if np.log10(vals.max() / vals.min()) >= 1 else "D2")
     style(fig, title, height=360, scale=scale,
           legend={"orientation": "h", "yanchor": "top", "y": -0.25, "x": 0, "title": {"text": ""}})
-    fig.update_layout(margin={"b": round(90 * scale)})
+    fig.update_yaxes(automargin=True)
+    fig.update_layout(margin={"b": round(90 * scale), "l": round(70 * scale)})
     return fig
 
 

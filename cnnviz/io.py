@@ -34,6 +34,7 @@ ALLOWED_DTYPES = (np.dtype("<f4"), np.dtype("<f8"))
 SPEC_MEMBER = "spec.npy"
 
 __all__ = ["save_model", "load_model", "load_model_and_config", "load_model_full", "model_to_bytes",
+           "session_to_bytes", "session_from_bytes", "session_extra", "restore_session",
            "model_from_bytes", "param_shapes", "FORMAT_VERSION"]
 
 
@@ -178,7 +179,8 @@ def _load(src) -> tuple[Network, dict | None, dict | None]:
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile:
-        raise ValueError("not a model file: expected a .npz (zip) archive saved by cnnviz") from None
+        raise ValueError("not a model file: expected a .npz (zip) archive saved by cnnviz "
+                         "(the file may be truncated or corrupt)") from None
     with zf:
         infos = zf.infolist()
         if len(infos) > 64:
@@ -253,6 +255,8 @@ def load_model_full(path_or_file) -> tuple[Network, dict | None, dict | None]:
         raise
     except FileNotFoundError:
         raise
+    except zipfile.BadZipFile as e:
+        raise ValueError(f"the model file is corrupt or truncated ({e})") from None
     except Exception as e:  # hostile bytes can break zipfile/zlib/numpy in many ways: one clear error
         raise ValueError(f"not a valid cnnviz model file ({type(e).__name__}: {e})") from None
 
@@ -271,3 +275,105 @@ def load_model(path_or_file) -> Network:
 def model_from_bytes(data: bytes) -> tuple[Network, dict | None]:
     """(Network, config dict or None) from the bytes of an uploaded model file; ValueError on any problem."""
     return load_model_and_config(bytes(data))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# A whole session in one file: the model file, with the training history in its "extra" metadata
+# ----------------------------------------------------------------------------------------------------------
+SESSION_KIND = "cnnviz-session"
+SESSION_MAX_RECORDS = 2000  # longer histories are thinned evenly (the latest record always kept)
+_RECORD_FIELDS = ("step", "epoch", "loss", "acc", "ms")
+
+
+def session_extra(trainer) -> dict:
+    """The JSON-able history of a Trainer: step count, epoch, step records (thinned to at most
+    SESSION_MAX_RECORDS, per-parameter gradient norms and update ratios included) and validation history."""
+    recs = list(trainer.history)
+    if len(recs) > SESSION_MAX_RECORDS:
+        keep = np.unique(np.linspace(0, len(recs) - 1, SESSION_MAX_RECORDS).round().astype(int))
+        recs = [recs[i] for i in keep]
+    names = sorted(recs[-1].grad_norms) if recs else []
+    cols: dict = {f: [getattr(r, f) for r in recs] for f in _RECORD_FIELDS}
+    cols["grad_norms"] = {n: [float(r.grad_norms.get(n, 0.0)) for r in recs] for n in names}
+    cols["update_ratios"] = {n: [float(r.update_ratios.get(n, 0.0)) for r in recs] for n in names}
+    return {"kind": SESSION_KIND, "step_count": int(trainer.step_count), "epoch": int(trainer.epoch),
+            "history": cols, "val_history": [[int(s), float(l), float(a)] for s, l, a in trainer.val_history]}
+
+
+def session_to_bytes(trainer) -> bytes:
+    """One file with the session's model, config and history: a valid model file (``load_model`` reads it),
+    whose ``extra`` holds ``session_extra(trainer)``. The optimiser's state and the position within the
+    epoch are not saved: a restored session continues from the same weights with a fresh optimiser."""
+    return model_to_bytes(trainer.net, trainer.config, extra={"session": session_extra(trainer)})
+
+
+def _check_session(s: object) -> dict:
+    """Validate the "session" metadata of a file (types, equal lengths, finite, bounded); ValueError."""
+    def fail(what: str):
+        raise ValueError(f"the file's session history is invalid: {what}")
+
+    if not isinstance(s, dict) or s.get("kind") != SESSION_KIND:
+        fail("not a cnnviz session")
+    for key in ("step_count", "epoch"):
+        v = s.get(key)
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 10**9:
+            fail(f"{key} must be a non-negative integer")
+    h = s.get("history")
+    if not isinstance(h, dict):
+        fail("history must be an object")
+    n = None
+    columns = {f: h.get(f) for f in _RECORD_FIELDS}
+    for group in ("grad_norms", "update_ratios"):
+        g = h.get(group)
+        if not isinstance(g, dict) or len(g) > 64:
+            fail(f"{group} must be an object of at most 64 parameters")
+        columns.update({f"{group}:{k}": v for k, v in g.items()})
+    for name, col in columns.items():
+        if not isinstance(col, list) or len(col) > SESSION_MAX_RECORDS:
+            fail(f"{name} must be a list of at most {SESSION_MAX_RECORDS} numbers")
+        if n is not None and len(col) != n:
+            fail(f"{name} has {len(col)} values, other columns {n}")
+        n = len(col)
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in col):
+            fail(f"{name} must hold finite numbers")
+    if set(h["grad_norms"]) != set(h["update_ratios"]):
+        fail("grad_norms and update_ratios name different parameters")
+    val = s.get("val_history")
+    if not isinstance(val, list) or len(val) > 100_000:
+        fail("val_history must be a list")
+    for row in val:
+        if (not isinstance(row, list) or len(row) != 3
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                           for v in row)):
+            fail("val_history rows must be [step, loss, accuracy]")
+    return s
+
+
+def session_from_bytes(data: bytes) -> tuple[Network, dict | None, dict | None]:
+    """(Network, config dict or None, validated session history or None) from a model or session file."""
+    net, config, extra = load_model_full(bytes(data))
+    session = None
+    if extra and "session" in extra:
+        session = _check_session(extra["session"])
+    return net, config, session
+
+
+def restore_session(trainer, session: dict) -> None:
+    """Put a saved history (``session_extra``) back on a Trainer built from the same file's model and config,
+    so that the curves, the metrics and the step count continue where the saved session stopped."""
+    from cnnviz.trainer import StepRecord
+
+    s = _check_session(session)
+    h = s["history"]
+    n = len(h["step"])
+    names = sorted(h["grad_norms"])
+    trainer.history = [
+        StepRecord(int(h["step"][i]), int(h["epoch"][i]), float(h["loss"][i]), float(h["acc"][i]),
+                   float(h["ms"][i]), {k: float(h["grad_norms"][k][i]) for k in names},
+                   {k: float(h["update_ratios"][k][i]) for k in names})
+        for i in range(n)]
+    trainer.val_history = [(int(a), float(b), float(c)) for a, b, c in s["val_history"]]
+    trainer.step_count = s["step_count"]
+    trainer.epoch = max(1, s["epoch"])
+    for snap in trainer.snapshots:  # the restored weights are those of the saved step
+        snap.step = trainer.step_count

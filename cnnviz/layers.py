@@ -118,7 +118,7 @@ class Conv2D(Layer):
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, rng=None, *,
-                 init: str = "he"):
+                 init: str | None = "he"):
         super().__init__()
         self.in_channels = _check_int("in_channels", in_channels, 1)
         self.out_channels = _check_int("out_channels", out_channels, 1)
@@ -126,7 +126,8 @@ class Conv2D(Layer):
         self.stride = _check_int("stride", stride, 1)
         self.padding = _check_int("padding", padding, 0)
         self.fast = True  # images-innermost implementation (tests switch it off to compare)
-        self.reset_parameters(rng, init)
+        if init is not None:  # None: no weights, for shape checks only
+            self.reset_parameters(rng, init)
         self._cache = None
 
     def reset_parameters(self, rng=None, init: str = "he") -> None:
@@ -165,6 +166,7 @@ class Conv2D(Layer):
             raise ValueError(f"Conv2D expects input (N, {self.in_channels}, H, W), got {x.shape}")
         dtype = np.result_type(x.dtype, self.params["W"].dtype)
         x = x.astype(dtype, copy=False)
+        self._cache = None  # let the allocator reuse the previous step's memory
         if self.fast:
             return self._forward_fast(x)
         return self._forward_general(x)
@@ -223,6 +225,10 @@ class Conv2D(Layer):
 
     # -- fast path: images on the innermost axis (see _correlate_nlast) -------------------------------
 
+    def _dw_by_taps(self) -> bool:
+        """Filter gradient tap by tap (faster for a first layer with few filters, measured)."""
+        return self.in_channels == 1 and self.stride == 1 and self.out_channels <= 4
+
     def _forward_fast(self, x: np.ndarray) -> np.ndarray:
         _, Ho, Wo = self.output_shape(x.shape[1:])
         N, C, H, Wd = x.shape
@@ -232,6 +238,8 @@ class Conv2D(Layer):
         xt = _to_nlast(x, p)  # (Hp, C, Wp, N)
         out, win = _correlate_nlast(xt, W.astype(dtype, copy=False), self.stride, Ho, Wo)  # (F, Ho, Wo, N)
         out += b.astype(dtype, copy=False)[:, None, None, None]
+        if self._dw_by_taps():
+            win = None  # not needed for the filter gradient: free its memory now
         self._cache = ("fast", x.shape, xt, win)
         return out.transpose(3, 0, 1, 2)  # (N, F, H_out, W_out) view
 
@@ -247,17 +255,18 @@ class Conv2D(Layer):
         dT = np.ascontiguousarray(dout.transpose(1, 2, 3, 0), dtype=dtype)  # (F, H_out, W_out, N)
         d2 = dT.reshape(F, Ho * L)  # (F, P)
         self.grads["b"] = d2.sum(axis=1)  # (F,)
-        if C == 1 and s == 1:
+        if self._dw_by_taps():
             # one tap at a time, (F, P) @ (P,), each tap a contiguous block of a column-shifted copy:
-            # a per-row (F, L) @ (L, KH*KW) product would spend its time packing the tall operand
+            # with few filters a per-row product would spend its time packing the tall operand
             dW = np.empty((F, 1, K, K), dtype=dtype)
             for j in range(K):
                 xj = np.ascontiguousarray(xt[:, 0, j:j + Wo])  # (Hp, W_out, N)
                 for i in range(K):
                     dW[:, 0, i, j] = d2 @ xj[i:i + Ho].reshape(-1)
         else:
-            g = np.matmul(dT.reshape(F, Ho, L).transpose(1, 0, 2), win.transpose(0, 2, 1))  # (H_out, F, R)
-            dW = g.sum(axis=0).reshape(F, K, C, K).transpose(0, 2, 1, 3)  # (F, C, KH, KW)
+            # per output row y: win[y] (R, L) @ dout[:, y].T (L, F), summed over rows
+            g = np.matmul(win, dT.reshape(F, Ho, L).transpose(1, 2, 0))  # (H_out, R, F)
+            dW = g.sum(axis=0).T.reshape(F, K, C, K).transpose(0, 2, 1, 3)  # (F, C, KH, KW)
         self.grads["W"] = np.ascontiguousarray(dW)
         if not need_dx:
             return None
@@ -446,11 +455,12 @@ class Dense(Layer):
     params["W"] is (in_features, out_features) (the tutorial's ``wo``), params["b"] is (out_features,).
     """
 
-    def __init__(self, in_features, out_features, rng=None, *, init: str = "glorot"):
+    def __init__(self, in_features, out_features, rng=None, *, init: str | None = "glorot"):
         super().__init__()
         self.in_features = _check_int("in_features", in_features, 1)
         self.out_features = _check_int("out_features", out_features, 1)
-        self.reset_parameters(rng, init)
+        if init is not None:  # None: no weights, for shape checks only
+            self.reset_parameters(rng, init)
         self._x = None
 
     def reset_parameters(self, rng=None, init: str = "glorot") -> None:

@@ -62,6 +62,7 @@ class Network:
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x (N, C, H, W) -> the last layer's output, e.g. (N, K)."""
+        self.outputs = []  # let the allocator reuse the previous step's memory
         outs = []
         for layer in self.layers:
             x = layer.forward(x)
@@ -187,9 +188,9 @@ def validate_spec(layer_specs) -> list[dict]:
     return out
 
 
-def _build_layers(specs: list[dict], rng, init: str) -> list[Layer]:
-    """Layers from validated specs; weights drawn from ``rng`` in layer order."""
-    if init not in INITS:
+def _build_layers(specs: list[dict], rng, init: str | None) -> list[Layer]:
+    """Layers from validated specs; weights drawn from ``rng`` in layer order (init None: no weights)."""
+    if init is not None and init not in INITS:
         raise ValueError(f"unknown init {init!r}; expected one of {INITS}")
     rng = as_rng(rng)
     layers = []
@@ -198,8 +199,8 @@ def _build_layers(specs: list[dict], rng, init: str) -> list[Layer]:
         kwargs = {k: v for k, v in spec.items() if k != "type"}
         try:
             if "rng" in inspect.signature(cls.__init__).parameters:
-                if init == "tutorial":
-                    scheme = "tutorial"
+                if init is None or init == "tutorial":
+                    scheme = init
                 else:
                     # He for a layer followed by ReLU, Glorot otherwise (sigmoid, tanh, logits).
                     nxt = specs[pos + 1]["type"] if pos + 1 < len(specs) else None
@@ -232,8 +233,8 @@ def infer_shapes(layer_specs, input_shape=(1, 28, 28)) -> list[tuple]:
 
 
 def _build_shape_only(specs: list[dict]) -> list[Layer]:
-    """Layers for shape checks only (weights are drawn but unused)."""
-    return _build_layers(specs, rng=0, init="default")
+    """Layers for shape checks only: hyperparameters validated, no weights allocated."""
+    return _build_layers(specs, rng=None, init=None)
 
 
 def from_spec(layer_specs, rng=None, init: str = "default", input_shape=None) -> Network:

@@ -4,7 +4,8 @@ Each step returns a ``StepRecord`` (loss, batch accuracy, time, per-parameter gr
 update/parameter ratio); the trainer keeps the history, validates on a schedule, and snapshots the first
 conv layer's filters and their gradients on a schedule whose memory stays bounded. A run is deterministic
 for its config's seed. If the loss or the weights become NaN/inf, the last good weights and optimiser state
-are restored and ``TrainingDiverged`` is raised, naming the learning rate.
+are restored and ``TrainingDiverged`` is raised, naming the learning rate. (A loss that explodes to a
+million times its first value counts too: ReLU networks often blow up to 1e20 without ever reaching inf.)
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ SNAPSHOT_DENSE_STEPS = 50  # a filter snapshot after every one of the first 50 s
 SNAPSHOT_CAP = 300  # ... then spaced, thinned (and the spacing doubled) whenever more than this are kept
 HISTORY_CAP = 20_000  # older step records are thinned by 2 beyond this, so memory stays bounded
 MAX_USER_EXAMPLES = 500
+EXPLODE_FACTOR = 1e6  # a loss this many times its first value (or 1) counts as diverged, like NaN/inf
 
 
 class TrainingDiverged(RuntimeError):
@@ -54,7 +56,8 @@ class StepRecord:
 @dataclass(slots=True)
 class Snapshot:
     """The first conv layer after ``step`` updates: filters (F, C, KH, KW) and the gradient that the step
-    computed (zeros at step 0), both copies."""
+    computed (zeros at step 0), both copies. Kept after every one of the first 50 steps, then spaced
+    (spacing doubled whenever more than SNAPSHOT_CAP are kept), plus always the latest step."""
 
     step: int
     filters: np.ndarray
@@ -107,12 +110,14 @@ class Trainer:
         self.step_count = 0
         self.epoch = 1
         self._snap_every = 5
+        self._tail = False  # is the last snapshot an unscheduled "latest step" one?
         convs = [i for i, layer in enumerate(self.net.layers) if isinstance(layer, Conv2D)]
         self._conv_index = convs[0] if convs else None
         self._prev: dict[str, np.ndarray] = {}  # weights before the latest good update (divergence restore)
         self._diff: dict[str, np.ndarray] = {}  # scratch for ΔW
         self._prev_opt: tuple[int, dict[str, dict[str, np.ndarray]]] | None = None
         self._has_prev = False
+        self._explode_at: float | None = None
         self._rebuild_train_set()
         self._order = self._order_rng.permutation(self.n_train)
         self._pos = 0
@@ -122,13 +127,14 @@ class Trainer:
     def _probe_outputs(self) -> int:
         return int(self.net.forward(np.zeros((1, *INPUT_SHAPE), dtype=np.float32)).shape[1])
 
-    def _rebuild_train_set(self) -> None:
+    def _rebuild_train_set(self, x_base: np.ndarray | None = None) -> None:
         """Training arrays = the dataset's plus this session's user examples (a new array, never in place)."""
+        x_base = self.data.x_train if x_base is None else x_base
         if len(self._extra_x):
-            self._x = np.concatenate([self.data.x_train, self._extra_x])  # (N + n, 1, 28, 28)
+            self._x = np.concatenate([x_base, self._extra_x])  # (N + n, 1, 28, 28)
             labels = np.concatenate([self.data.y_train, self._extra_y])
         else:
-            self._x, labels = self.data.x_train, self.data.y_train
+            self._x, labels = x_base, self.data.y_train
         self._y_digits = np.asarray(labels, dtype=np.int64)
         self._targets = self.make_targets(self._y_digits)
 
@@ -252,6 +258,10 @@ class Trainer:
         loss = self.loss_fn.forward(out, y)
         if not math.isfinite(loss):
             self._diverged(f"the loss became {loss}", before_update=True)
+        if self._explode_at is None:
+            self._explode_at = max(loss, 1.0) * EXPLODE_FACTOR
+        elif loss > self._explode_at:
+            self._diverged(f"the loss exploded to {loss:.3g}", before_update=True)
         self.net.backward(self.loss_fn.backward())
         grad_norms = {name: _norm(g) for name, g in self.net.named_grads()}
         if not all(map(math.isfinite, grad_norms.values())):
@@ -322,7 +332,7 @@ class Trainer:
 
     def _diverged(self, what: str, before_update: bool) -> None:
         """Restore the last weights whose loss was finite (and the optimiser state then) and raise."""
-        restored = "no update had succeeded yet; the weights are unchanged"
+        restored = "No update had succeeded yet; the weights are unchanged"
         if self._has_prev:
             for name, p in self.net.named_params():
                 np.copyto(p, self._prev[name])
@@ -330,7 +340,7 @@ class Trainer:
             self.optimizer.t = t
             self.optimizer.state = {n: {k: a.copy() for k, a in s.items()} for n, s in state.items()}
             good_step = self.step_count - 1 if before_update else self.step_count
-            restored = f"the weights of step {good_step} were restored"
+            restored = f"The weights of step {good_step} were restored"
         for layer in self.net.layers:
             for key, g in layer.grads.items():
                 if not np.all(np.isfinite(g)):
@@ -352,9 +362,13 @@ class Trainer:
         self.snapshots.append(Snapshot(self.step_count, layer.params["W"].copy(), grads))
 
     def _maybe_snapshot(self) -> None:
+        """Every step for the first SNAPSHOT_DENSE_STEPS, then every ``_snap_every`` steps; the latest step is
+        always the last snapshot (an unscheduled one is replaced at the next step)."""
         s = self.step_count
-        if s <= SNAPSHOT_DENSE_STEPS or s % self._snap_every == 0:
-            self._snapshot()
+        if self._tail:
+            self.snapshots.pop()
+        self._snapshot()
+        self._tail = not (s <= SNAPSHOT_DENSE_STEPS or s % self._snap_every == 0)
         if len(self.snapshots) > SNAPSHOT_CAP:
             self._snap_every *= 2
             self.snapshots = [sn for sn in self.snapshots
@@ -390,6 +404,13 @@ class Trainer:
         if self.config.batch_size:
             # put the new images at the front of what remains of this epoch: the next step sees them
             self._order = np.concatenate([self._order[:self._pos], new, self._order[self._pos:]])
+
+    def replace_train_images(self, x: np.ndarray) -> None:
+        """Train on ``x`` (N, 1, 28, 28) instead of the dataset's images, same labels and order (e.g. an
+        augmented copy per epoch). The dataset itself is not modified."""
+        if x.shape != self.data.x_train.shape:
+            raise ValueError(f"replacement images must be {self.data.x_train.shape}, got {x.shape}")
+        self._rebuild_train_set(np.asarray(x, dtype=np.float32))
 
     @property
     def n_user_examples(self) -> int:

@@ -265,54 +265,64 @@ def _standardise_backward(d_hat: np.ndarray, z_hat: np.ndarray, std: float) -> n
     return (d_hat - d_hat.mean() - z_hat * (d_hat * z_hat).mean()) / std
 
 
-def _correlate_valid(X: np.ndarray, G: np.ndarray) -> np.ndarray:
-    """sum_{i,a,b} X[p+a, q+b, i] G[i, a, b, k]: X (H, W, N), G (N, Ho, Wo, F) -> (KH, KW, F)."""
-    Ho, Wo = G.shape[1:3]
-    win = sliding_window_view(X, (Ho, Wo), axis=(0, 1))  # (KH, KW, N, Ho, Wo) view
-    return np.einsum("pqiab,iabk->pqk", win, G, optimize=True)
+def _vec_forward(X: np.ndarray, y: np.ndarray, params: dict[str, np.ndarray]) -> dict:
+    """The tutorial's forward pass vectorised: X (H, W, N) -> the intermediates its backward needs.
 
-
-def tutorial_gradients(X: np.ndarray, y: np.ndarray, params: dict[str, np.ndarray], lr: float = TUTORIAL_LR,
-                       fixes: tuple[str, ...] | set[str] = ()) -> dict:
-    """The tutorial's forward and backward arithmetic, vectorised, in its own layout; ``fixes`` switch off
-    mistakes (keys of ``MISTAKES``). With no fixes it equals ``tutorial_step``; with all of them it is the
-    true gradient of the mean loss. Returns {"loss", "f" (5, 5, 3), "wo" (1728, 1), "z_raw" (N,)}.
+    P (N*Ho*Wo, KH*KW) holds every patch, P[(i, a, b), (p, q)] = X[a+p, b+q, i] (im2col), and
+    P_mean (Ho*Wo, KH*KW) its mean over the images; A (N, F*Ho*Wo) the sigmoid features in the tutorial's
+    (filter, position) order, z (N, 1) the dense output, z_hat its standardisation, O the output.
     """
-    unknown = set(fixes) - set(MISTAKES)
-    if unknown:
-        raise ValueError(f"unknown fixes {sorted(unknown)}; choose from {list(MISTAKES)}")
     f, wo = params["f"], params["wo"]
     N = X.shape[2]
     KH, KW, F = f.shape
     Ho, Wo = X.shape[0] - KH + 1, X.shape[1] - KW + 1
     win = sliding_window_view(X, (KH, KW), axis=(0, 1))  # (Ho, Wo, N, KH, KW) view
-    Z = np.einsum("abipq,pqk->ikab", win, f, optimize=True)  # (N, F, Ho, Wo) = filter_output
-    A = _sigmoid(Z).reshape(N, F * Ho * Wo)  # (N, 1728), (filter, position) order
+    P = np.ascontiguousarray(win.transpose(2, 0, 1, 3, 4)).reshape(N * Ho * Wo, KH * KW)  # (N*Ho*Wo, KH*KW)
+    Z = (P @ f.reshape(KH * KW, F)).reshape(N, Ho * Wo, F)  # (N, positions, F) = filter_output^T
+    A = _sigmoid(Z.transpose(0, 2, 1)).reshape(N, F * Ho * Wo)  # (N, 1728), (filter, position) order
     z = A @ wo  # (N, 1)
     mu, sd = z.mean(), z.std()
     z_hat = (z - mu) / sd
     O = _sigmoid(z_hat)  # (N, 1)
     yv = np.asarray(y, dtype=np.float64).reshape(N, 1)
+    return {"P": P, "P_mean": P.reshape(N, Ho * Wo, KH * KW).mean(axis=0), "A": A, "z": z, "sd": sd,
+            "z_hat": z_hat, "O": O, "y": yv, "shape": (N, F, Ho, Wo, KH, KW)}
+
+
+def tutorial_gradients(X: np.ndarray, y: np.ndarray, params: dict[str, np.ndarray], lr: float = TUTORIAL_LR,
+                       fixes: tuple[str, ...] | set[str] = (), _fwd: dict | None = None) -> dict:
+    """The tutorial's forward and backward arithmetic, vectorised, in its own layout; ``fixes`` switch off
+    mistakes (keys of ``MISTAKES``). With no fixes it equals ``tutorial_step``; with all of them it is the
+    true gradient of the mean loss. Returns {"loss", "f" (5, 5, 3), "wo" (1728, 1), "z_raw" (N,)}.
+    ``_fwd`` reuses a ``_vec_forward`` result for the same X, y and params (the ablation does).
+    """
+    unknown = set(fixes) - set(MISTAKES)
+    if unknown:
+        raise ValueError(f"unknown fixes {sorted(unknown)}; choose from {list(MISTAKES)}")
+    c = _fwd if _fwd is not None else _vec_forward(X, y, params)
+    N, F, Ho, Wo, KH, KW = c["shape"]
+    A, O, yv, z_hat = c["A"], c["O"], c["y"], c["z_hat"]
+    wo = params["wo"]
     loss = float((np.square(yv - O) / 2).mean())
     delta = -(yv - O) * O * (1 - O)  # dE_i/dz_hat_i, per image (N, 1)
     if "standardisation" in fixes:
-        delta = _standardise_backward(delta, z_hat, sd)  # dE/dz (sum over images of E_i)
+        delta = _standardise_backward(delta, z_hat, c["sd"])  # dE/dz (sum over images of E_i)
     dwo_sum = A.T @ delta  # (1728, 1): summed over images, as the tutorial
     dwo = dwo_sum / N if "sum_over_images" in fixes else dwo_sum
     w_back = wo if "updated_wo" in fixes else wo - lr * dwo_sum
-    g = (delta @ w_back.T) * A * (1 - A)  # (N, 1728) dE_i/dZ_i
+    g = (delta @ w_back.T) * A * (1 - A)  # (N, 1728) dE_i/dZ_i, (filter, position) order
 
-    def to_maps(v: np.ndarray) -> np.ndarray:  # (..., 1728) -> (..., Ho, Wo, F)
+    def to_maps(v: np.ndarray) -> np.ndarray:  # (..., F*Ho*Wo) -> (..., Ho*Wo, F)
         if "resize" in fixes:
-            return np.moveaxis(v.reshape(*v.shape[:-1], F, Ho, Wo), -3, -1)  # correct (filter, position)
-        return v.reshape(*v.shape[:-1], Ho, Wo, F)  # np.resize of the flat vector: position-major
+            return np.swapaxes(v.reshape(*v.shape[:-1], F, Ho * Wo), -1, -2)  # correct (filter, position)
+        return v.reshape(*v.shape[:-1], Ho * Wo, F)  # np.resize of the flat vector: position-major
 
     if "average_before" in fixes:
-        df = _correlate_valid(X, to_maps(g)) / N  # mean over images of (image * its own error)
+        G = to_maps(g).reshape(N * Ho * Wo, F)  # (N*Ho*Wo, F) per-image error maps
+        df = c["P"].T @ G / N  # (KH*KW, F): mean over images of (image * its own error)
     else:
-        G = to_maps(g.mean(axis=0))  # (Ho, Wo, F) from the averaged error
-        df = _correlate_valid(X.mean(axis=2, keepdims=True), G[None])  # (1/N) sum_l X_l * G
-    return {"loss": loss, "f": df, "wo": dwo, "z_raw": z[:, 0]}
+        df = c["P_mean"].T @ to_maps(g.mean(axis=0))  # (KH*KW, F): (mean image) * (mean error)
+    return {"loss": loss, "f": df.reshape(KH, KW, F), "wo": dwo, "z_raw": c["z"][:, 0]}
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -389,13 +399,14 @@ def _weights_of(net_or_weights) -> tuple[np.ndarray, np.ndarray]:
 
 
 def compare_gradients(net_or_weights, images: np.ndarray, targets: np.ndarray, lr: float = TUTORIAL_LR,
-                      use_loops: bool = False) -> dict:
+                      use_loops: bool = False, max_images: int | None = 200) -> dict:
     """The tutorial's gradients vs the true gradients of its own forward pass, for the same weights.
 
     net_or_weights: a tutorial-preset cnnviz Network, or (conv W (3, 1, 5, 5), dense W (1728, 1)).
     images (N, 1, 28, 28) or (N, 28, 28) in [0, 1]; targets (N,) binary (digit > 4). Biases are taken as 0
     (the tutorial has none). ``use_loops`` runs the tutorial's own loops (about a second for 200 images)
-    instead of its vectorised replica (same numbers, milliseconds).
+    instead of its vectorised replica (same numbers, milliseconds). Only the first ``max_images`` images
+    are used (the tutorial's 200 by default; memory grows as 115 kB per image, float64).
 
     Returns plain data for the Gradients page:
       "loss": the tutorial forward's mean loss;
@@ -415,23 +426,27 @@ def compare_gradients(net_or_weights, images: np.ndarray, targets: np.ndarray, l
     if x.ndim != 4 or x.shape[1] != 1:
         raise ValueError(f"expected images (N, 1, H, W) or (N, H, W), got {np.shape(images)}")
     y = np.asarray(targets, dtype=np.float64).reshape(-1)
-    if y.shape[0] != x.shape[0] or x.shape[0] < 2:
-        raise ValueError("need at least 2 images and one binary target per image (the tutorial standardises "
-                         "over the batch)")
+    if y.shape[0] != x.shape[0]:
+        raise ValueError(f"need one binary target per image: {x.shape[0]} images, {y.shape[0]} targets")
+    if max_images is not None:
+        x, y = x[:max_images], y[:max_images]
+    if x.shape[0] < 2:
+        raise ValueError("need at least 2 images (the tutorial standardises over the batch)")
     params = params_from_cnnviz(W, Wd)
     X = to_tutorial_layout(x)  # (28, 28, N)
     true = true_gradients(x, y, W, Wd)
     true_g = {"0.W": true["0.W"], "3.W": true["3.W"]}
 
+    fwd = _vec_forward(X, y, params)
     if use_loops:
         loss, g = tutorial_step(X, y, params, lr)
     else:
-        g = tutorial_gradients(X, y, params, lr)
+        g = tutorial_gradients(X, y, params, lr, _fwd=fwd)
         loss = g["loss"]
     tut = _to_cnnviz_grads(g)
 
     def row(label: str, fixes: tuple[str, ...]) -> dict:
-        gg = tut if not fixes else _to_cnnviz_grads(tutorial_gradients(X, y, params, lr, fixes))
+        gg = tut if not fixes else _to_cnnviz_grads(tutorial_gradients(X, y, params, lr, fixes, _fwd=fwd))
         return {"label": label, "fixes": list(fixes),
                 "metrics": {k: _metrics(gg[k], true_g[k]) for k in true_g}}
 

@@ -49,6 +49,11 @@ STEP_JS = """() => {
   }
   return null;
 }"""
+HIDE_CHARTS_JS = """document.addEventListener('DOMContentLoaded', () => {
+  const s = document.createElement('style');
+  s.textContent = '[data-testid="stPlotlyChart"] {display: none !important;}';
+  document.head.appendChild(s);
+});"""
 PLAY_LABEL_JS = """() => { const b = document.querySelector('.st-key-btn_play button');
   return b ? b.innerText : null; }"""
 
@@ -107,6 +112,26 @@ def cpu_seconds(pid: int | None) -> float | None:
         return None
 
 
+def descendants_cpu_seconds(root: int, exclude: int | None) -> float:
+    """CPU seconds used so far by the processes descended from ``root`` (the browsers), except ``exclude``."""
+    parent: dict[int, int] = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    parent[int(d)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    total = 0.0
+    for pid in parent:
+        p, chain = pid, 0
+        while p not in (0, 1, root) and chain < 50:
+            p, chain = parent.get(p, 0), chain + 1
+        if p == root and pid not in (root, exclude):
+            total += cpu_seconds(pid) or 0.0
+    return total
+
+
 def healthy(url: str) -> bool:
     try:
         return urllib.request.urlopen(url + "_stcore/health", timeout=5).read() == b"ok"
@@ -127,9 +152,11 @@ class Session:
         self.opened_s: float | None = None
         self.waiting_seen = 0
 
-    async def open(self, browser, url: str) -> None:
+    async def open(self, browser, url: str, hide_charts: bool = False) -> None:
         t0 = time.perf_counter()
         self.ctx = await browser.new_context(viewport={"width": 1280, "height": 900})
+        if hide_charts:  # the server still computes and sends every figure; the browser skips drawing them
+            await self.ctx.add_init_script(HIDE_CHARTS_JS)
         self.page = await self.ctx.new_page()
         self.page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
         await self.page.goto(url, timeout=120_000)
@@ -268,26 +295,31 @@ async def run(a, url: str, pid: int | None) -> dict:
                 samples.append((time.perf_counter(), r))
             await asyncio.sleep(1.0)
 
-    result: dict = {"sessions": a.sessions, "playing": a.playing, "duration_s": a.duration}
+    result: dict = {"sessions": a.sessions, "playing": a.playing, "duration_s": a.duration,
+                    "hide_charts": a.hide_charts}
     rss0 = rss_mb(pid)
     sampler = asyncio.create_task(sample_rss())
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         sessions = [Session(i, i < a.playing) for i in range(a.sessions)]
         t_open = time.perf_counter()
-        opened = await asyncio.gather(*(s.open(browser, url) for s in sessions), return_exceptions=True)
+        opens = [s.open(browser, url, a.hide_charts) for s in sessions]
+        opened = await asyncio.gather(*opens, return_exceptions=True)
         open_errors = [f"open: {type(e).__name__}: {str(e)[:150]}"
                        for e in opened if isinstance(e, Exception)]
         live = [s for s, e in zip(sessions, opened, strict=True) if not isinstance(e, Exception)]
         result["open_all_s"] = round(time.perf_counter() - t_open, 1)
         result["rss_after_open_mb"] = rss_mb(pid)
         cpu0, t0 = cpu_seconds(pid), time.perf_counter()
+        ccpu0 = descendants_cpu_seconds(os.getpid(), pid)
         runs = [(s.run_playing if s.playing else s.run_idle)(a.duration, a.probe_every) for s in live]
         outcomes = await asyncio.gather(*runs, return_exceptions=True)
         for s, o in zip(live, outcomes, strict=True):
             if isinstance(o, Exception):
                 s.errors.append(f"driver: {type(o).__name__}: {str(o)[:200]}")
         cpu1, t1 = cpu_seconds(pid), time.perf_counter()
+        ccpu1 = descendants_cpu_seconds(os.getpid(), pid)
+        result["browsers_cpu_cores_used"] = round((ccpu1 - ccpu0) / (t1 - t0), 2)
         result["rss_end_mb"] = rss_mb(pid)
         result["healthy_at_end"] = healthy(url)
         for s in live:
@@ -337,6 +369,9 @@ def main() -> int:
     ap.add_argument("--pid", type=int, help="with --url: the server's pid, for RSS and CPU")
     ap.add_argument("--ttl", type=int, default=None,
                     help="started server: server.disconnectedSessionTTL; then RSS is measured after the TTL")
+    ap.add_argument("--hide-charts", action="store_true",
+                    help="browsers do not draw Plotly charts (on one small machine their CPU competes with "
+                         "the server's; in a classroom every student has their own)")
     ap.add_argument("--smoke", action="store_true", help="2 sessions, both playing, 15 s")
     ap.add_argument("--json", help="also write the result to this file")
     a = ap.parse_args()

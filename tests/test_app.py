@@ -95,11 +95,11 @@ def test_step_and_step10_grow_the_history_and_change_the_figures(app):
     app.button(key="btn_step").click().run()
     tr = app.session_state["trainer"]
     assert tr.step_count == 1 and len(tr.history) == 1
-    assert tr.last_val[0] == 1  # a manual step validates, so the metrics are current
     after = _spec(app, "train_filters")["data"][0]["z"]
     assert after != before
     app.button(key="btn_step10").click().run()
     assert app.session_state["trainer"].step_count == 11
+    assert app.session_state["trainer"].last_val[0] == 11  # Step ×10 validates: the curves are current
     curves = _spec(app, "train_curves")
     assert max(len(_arr(t["x"])) for t in curves["data"]) == 11
     assert next(m for m in app.metric if m.label == "Step").value == "11"
@@ -124,7 +124,7 @@ def test_epoch_button_trains_one_epoch():
     at = page_test("train", "state.apply_config({'preset': 'classroom', 'train_size': 500})").run()
     at.button(key="btn_epoch").click().run()
     tr = at.session_state["trainer"]
-    assert tr.step_count == tr.steps_per_epoch == math.ceil(500 / 64)
+    assert tr.step_count == tr.steps_per_epoch == math.ceil(500 / at.session_state["config"].batch_size)
     assert "one epoch" in _texts(at)
 
 
@@ -223,7 +223,8 @@ def test_model_download_roundtrip_and_bad_upload_keeps_the_model(tmp_path):
     np.testing.assert_array_equal(tr.net.layers[0].params["W"], net.layers[0].params["W"])
     assert any("Model loaded" in s.value for s in ok.success)
 
-    bad = page_test("train", "state.get_trainer(); common.load_model_upload('bad.npz', b'PK\\x03\\x04garbage')")
+    bad = page_test("train", "state.get_trainer(); "
+                             "common.load_model_upload('bad.npz', b'PK\\x03\\x04garbage')")
     bad.run()
     assert not bad.exception
     assert bad.session_state["config"].preset == "classroom" and bad.session_state["trainer"].step_count == 0

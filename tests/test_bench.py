@@ -13,7 +13,7 @@ CASES = ("tutorial net, 200 images: train step", "classroom, batch 64: train ste
 
 
 def test_quick_bench_cli_prints_every_row_and_json(capsys):
-    assert bench.main(["--quick", "--json", "--repeat", "2", "--no-memory"]) == 0
+    assert bench.main(["--quick", "--json", "--repeat", "2", "--no-memory", "--threads", "1"]) == 0
     res = json.loads(capsys.readouterr().out)
     assert [r["case"] for r in res["rows"]] == list(CASES)
     for r in res["rows"]:
@@ -22,7 +22,8 @@ def test_quick_bench_cli_prints_every_row_and_json(capsys):
     loops = res["rows"][0]["timings"]["loops"]
     assert res["rows"][0]["loops"] > 0 and loops["scale"] == pytest.approx(200 / loops["n_images_timed"])
     assert res["summary"]["speedup_vs_loops"] > 1
-    assert res["environment"]["numpy"] and res["environment"]["cores"] >= 1
+    env = res["environment"]
+    assert env["numpy"] and env["cores"] >= 1 and env["threads"] == 1
     table = bench.format_table(res)
     for case in CASES:
         assert case in table
@@ -32,7 +33,7 @@ def test_quick_bench_cli_prints_every_row_and_json(capsys):
 
 def test_quick_bench_without_torch_measures_memory(monkeypatch, capsys):
     monkeypatch.setattr(bench, "_import_torch", lambda: None)
-    assert bench.main(["--quick", "--repeat", "2", "--memory-images", "50"]) == 0
+    assert bench.main(["--quick", "--repeat", "2", "--memory-images", "50", "--threads", "1"]) == 0
     out = capsys.readouterr().out
     assert "PyTorch not installed" in out
     for case in CASES:

@@ -9,7 +9,6 @@ import re
 import time
 
 import pytest
-
 from conftest import wait_idle
 
 pytestmark = pytest.mark.browser
@@ -38,6 +37,12 @@ CURVE_POINTS_JS = """() => {
 }"""
 
 
+def _wait_step(page, cond: str, timeout: float = 30_000) -> None:
+    """Wait until the filter figure's step satisfies ``cond`` (JS, on ``s``), e.g. "s === 1"."""
+    page.wait_for_function(f"() => {{ const r = ({FILTERS_JS})(); if (r === null) return false; "
+                           f"const s = r[0]; return {cond}; }}", timeout=timeout)
+
+
 def _filters(page):
     page.wait_for_function(f"({FILTERS_JS})() !== null", timeout=30_000)
     return page.evaluate(FILTERS_JS)
@@ -48,19 +53,19 @@ def _button(page, name: str):
 
 
 def _no_exception(page, where: str) -> None:
-    n = page.locator('[data-testid="stException"]').count()
-    assert n == 0, f"{where}: {n} exception(s) shown: {page.locator('[data-testid=stException]').first.inner_text()}"
+    exc = page.locator('[data-testid="stException"]')
+    assert exc.count() == 0, f"{where}: {exc.count()} exception(s) shown: {exc.first.inner_text()}"
 
 
 def test_step_updates_filters_and_curves(page):
     step0, w0 = _filters(page)
     assert step0 == 0
     _button(page, "Step").first.click()
-    page.wait_for_function(f"({FILTERS_JS})()[0] === 1", timeout=30_000)
+    _wait_step(page, "s === 1")
     step1, w1 = page.evaluate(FILTERS_JS)
     assert w1 != w0, "the filter heatmap shows the updated weights"
     _button(page, "Step ×10").first.click()
-    page.wait_for_function(f"({FILTERS_JS})()[0] === 11", timeout=30_000)
+    _wait_step(page, "s === 11")
     page.wait_for_function(f"({CURVE_POINTS_JS})() >= 11", timeout=30_000)
     _no_exception(page, "Train after Step")
 
@@ -68,9 +73,9 @@ def test_step_updates_filters_and_curves(page):
 def test_play_trains_live_and_pause_stops(page):
     start, _ = _filters(page)
     _button(page, "Play").first.click()
-    page.wait_for_function(f"({FILTERS_JS})()[0] > {start}", timeout=30_000)
+    _wait_step(page, f"s > {start}")
     first = page.evaluate(FILTERS_JS)[0]
-    page.wait_for_function(f"({FILTERS_JS})()[0] > {first}", timeout=30_000)  # it keeps redrawing by itself
+    _wait_step(page, f"s > {first}")  # it keeps redrawing by itself
     _button(page, "Pause").first.click()
     _button(page, "Play").first.wait_for(timeout=30_000)
     wait_idle(page)
@@ -82,14 +87,13 @@ def test_play_trains_live_and_pause_stops(page):
 
 def test_every_page_opens_without_error(page):
     _button(page, "Step ×10").first.click()
-    page.wait_for_function(f"({FILTERS_JS})()[0] === 10", timeout=30_000)
+    _wait_step(page, "s === 10")
     nav = page.locator('[data-testid="stSidebarNav"] a')
     titles = [nav.nth(i).inner_text().strip().splitlines()[-1] for i in range(nav.count())]
     assert [t for t in PAGES if t in titles] == titles, titles
     assert {"Train", "Evaluate"} <= set(titles)
     for i, title in enumerate(titles):
         nav.nth(i).click()
-        page.wait_for_function(f"() => document.title.includes({title!r}) || true")
         wait_idle(page)
         page.get_by_role("heading", name=title).first.wait_for(timeout=30_000)
         wait_idle(page)
@@ -98,7 +102,7 @@ def test_every_page_opens_without_error(page):
             page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
     # the session's model survived the page switches: back on Train it is still at step 10
     nav.nth(titles.index("Train")).click()
-    page.wait_for_function(f"({FILTERS_JS})() !== null && ({FILTERS_JS})()[0] === 10", timeout=30_000)
+    _wait_step(page, "s === 10")
 
 
 def test_evaluate_shows_confusion_matrix_and_galleries(page):
@@ -106,7 +110,8 @@ def test_evaluate_shows_confusion_matrix_and_galleries(page):
     wait_idle(page)
     page.wait_for_function("""() => [...document.querySelectorAll('.js-plotly-plot')]
         .some(gd => gd.layout.title.text === 'Confusion matrix')""", timeout=30_000)
-    titles = page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot')].map(gd => gd.layout.title.text)")
+    titles = page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot')]"
+                           ".map(gd => gd.layout.title.text)")
     assert any(t.startswith("The ") and "errors" in t for t in titles), titles
     assert any(t.startswith("Accuracy per true class") for t in titles), titles
     _no_exception(page, "Evaluate")

@@ -235,5 +235,6 @@ def test_idx_dir_errors(tmp_path):
 def test_no_runtime_dependency_on_mlxtend():
     code = ("import sys, cnnviz.data, cnnviz.trainer, cnnviz.io, cnnviz.cli, cnnviz.assets_build; "
             "cnnviz.data.load_dataset('digits', 100); print('mlxtend' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], cwd=data.ASSETS_DIR.parent, capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-c", code], cwd=data.ASSETS_DIR.parent, capture_output=True,
+                         text=True)
     assert out.stdout.strip() == "False", out.stderr

@@ -150,3 +150,12 @@ def test_builders_scale_for_presentation_mode():
     W = np.ones((4, 1, 3, 3), dtype=np.float32)
     small, big = figures.filter_grid(W, scale=1.0), figures.filter_grid(W, scale=1.4)
     assert big.layout.height > small.layout.height and big.layout.font.size > small.layout.font.size
+
+
+def test_confusion_matrix_cells_are_clickable_markers():
+    cm = np.arange(9).reshape(3, 3)
+    fig = figures.confusion_matrix(cm, ["a", "b", "c"])
+    markers = fig.data[1]
+    assert markers.type == "scatter" and len(markers.x) == 9
+    k = 1 * 3 + 2  # the marker of cell (true b, predicted c)
+    assert (markers.y[k], markers.x[k]) == ("b", "c") and markers.customdata[k][0] == cm[1, 2]

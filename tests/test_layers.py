@@ -94,14 +94,17 @@ CONV_CASES = [
     (2, 1, 9, 8, 2, 5, 1, 2),   # single channel, padding 2 (fast path with padding)
     (2, 1, 9, 8, 2, 4, 3, 1),   # stride 3, even kernel, single channel
     (1, 2, 5, 5, 1, 5, 1, 0),   # kernel as large as the input
+    (2, 2, 5, 6, 2, 2, 1, 2),   # padding larger than kernel - 1 (dx by scatter, not by correlation)
 ]
 
 
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "general"])
 @pytest.mark.parametrize("case", CONV_CASES)
-def test_conv_matches_naive_loops(case):
+def test_conv_matches_naive_loops(case, fast):
     N, C, H, W, F, K, s, p = case
     rng = np.random.default_rng(1)
     layer = to64(Conv2D(C, F, K, stride=s, padding=p, rng=rng))
+    layer.fast = fast
     layer.params["b"] = rng.standard_normal(F)
     x = rng.standard_normal((N, C, H, W))
     y = layer.forward(x)
@@ -110,11 +113,13 @@ def test_conv_matches_naive_loops(case):
     np.testing.assert_allclose(y, expected, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "general"])
 @pytest.mark.parametrize("case", CONV_CASES)
-def test_conv_gradients(case):
+def test_conv_gradients(case, fast):
     N, C, H, W, F, K, s, p = case
     rng = np.random.default_rng(2)
     layer = Conv2D(C, F, K, stride=s, padding=p, rng=rng)
+    layer.fast = fast
     check_layer_grads(layer, rng.standard_normal((N, C, H, W)))
 
 
@@ -129,16 +134,22 @@ def test_conv_tutorial_worked_example():
     np.testing.assert_array_equal(out[0, 0], [[9, 32], [14, 26]])
 
 
-def test_conv_fast_path_equals_general_path():
-    """The single-channel fast path gives the general im2col path's output and gradients (float32)."""
+@pytest.mark.parametrize("case", CONV_CASES + [(5, 1, 28, 28, 3, 5, 1, 0), (7, 8, 14, 14, 16, 5, 1, 2)])
+def test_conv_fast_path_equals_general_path(case):
+    """The images-innermost fast path gives the general im2col path's output and gradients (float32),
+    also for an input whose memory is not NCHW (as the fast path's own outputs are)."""
+    N, C, H, W, F, K, s, p = case
     rng = np.random.default_rng(3)
-    for N, H, W, F, K, p in [(5, 28, 28, 3, 5, 0), (3, 11, 13, 8, 5, 2), (4, 10, 9, 2, 3, 1)]:
-        fast = Conv2D(1, F, K, padding=p, rng=rng)
+    for layout in [(0, 1, 2, 3), (1, 2, 3, 0), (2, 1, 3, 0)]:
+        fast = Conv2D(C, F, K, stride=s, padding=p, rng=rng)
         fast.params["b"][...] = rng.standard_normal(F)
-        general = Conv2D(1, F, K, padding=p)
+        general = Conv2D(C, F, K, stride=s, padding=p)
         general.params = {k: v.copy() for k, v in fast.params.items()}
         general.fast = False
-        x = rng.random((N, 1, H, W), dtype=np.float32)
+        shape = (N, C, H, W)
+        mem = rng.random(tuple(shape[a] for a in layout), dtype=np.float32)
+        x = mem.transpose(np.argsort(layout))  # (N, C, H, W) view of memory in another order
+        assert x.shape == shape
         y1, y2 = fast.forward(x), general.forward(x)
         assert y1.dtype == y2.dtype == np.float32
         np.testing.assert_allclose(y1, y2, rtol=1e-5, atol=1e-5)
@@ -170,8 +181,10 @@ def test_conv_rejects_wrong_channels():
         Conv2D(1, 2, 0)
 
 
-@pytest.mark.parametrize("size,stride,shape",
-                         [(2, None, (2, 3, 6, 8)), (3, 2, (2, 2, 7, 9)), (2, 1, (1, 2, 5, 4))])
+POOL_CASES = [(2, None, (2, 3, 6, 8)), (3, 2, (2, 2, 7, 9)), (2, 1, (1, 2, 5, 4)), (2, None, (1, 2, 5, 7))]
+
+
+@pytest.mark.parametrize("size,stride,shape", POOL_CASES)
 def test_pool_gradients(size, stride, shape):
     rng = np.random.default_rng(5)
     # distinct values so that the max is unique and the max-pool gradient is well defined
@@ -274,3 +287,20 @@ def test_spec_roundtrip_of_layers():
         spec = layer.spec()
         kwargs = {k: v for k, v in spec.items() if k != "type"}
         assert LAYER_TYPES[spec["type"]](**kwargs).spec() == spec
+
+
+@pytest.mark.parametrize("cls", [MaxPool2D, AvgPool2D])
+@pytest.mark.parametrize("size,stride,shape", POOL_CASES)
+def test_pool_same_result_for_any_memory_layout(cls, size, stride, shape):
+    """Pools keep the input's memory layout; values and gradients must not depend on it."""
+    rng = np.random.default_rng(10)
+    mem = np.round(rng.random((shape[1], shape[2], shape[3], shape[0])) * 4).astype(np.float32)  # ties
+    x_odd = mem.transpose(3, 0, 1, 2)  # (N, C, H, W) view with images innermost
+    x_c = np.ascontiguousarray(x_odd)
+    a, b = cls(size, stride), cls(size, stride)
+    ya, yb = a.forward(x_odd), b.forward(x_c)
+    np.testing.assert_array_equal(ya, yb)
+    d = rng.standard_normal(ya.shape).astype(np.float32)
+    np.testing.assert_array_equal(a.backward(d), b.backward(d))
+    if cls is MaxPool2D:  # each output's gradient lands on exactly one input
+        np.testing.assert_allclose(a.backward(d).sum(), d.sum(), rtol=1e-5)

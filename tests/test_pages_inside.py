@@ -87,8 +87,9 @@ def test_conv_step_figure_tutorial_example():
     out = np.array(fig.data[4].z, dtype=float)  # the output filled up to step 2 of 4
     assert out[0, 0] == 9 and out[0, 1] == 32 and np.isnan(out[1]).all()
     assert all(t.texttemplate for t in fig.data)  # small: numbers written in the cells
-    window = fig.layout.shapes[0]
+    window, cell = fig.layout.shapes
     assert (window.x0, window.x1, window.y0, window.y1) == (0.5, 2.5, -0.5, 1.5)  # row 0, column 1
+    assert (window.xref, cell.xref) == (fig.data[0].xaxis, fig.data[4].xaxis)
     _assert_labelled(fig)
 
 
@@ -99,8 +100,11 @@ def test_conv_step_figure_real_image_numbers_on_hover_and_stride():
     fig = figures.conv_step_figure(img, kern, steps, 13)  # output row 1, column 1
     assert not fig.data[0].texttemplate and not fig.data[4].texttemplate
     assert fig.data[1].texttemplate  # the 5x5 patch still shows its numbers
-    window = fig.layout.shapes[0]
+    window, cell = fig.layout.shapes
     assert (window.x0, window.y0) == (1.5, 1.5)  # window top-left at pixel (2, 2) with stride 2
+    # the window is drawn on the image's axes and the current output cell on the output's axes
+    assert (window.xref, cell.xref) == (fig.data[0].xaxis, fig.data[4].xaxis)
+    assert (cell.x0, cell.y0) == (0.5, 0.5)
 
 
 def test_series_figure_log_axis_drops_nonpositive():
@@ -287,8 +291,7 @@ def test_inside_page_runs(preset, steps):
     at.number_input(key="inside_index").set_value(17).run()
     at.radio(key="inside_step_example").set_value("This image with a learned filter").run()
     assert not at.exception
-    assert any("learned filter" in s["layout"]["title"]["text"] or "Step 1 of" in s["layout"]["title"]["text"]
-               for s in _chart_specs(at))
+    assert any(" of 576: window at row 12" in s["layout"]["title"]["text"] for s in _chart_specs(at))
 
 
 def test_inside_play_advances_the_window():
@@ -320,7 +323,8 @@ def test_inside_equations_tutorial_and_general():
 def test_gradients_page_before_and_after_a_step():
     at = _app("gradients", "classroom", 0)
     assert any("No training step" in i.value for i in at.info)
-    assert not at.get("plotly_chart")
+    assert [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")] == [
+        "The 8 filters the first step will update (initial weights)"]
     at.button(key="grad_first_step").click().run()
     assert not at.exception
     assert at.session_state["trainer"].history
@@ -347,3 +351,64 @@ def test_gradients_page_deeper_layer_choice():
     at.selectbox(key="grad_conv_chan_3").set_value(5).run()
     assert not at.exception
     assert any("input channel 6" in s["layout"]["title"]["text"] for s in _chart_specs(at))
+
+
+CUSTOM = [  # (custom_layers kwargs, task, loss): every layer type, padding, stride, other heads
+    ({"n_conv": 3, "filters": 4, "kernel": 3, "activation": "tanh", "pooling": "avg", "padding": 1}, "digits",
+     "mse"),
+    ({"n_conv": 2, "filters": 6, "kernel": 5, "activation": "sigmoid", "pooling": "none", "stride": 2}, "gt4",
+     "softmax_ce"),
+    ({"n_conv": 1, "filters": 3, "kernel": 5, "activation": "relu", "pooling": "max"}, "gt4", "bce"),
+]
+
+
+@pytest.mark.parametrize("kw,task,loss", CUSTOM)
+def test_helpers_on_custom_architectures(kw, task, loss):
+    from cnnviz.config import custom_layers
+    from cnnviz.network import from_spec
+
+    net = from_spec(custom_layers(task=task, loss=loss, **kw), rng=0)
+    img = _image()
+    sp = inside.sample_pass(net, img[None, None], 6, task, loss)
+    sts = inside.stages(sp["net"], sp["outputs"])
+    assert len(sts) == len(net.layers)
+    eq = inside.general_equations(sp, loss)
+    assert len(eq["forward"]) == len(eq["backward"]) == len(net.layers) + 1
+    p = inside.class_proba(sp["out"], sp["net"])
+    assert p.shape == (len(inside.class_names(task, sp["out"].shape[1])),) and np.isfinite(p).all()
+    dense = max(i for i, layer in enumerate(net.layers) if type(layer).__name__ == "Dense")
+    shape = gradients.dense_input_shape(net, dense)
+    assert int(np.prod(shape)) == net.layers[dense].params["W"].shape[0]
+    conv = next(layer for layer in net.layers if type(layer).__name__ == "Conv2D")
+    s = conv.spec()
+    padded, kern, steps = inside.step_example(img, conv.params["W"][0, 0], s["stride"], s["padding"])
+    z = sp["outputs"][0][0, 0] - conv.params["b"][0]  # the first feature map, before its bias
+    values = np.array([t["value"] for t in steps]).reshape(z.shape)  # the step-through = the conv layer
+    np.testing.assert_allclose(values, z, rtol=1e-4, atol=1e-5)
+
+
+def _custom_script(kw: dict, task: str, loss: str, page: str) -> None:
+    import importlib
+
+    import streamlit as st
+
+    from cnnviz.config import custom_layers, preset_config
+    from cnnviz.ui import state
+
+    if "config" not in st.session_state:
+        st.session_state["config"] = preset_config("custom", layers=custom_layers(task=task, loss=loss, **kw),
+                                                   task=task, loss=loss)
+    state.init()
+    tr = state.get_trainer()
+    if not tr.history:
+        tr.step()
+    importlib.import_module(f"cnnviz.ui.{page}").render()
+
+
+@pytest.mark.parametrize("kw,task,loss", CUSTOM[:2])
+def test_pages_on_custom_architectures(kw, task, loss):
+    for page in ("inside", "gradients"):
+        at = AppTest.from_function(_custom_script, args=(kw, task, loss, page), default_timeout=60)
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert all(s["layout"]["title"]["text"] for s in _chart_specs(at))

@@ -148,6 +148,7 @@ def test_compare_gradients_from_a_network_with_loops(data200):
     for key in ("0.W", "3.W"):
         np.testing.assert_allclose(fast["tutorial"][key], slow["tutorial"][key], rtol=1e-9, atol=1e-14)
         assert fast["tutorial"][key].shape == dict(net.named_params())[key].shape
+    assert T.compare_gradients(net, x[:30], y[:30], max_images=12)["n_images"] == 12
     with pytest.raises(ValueError):
         T.compare_gradients(net, x[:1], y[:1])
     with pytest.raises(ValueError):

@@ -16,19 +16,18 @@ h1 {font-size: 2.1rem !important; padding-bottom: 0.2rem !important;}
 [data-testid="stMetricLabel"] p {font-size: 0.85rem; color: #5b6577;}
 [data-testid="stSidebar"] [data-testid="stVerticalBlock"] {gap: 0.55rem;}
 div[data-testid="stPlotlyChart"] {overflow: hidden;}
+[data-testid="stAppDeployButton"] {display: none;}
 </style>
 """
 
 _PRESENTATION_CSS = """
 <style>
-/* presentation mode: readable from the back of a room on a projector */
-html, body, [class*="st-"], .stMarkdown p, .stMarkdown li {font-size: 1.22rem;}
-h1 {font-size: 2.6rem !important;}
-h2, h3 {font-size: 1.9rem !important;}
-[data-testid="stMetricValue"] {font-size: 2.3rem;}
-[data-testid="stMetricLabel"] p {font-size: 1.15rem;}
-.stButton button, .stDownloadButton button {font-size: 1.2rem; padding: 0.45rem 1.1rem;}
+/* presentation mode: readable from the back of a room on a projector. Streamlit sizes text and widgets in
+   rem, so a larger root font scales the whole page evenly. */
+html {font-size: 21px;}
+h1 {font-size: 2.3rem !important;}
 .block-container {max-width: 100%; padding-left: 2rem; padding-right: 2rem;}
+[data-testid="stSidebar"] {min-width: 330px; max-width: 330px;}
 </style>
 """
 

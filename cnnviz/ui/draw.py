@@ -70,20 +70,26 @@ def _clear() -> None:
     ss = st.session_state
     ss["draw_canvas_rev"] = ss.get("draw_canvas_rev", 0) + 1
     ss["draw_initial"] = None
+    ss["draw_objects"] = []
+    ss["draw_history"] = {}
     ss["drawing"] = None
     ss["draw_source"] = "canvas"
     ss.pop("draw_upload_error", None)
 
 
 def _undo() -> None:
-    """Our own Undo: remount the canvas with every stroke but the last one."""
+    """Our own Undo: remount the canvas with every stroke but the last one.
+
+    A remounted canvas sends no pixels until the next stroke, so the 28×28 digit of the remaining strokes is
+    taken from ``draw_history`` (the digit seen after each stroke count, recorded as the user drew).
+    """
     ss = st.session_state
-    objects = ss.get("draw_objects") or []
+    objects = list(ss.get("draw_objects") or [])[:-1]
     ss["draw_canvas_rev"] = ss.get("draw_canvas_rev", 0) + 1
-    ss["draw_initial"] = {"objects": objects[:-1]} if len(objects) > 1 else None
+    ss["draw_initial"] = {"objects": objects} if objects else None
+    ss["draw_objects"] = objects
     ss["draw_source"] = "canvas"
-    if len(objects) <= 1:
-        ss["drawing"] = None
+    ss["drawing"] = (ss.get("draw_history") or {}).get(len(objects)) if objects else None
 
 
 def _on_upload() -> None:
@@ -264,8 +270,11 @@ def _feature_section(image: np.ndarray, result: dict, scale: float) -> None:
 
 
 def _open_inside() -> None:
+    """Switch to the Inside page with the drawing selected as its input."""
+    from cnnviz.ui import inside
+
     st.session_state["inside_source"] = "Your drawing"
-    st.session_state["draw_go_inside"] = True
+    st.switch_page(st.Page(inside.render, title="Inside", url_path="inside"))
 
 
 def _teach_section(image: np.ndarray | None, scale: float) -> None:
@@ -353,44 +362,53 @@ def _current_image(canvas_rgba: np.ndarray | None, n_strokes: int) -> tuple[np.n
     """The digit to classify and where it came from, keeping st.session_state["drawing"] up to date."""
     ss = st.session_state
     source = ss.get("draw_source")
-    if source != "upload" and canvas_rgba is not None and n_strokes:
-        digest = hashlib.blake2b(np.ascontiguousarray(canvas_rgba).tobytes(), digest_size=12).hexdigest()
-        if ss.get("draw_canvas_digest") != digest:
-            try:
-                ss["drawing"] = canvas_to_mnist(canvas_rgba)
-            except ValueError:
-                ss["drawing"] = None
-            ss["draw_canvas_digest"] = digest
-        return ss.get("drawing"), "your drawing"
-    if source == "canvas" and not n_strokes and canvas_rgba is not None:
-        ss["drawing"] = None  # cleared with the toolbar's reset, or every stroke undone
-        return None, ""
+    if source != "upload":
+        if canvas_rgba is not None and n_strokes:
+            digest = hashlib.blake2b(np.ascontiguousarray(canvas_rgba).tobytes(), digest_size=12).hexdigest()
+            if ss.get("draw_canvas_digest") != digest:
+                try:
+                    ss["drawing"] = canvas_to_mnist(canvas_rgba)
+                except ValueError:  # strokes outside the canvas, or all black
+                    ss["drawing"] = None
+                ss["draw_canvas_digest"] = digest
+                ss.setdefault("draw_history", {})[n_strokes] = ss["drawing"]
+            return ss.get("drawing"), "your drawing"
+        if canvas_rgba is not None or (source == "canvas" and not n_strokes):
+            ss["drawing"] = None  # reset with the toolbar, every stroke undone, or cleared
+            return None, ""
     drawing = ss.get("drawing")
     if drawing is None:
         return None, ""
     if source == "upload":
-        return np.asarray(drawing, dtype=np.float32), f"uploaded “{ss.get('draw_upload_name', 'image')}”"
-    return np.asarray(drawing, dtype=np.float32), "your last digit"
+        return np.asarray(drawing, dtype=np.float32), f"the uploaded “{ss.get('draw_upload_name', 'image')}”"
+    return np.asarray(drawing, dtype=np.float32), "your drawing"
 
 
 def render() -> None:
     """Draw the Draw page."""
     state.init()
-    ss = st.session_state
-    if ss.pop("draw_go_inside", False):
-        from cnnviz.ui import inside
-
-        st.switch_page(st.Page(inside.render, title="Inside", url_path="inside"))
-    scale = common.scale()
     st.header("Draw a digit")
     common.show_error()
+    _body()
+
+
+@st.fragment
+def _body() -> None:
+    """Everything below the title. A fragment: a stroke (or a click here) reruns only this part of the
+    page, not the sidebar and the app around it, which keeps the answer within ~0.3 s of the mouse-up."""
+    ss = st.session_state
+    scale = common.scale()
     net, task, model_desc = _model_choice()
     st.caption(model_desc)
 
-    left, mid, right = st.columns([1.05, 0.85, 1.55], gap="medium")
+    left, mid, right = st.columns([1.5, 0.95, 1.45], gap="small")
     with left:
-        rev = ss.setdefault("draw_canvas_rev", 0)
-        rgba, objects = digit_canvas(f"draw_canvas_{rev}", ss.get("draw_initial"))
+        st.caption("Draw here with the mouse or a finger")
+        key = f"draw_canvas_{ss.setdefault('draw_canvas_rev', 0)}"
+        if key not in ss and ss.get("draw_objects") and ss.get("draw_source") != "upload":
+            # back on this page after visiting another: put the strokes back on the new canvas
+            ss["draw_initial"] = {"objects": ss["draw_objects"]}
+        rgba, objects = digit_canvas(key, ss.get("draw_initial"))
         ss["draw_objects"] = objects
         row = st.container(horizontal=True, gap="small")
         row.button("Clear", key="draw_clear", on_click=_clear, icon=":material/delete:",
@@ -412,8 +430,10 @@ def render() -> None:
                          "network's answer appears as soon as you lift it.")
         else:
             _guess(result, scale)
-            common.plot(figures.digit_input_figure(image, f"What the network sees: {source}", scale=scale),
+            common.plot(figures.digit_input_figure(image, "What the network sees", scale=scale),
                         key="draw_input")
+            st.caption(f"28×28 pixels from {source}: cropped, scaled to 20 px, centred by its centre of "
+                       "mass, as MNIST's digits were.")
     with right:
         names = result["names"] if result is not None else class_names(10 if task == "digits" else 2, task)
         proba = result["proba"] if result is not None else np.zeros(len(names))
@@ -428,7 +448,8 @@ def render() -> None:
     with fm_col:
         _feature_section(image, result, scale)
     with btn_col:
-        st.button("Open in Inside", key="draw_to_inside", on_click=_open_inside, icon=":material/layers:",
-                  help="Follow your drawing through every layer on the Inside page", width="stretch")
+        if st.button("Open in Inside", key="draw_to_inside", icon=":material/layers:",
+                     help="Follow your drawing through every layer on the Inside page", width="stretch"):
+            _open_inside()
     st.subheader("Teach it your handwriting")
     _teach_section(image, scale)

@@ -83,6 +83,21 @@ def _gallery_captions(idx: np.ndarray, res: dict, names: list[str]) -> tuple[lis
     return captions, hovers
 
 
+def _cell_from_click(kt: str, kp: str, names: list[str]) -> None:
+    """A click on a confusion-matrix cell selects that (true, predicted) pair in the two selectboxes."""
+    ss = st.session_state
+    event = ss.get("eval_cm")
+    points = getattr(getattr(event, "selection", None), "points", None) or []
+    if not points:
+        return
+    idx = points[0].get("point_index")
+    if not isinstance(idx, int) or not 0 <= idx < len(names) ** 2:
+        return
+    if ss.get("_eval_click") != (kt, idx):
+        ss["_eval_click"] = (kt, idx)  # apply each click once; the selectboxes stay free to change afterwards
+        ss[kt], ss[kp] = divmod(idx, len(names))  # cell (true, predicted) has marker true * K + predicted
+
+
 def render() -> None:
     """The Evaluate page."""
     tr = state.get_trainer()
@@ -114,14 +129,19 @@ def render() -> None:
     off = cm.copy()
     np.fill_diagonal(off, -1)
     t0, p0 = np.unravel_index(int(np.argmax(off)), off.shape) if off.max() > 0 else (0, 0)
+    kt, kp = f"eval_true_{cfg.task}", f"eval_pred_{cfg.task}"
+    _cell_from_click(kt, kp, names)
+    ss = st.session_state
+    ss.setdefault(kt, int(t0))
+    ss.setdefault(kp, int(p0))
     left, right = st.columns([1, 1], gap="large")
     with left:
         c1, c2 = st.columns(2)
-        t_sel = c1.selectbox("True class", range(k), index=int(t0), format_func=names.__getitem__,
-                             key=f"eval_true_{cfg.task}")
-        p_sel = c2.selectbox("Predicted class", range(k), index=int(p0), format_func=names.__getitem__,
-                             key=f"eval_pred_{cfg.task}")
-        common.plot(figures.confusion_matrix(cm, names, selected=(t_sel, p_sel), scale=s), key="eval_cm")
+        t_sel = c1.selectbox("True class", range(k), format_func=names.__getitem__, key=kt)
+        p_sel = c2.selectbox("Predicted class", range(k), format_func=names.__getitem__, key=kp)
+        common.plot(figures.confusion_matrix(cm, names, selected=(t_sel, p_sel), scale=s), key="eval_cm",
+                    on_select="rerun", selection_mode="points")
+        st.caption("Click a cell (or pick the classes above) to see its images.")
     with right:
         idx = np.flatnonzero((res["true"] == t_sel) & (res["pred"] == p_sel))
         conf = res["probs"][idx, p_sel]

@@ -81,10 +81,18 @@ def _no_step_yet(trainer) -> None:
     st.info("No training step has been taken yet, so there are no gradients to show. A step runs the "
             "forward pass on a batch, back-propagates the error and updates the weights: take one here, "
             "or train on the Train page.", icon="ℹ️")
-    if st.button("Take one step", key="grad_first_step", type="primary"):
+    if st.button("Take one step", key="grad_first_step", type="primary", icon=":material/skip_next:"):
         state.train(1)
         st.rerun()
-    st.caption(f"Model: {trainer.config.describe()}" if hasattr(trainer.config, "describe") else "")
+    st.caption(f"Model: {trainer.config.describe()}")
+    conv = next((layer for layer in trainer.net.layers if type(layer).__name__ == "Conv2D"), None)
+    if conv is not None:
+        W = np.asarray(conv.params["W"])[:, 0]  # (F, KH, KW): input channel 1
+        fig = figures.map_grid(W, f"The {W.shape[0]} filters the first step will update (initial weights)",
+                               kind="diverging", labels=[f"filter {k + 1}" for k in range(W.shape[0])],
+                               cols=min(W.shape[0], 8), panel_px=90, colorbar_title="weight",
+                               scale=common.scale())
+        common.plot(fig, key="grad_initial_filters")
 
 
 def _conv_section(net, lr: float, optimizer: str, scale: float) -> None:
@@ -275,7 +283,7 @@ def render() -> None:
     c[1].metric("Batch loss", common.fmt(rec.loss))
     c[2].metric("Learning rate η", f"{cfg.lr:g}")
     c[3].metric("‖∇‖ (all)", f"{total:.3g}", help="Norm of all gradients of the last step together")
-    if c[4].button("Take one more step", key="grad_step", width="stretch"):
+    if c[4].button("One more step", key="grad_step", width="stretch", icon=":material/skip_next:"):
         state.train(1)
         st.rerun()
     st.caption(f"The gradients of step {rec.step}: ∂E/∂θ for every parameter θ, computed by back-propagation "

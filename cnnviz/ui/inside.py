@@ -363,29 +363,30 @@ def sum_latex(step: dict, kernel: np.ndarray, max_terms: int = 9) -> str:
 # ----------------------------------------------------------------------------------------------------------
 # Page
 # ----------------------------------------------------------------------------------------------------------
-def _pick_image(trainer) -> tuple[np.ndarray, int | None, str]:
-    """Widgets to choose the image: returns (image (28, 28) float32, digit label or None, description)."""
+def _pick_image(trainer) -> tuple[np.ndarray, int | None, str, object]:
+    """Widgets to choose the image: returns (image (28, 28) float32, digit label or None, description, a
+    placeholder beside the picker for the network's verdict)."""
     data = trainer.data
     n_val = len(data.x_val)
     drawing = st.session_state.get("drawing")
     sources = ["Validation image"] + (["Your drawing"] if drawing is not None else [])
-    cols = st.columns([2.2, 1.6, 1, 2.2], vertical_alignment="bottom")
     src = sources[0]
     if len(sources) > 1:
-        src = cols[3].radio("Image source", sources, horizontal=True, key="inside_source")
+        src = st.radio("Image", sources, horizontal=True, key="inside_source")
+    cols = st.columns([2, 1.3, 3], vertical_alignment="bottom")
     if src == "Your drawing":
         cols[0].caption("Showing the digit from the Draw page (it has no true label).")
-        return np.asarray(drawing, dtype=np.float32), None, "your drawing"
-    if cols[1].button("Random image", key="inside_random", help="Pick a random validation image",
-                      width="stretch"):
+        return np.asarray(drawing, dtype=np.float32), None, "your drawing", cols[2].empty()
+    if cols[1].button("Random", key="inside_random", help="Pick a random validation image",
+                      icon=":material/shuffle:", width="stretch"):
         rng = st.session_state.setdefault("inside_rng", np.random.default_rng(trainer.config.seed))
         st.session_state["inside_index"] = int(rng.integers(n_val))
     st.session_state["inside_index"] = min(int(st.session_state.get("inside_index", 0)), n_val - 1)
     idx = cols[0].number_input(f"Validation image (0–{n_val - 1})", min_value=0, max_value=n_val - 1, step=1,
                                key="inside_index")
     label = int(data.y_val[idx])
-    cols[2].markdown(f"True digit: **{label}**")
-    return np.asarray(data.x_val[idx, 0], dtype=np.float32), label, f"validation image {idx} (a {label})"
+    desc = f"validation image {idx} (a {label})"
+    return np.asarray(data.x_val[idx, 0], dtype=np.float32), label, desc, cols[2].empty()
 
 
 def _stage_row(stage: dict, key: str, scale: float) -> None:
@@ -435,7 +436,8 @@ def _filters_figure(stage: dict, scale: float) -> tuple:
                             cols=cols, panel_px=_panel_px(cols), colorbar_title="weight", scale=scale)
 
 
-def _flow_section(net, image: np.ndarray, label: int | None, task: str, desc: str, scale: float) -> None:
+def _flow_section(net, image: np.ndarray, label: int | None, task: str, desc: str, scale: float,
+                  verdict_slot) -> None:
     """Input → filters → maps before/after the activation → pooled → flattened → output probabilities."""
     x = image[None, None]  # (1, 1, 28, 28)
     work = net.copy()
@@ -443,15 +445,19 @@ def _flow_section(net, image: np.ndarray, label: int | None, task: str, desc: st
     outputs = list(work.outputs)
     sts = stages(work, outputs)
     proba = class_proba(out, work)
+    top = int(np.argmax(proba))
     names = class_names(task, out.shape[1])
     true_cls = None if label is None else class_index(label, task)
+    mark = "" if true_cls is None else (" ✓" if top == true_cls else " ✗")
+    truth = "" if label is None else f"True digit **{label}** · "
+    verdict_slot.markdown(f"{truth}the network says **{names[top]}** ({proba[top]:.0%}){mark}")
 
     left, right = st.columns([1, 3.2])
     left.markdown("**Input**")
     left.caption(f"{desc}: 28 × 28 grey values in [0, 1], the network's only input.")
     with right:
         fig = figures.map_grid(image, f"Input — {desc}", kind="image", labels=["input"], cols=1,
-                               panel_px=190, colorbar_title="grey", scale=scale)
+                               panel_px=150, colorbar_title="grey", scale=scale)
         common.plot(fig, key="inside_input")
     for s in sts:
         key = f"inside_stage_{s['index']}"
@@ -481,7 +487,6 @@ def _flow_section(net, image: np.ndarray, label: int | None, task: str, desc: st
             right.markdown(f"Z = [{vals}]" if s["data"].size > 1 else f"Z₂ = {vals}")
     st.markdown("↓")
     left, right = st.columns([1, 3.2])
-    top = int(np.argmax(proba))
     left.markdown("**Output probabilities**")
     verdict = f"The network says **{names[top]}** ({proba[top]:.0%})"
     if true_cls is not None:
@@ -513,6 +518,9 @@ def _step_through_section(net, image: np.ndarray, scale: float) -> None:
         sp = conv.spec()
         img, kern, steps = step_example(image, W[k, 0], stride=sp["stride"], padding=sp["padding"])
         skey, numbers = "inside_step_real", None
+        if skey not in st.session_state:  # start mid-image, where there is ink, rather than in a blank corner
+            w_out = steps[-1]["col"] + 1
+            st.session_state[skey] = (len(steps) // w_out // 2) * w_out + w_out // 3 + 1
     n = len(steps)
     play_key = "inside_step_play"
     playing = bool(st.session_state.get(play_key, False))
@@ -566,8 +574,8 @@ def _equations_section(net, image: np.ndarray, label: int | None, config) -> Non
         eq = general_equations(sp, config.loss)
         st.caption("Every layer of this network (h₀ = x, hₗ = output of layer l) for this image "
                    f"(digit {label}). "
-                   "The backward pass runs from the loss to the input; each line ends with the size of the "
-                   "error signal arriving at that layer.")
+                   "The backward pass runs from the loss to the input; the notes give the size of the error "
+                   "signal arriving at each layer.")
     for title, rows in (("Forward pass", eq["forward"]), ("Backward pass (chain rule, from the error back "
                                                           "to the filters)", eq["backward"])):
         st.markdown(f"**{title}**")
@@ -583,10 +591,10 @@ def render() -> None:
     trainer = state.get_trainer()
     scale = common.scale()
     net, config = trainer.net, trainer.config
-    image, label, desc = _pick_image(trainer)
+    image, label, desc, verdict_slot = _pick_image(trainer)
     flow, stepper, eqs = st.tabs(["Forward pass", "Convolution step-through", "Equations with live numbers"])
     with flow:
-        _flow_section(net, image, label, config.task, desc, scale)
+        _flow_section(net, image, label, config.task, desc, scale, verdict_slot)
     with stepper:
         _step_through_section(net, image, scale)
     with eqs:

@@ -16,9 +16,9 @@ from cnnviz import config as C
 from cnnviz.ui import common, state
 
 PRESET_LABELS = {
-    "tutorial": "Tutorial (the article's net, 200 images)",
-    "classroom": "Classroom (8 filters, 10 digits)",
-    "deeper": "Deeper (two conv layers)",
+    "tutorial": "Tutorial (the article's net)",
+    "classroom": "Classroom (8 filters)",
+    "deeper": "Deeper (2 conv layers)",
     "custom": "Custom",
 }
 TASK_LABELS = {"digits": "10 digits (0–9)", "gt4": "0–4 vs 5–9"}
@@ -137,7 +137,7 @@ def load_config_upload(name: str, raw: bytes) -> bool:
         if len(raw) > 200_000:
             raise ValueError("the file is larger than 200 kB; a config is a small JSON object")
         d = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, ValueError) as e:
+    except (UnicodeDecodeError, json.JSONDecodeError, ValueError, RecursionError) as e:  # deep nesting too
         state.set_error(f"Config file '{name}' not loaded: {e}. The current model is kept.")
         return False
     if state.apply_config(d) is None:
@@ -180,7 +180,10 @@ def render() -> None:
     sb.toggle("Presentation mode", key="presentation",
               help="Larger fonts and figures and only the essential controls, for a projector.")
     sb.selectbox("Preset", list(PRESET_LABELS), format_func=PRESET_LABELS.get, key="sb_preset",
-                 on_change=_on_preset)
+                 on_change=_on_preset,
+                 help="Tutorial: the article's network (3 filters, sigmoid, 200 images, 0–4 vs 5–9). "
+                      "Classroom: 8 filters, ReLU, max-pool, 10 digits. Deeper: two conv layers like "
+                      "ConvNetJS's MNIST demo. Custom: your own architecture (edit any Architecture field).")
     if not common.presentation():
         with sb.expander("Architecture", expanded=False):
             c1, c2 = st.columns(2)

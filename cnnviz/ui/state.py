@@ -143,6 +143,7 @@ def train(max_steps: int, budget_s: float | None = None, live: bool = False) -> 
 
     tr = get_trainer()
     lock = _lock()
+    live = live or bool(st.session_state.get("playing"))  # while playing, every call is a live tick
     if live and session_guard.unattended():
         st.session_state["playing"] = False
         session_guard.leave_line()

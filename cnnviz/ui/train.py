@@ -21,8 +21,10 @@ from cnnviz.ui import common, state
 # Button callbacks (run before the page is drawn, so the figures of the same run show their effect)
 # ----------------------------------------------------------------------------------------------------------
 def _step(n: int) -> None:
-    if state.train(n):
-        state.get_trainer().validate_now()  # so the metrics and curves show validation at this very step
+    # Step ×10 also validates, so that the curves get a validation point at this very step; a single Step
+    # stays as light as possible (validation then follows the trainer's schedule, every val_every steps).
+    if state.train(n) and n > 1:
+        state.get_trainer().validate_now()
 
 
 def _toggle_play() -> None:
@@ -43,7 +45,7 @@ def _controls(tr) -> bool:
     row.button("Step ×10", key="btn_step10", on_click=_step, args=(10,), icon=":material/fast_forward:",
                help="Ten training steps")
     play = row.button("Pause" if playing else "Play", key="btn_play", on_click=_toggle_play, type="primary",
-                      icon=":material/pause:" if playing else ":material/play_arrow:", width=110,
+                      icon=":material/pause:" if playing else ":material/play_arrow:",
                       help="Train continuously and watch it learn")
     epoch = row.button("1 epoch", key="btn_epoch", icon=":material/all_inclusive:",
                        help=f"Train one pass over the {tr.n_train:,} training images "
@@ -96,6 +98,9 @@ def _metrics(tr) -> None:
         ("ms / step", common.fmt(ms, ".1f"),
          "Mean time of forward + backward + update over the last 20 steps"),
     ])
+    if val and val[0] != tr.step_count:
+        st.caption(f"Validation on the {tr.data.n_val:,} held-out images was last run at step {val[0]} "
+                   f"(it runs every {tr.config.val_every} steps, after Step ×10 and after an epoch).")
 
 
 def _first_conv_W(tr) -> np.ndarray | None:
@@ -155,11 +160,6 @@ def _live(interval: float | None) -> None:
         st.rerun()
     common.show_error()
     _draw_live(tr)
-    if not common.presentation():
-        if ss.get("playing"):
-            st.caption("Pause to replay how the filters changed, step by step.")
-        else:
-            _replay(tr)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -200,3 +200,16 @@ def render() -> None:
     st.caption(f"{cfg.describe()} · {tr.net.n_params:,} parameters · {tr.n_train:,} training images")
     interval = _interval()
     st.fragment(_live, run_every=interval)(interval)
+    if not common.presentation():
+        st.fragment(_replay_fragment)()
+
+
+def _replay_fragment() -> None:
+    """The replay in its own fragment: moving its slider redraws only the replay, and a Step click (which
+    reruns only the live fragment) does not pay for redrawing it. Each of its runs reads the trainer's
+    snapshots afresh, so the slider always offers every recorded step."""
+    if st.session_state.get("playing"):
+        st.subheader("Replay the filters")
+        st.caption("Pause to replay how the filters changed, step by step.")
+        return
+    _replay(state.get_trainer())

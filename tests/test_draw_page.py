@@ -1,0 +1,200 @@
+"""AppTest tests of the Draw page: a digit set through session state (AppTest cannot draw on the canvas; the
+browser tests in test_browser_draw.py do), the model choice, uploads, and teaching the session's model."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[1]
+DRAW_MODEL = ROOT / "assets" / "models" / "draw.npz"
+TIMEOUT = 60
+
+
+def draw_page_script(setup: str = "") -> None:
+    """The Draw page alone, with an optional first-run hook (AppTest cannot switch st.navigation pages)."""
+    import numpy as np  # noqa: F401  (used by setup code)
+    import streamlit as st
+
+    from cnnviz.ui import common, draw, state
+
+    state.init()
+    common.inject_css()
+    if setup and not st.session_state.get("_test_setup_done"):
+        st.session_state["_test_setup_done"] = True
+        exec(setup)
+    draw.render()
+
+
+def page(setup: str = "") -> AppTest:
+    return AppTest.from_function(draw_page_script, args=(setup,), default_timeout=TIMEOUT)
+
+
+def validation_digit(digit: int) -> np.ndarray:
+    """The first validation image of ``digit`` as (28, 28) float32 in [0, 1]."""
+    from cnnviz.data import fixed_split, load_subset
+
+    images, labels = load_subset()
+    _, val_idx = fixed_split(labels)
+    idx = val_idx[labels[val_idx] == digit][0]
+    return images[idx].astype(np.float32) / 255
+
+
+def with_drawing(digit: int, extra: str = "") -> AppTest:
+    img = validation_digit(digit)
+    return page(f"st.session_state['drawing'] = np.array({img.tolist()}, dtype=np.float32)\n{extra}")
+
+
+def chart(at: AppTest, key: str) -> dict:
+    charts = [c for c in at.get("plotly_chart") if str(c.proto.id).endswith(key)]
+    assert charts, f"no chart with key {key}: {[c.proto.id for c in at.get('plotly_chart')]}"
+    return json.loads(charts[0].proto.spec)
+
+
+def guess(at: AppTest) -> str:
+    """The big answer text of the page (the class name in .draw-guess)."""
+    for el in at.get("html"):
+        body = el.proto.body
+        if "draw-guess" in body and "class='digit" in body:
+            return body.split("class='digit")[1].split(">", 1)[1].split("<", 1)[0]
+    raise AssertionError("no guess shown")
+
+
+def png(img: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray((np.clip(img, 0, 1) * 255).astype(np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+# ----------------------------------------------------------------------------------------------------------
+def test_empty_page_invites_drawing():
+    at = page()
+    at.run()
+    assert not at.exception
+    assert any("Draw a digit from 0 to 9" in el.proto.body for el in at.get("html"))
+    proba = chart(at, "draw_proba")
+    assert [d["type"] for d in proba["data"]] == ["bar"] and max(proba["data"][0]["y"]) == 0
+    assert not [c for c in at.get("plotly_chart") if str(c.proto.id).endswith("draw_saliency")]
+    assert [b.label for b in at.button][:2] == ["Clear", "Undo"]
+
+
+@pytest.mark.skipif(not DRAW_MODEL.exists(), reason="assets/models/draw.npz is not built")
+@pytest.mark.parametrize("digit", [0, 1, 7])
+def test_drawing_from_session_state_is_classified_by_the_pretrained_model(digit):
+    at = with_drawing(digit)
+    at.run()
+    assert not at.exception
+    assert at.session_state["draw_model"] == "pretrained"
+    assert guess(at) == str(digit)
+    proba = chart(at, "draw_proba")["data"][0]
+    assert proba["x"] == [str(k) for k in range(10)]
+    assert sum(proba["y"]) == pytest.approx(1.0, abs=1e-6)
+    assert int(np.argmax(proba["y"])) == digit
+    assert proba["marker"]["color"][digit] != proba["marker"]["color"][(digit + 1) % 10]  # top highlighted
+    shown = np.array(chart(at, "draw_input")["data"][0]["z"], dtype=np.float32)
+    np.testing.assert_allclose(shown, validation_digit(digit), atol=1e-6)  # the 28x28 the network sees
+    for key in ("draw_saliency", "draw_occlusion"):
+        data = chart(at, key)["data"]
+        assert len(data) == 2 and np.array(data[1]["z"], dtype=float).shape == (28, 28)
+    fm = chart(at, "draw_fmaps")
+    assert "8 filters" in fm["layout"]["title"]["text"]
+
+
+@pytest.mark.skipif(not DRAW_MODEL.exists(), reason="assets/models/draw.npz is not built")
+def test_pretrained_model_is_never_mutated():
+    at = with_drawing(3)
+    at.run()
+    from cnnviz.io import load_model
+
+    fresh = dict(load_model(DRAW_MODEL).named_params())
+    held = at.session_state["draw_pretrained"][1]  # this session's private copy
+    for name, arr in held.named_params():
+        np.testing.assert_array_equal(arr, fresh[name])
+
+
+def test_session_model_is_used_when_chosen():
+    at = with_drawing(4, "st.session_state['draw_model'] = 'session'")
+    at.run()
+    assert not at.exception
+    assert any("This session's model" in c.value for c in at.caption)
+    proba = chart(at, "draw_proba")["data"][0]
+    assert len(proba["x"]) == 10
+
+
+def test_tutorial_binary_network_is_shown_as_0_4_vs_5_9():
+    setup = ("from cnnviz.config import preset_config\n"
+             "state.apply_config(preset_config('tutorial').to_dict())\n"
+             "st.session_state['draw_model'] = 'session'")
+    at = with_drawing(8, setup)
+    at.run()
+    assert not at.exception
+    assert at.session_state["trainer"].config.task == "gt4"
+    proba = chart(at, "draw_proba")["data"][0]
+    assert proba["x"] == ["0–4", "5–9"]
+    assert sum(proba["y"]) == pytest.approx(1.0)
+    assert guess(at) in ("0–4", "5–9")
+    assert any("0–4 or 5–9" in c.value for c in at.caption)
+
+
+def test_teach_adds_your_digit_and_training_changes_the_answer():
+    at = with_drawing(2)
+    at.run()
+    at.selectbox(key="draw_label").set_value(2)
+    at.button(key="draw_add").click().run()
+    assert not at.exception
+    assert len(at.session_state["user_digits"]) == 1 and at.session_state["user_digits"][0][1] == 2
+    assert at.session_state["trainer"].n_user_examples == 1
+    assert chart(at, "draw_user_digits")["layout"]["title"]["text"].startswith("Your digits (1)")
+    steps = at.session_state["trainer"].step_count
+    at.button(key="draw_train").click().run()
+    assert not at.exception
+    assert at.session_state["trainer"].step_count == steps + 10
+    assert at.session_state["draw_model"] == "session"  # shows the model that just learned
+    assert any("→" in s.value and "P(“2”)" in s.value for s in at.success)
+
+
+def test_clear_forgets_the_drawing():
+    at = with_drawing(5)
+    at.run()
+    assert at.session_state["drawing"] is not None
+    at.button(key="draw_clear").click().run()
+    assert not at.exception
+    assert at.session_state["drawing"] is None
+    assert any("Draw a digit from 0 to 9" in el.proto.body for el in at.get("html"))
+
+
+@pytest.mark.skipif(not DRAW_MODEL.exists(), reason="assets/models/draw.npz is not built")
+def test_upload_a_photo_of_a_digit():
+    """A dark-on-light photo of a 6 is inverted, prepared like a drawing and classified."""
+    six = validation_digit(6)
+    photo = np.kron(1.0 - six, np.ones((6, 6)))  # (168, 168) black ink on white paper
+    at = page()
+    at.run()
+    at.file_uploader(key="draw_upload").set_value(("six.png", png(photo), "image/png")).run()
+    assert not at.exception
+    assert at.session_state["draw_source"] == "upload"
+    assert guess(at) == "6"
+    assert any("six.png" in c.value for c in at.caption)
+
+
+@pytest.mark.parametrize("name,data,message", [
+    ("notes.png", b"these are not pixels", "not an image"),
+    ("tiny.png", png(np.ones((1, 1))), "too small"),
+    ("blank.png", png(np.ones((64, 64))), "blank"),
+])
+def test_bad_uploads_get_a_clear_message_and_the_page_keeps_working(name, data, message):
+    at = with_drawing(1)
+    at.run()
+    before = np.array(at.session_state["drawing"])
+    at.file_uploader(key="draw_upload").set_value((name, data, "image/png")).run()
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert any(name in e and message in e for e in errors), errors
+    np.testing.assert_array_equal(at.session_state["drawing"], before)  # the drawing is kept
+    assert chart(at, "draw_proba")
