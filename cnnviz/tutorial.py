@@ -26,6 +26,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from .layers import Conv2D, Dense, Flatten, Sigmoid
+
 TUTORIAL_LR = 0.01  # the learning rate of the tutorial's code
 N_FILTERS, KSIZE, IMG = 3, 5, 28
 OUT = IMG - KSIZE + 1  # 24
@@ -89,9 +91,9 @@ def to_tutorial_layout(images: np.ndarray) -> np.ndarray:
 def init_params(rng: np.random.Generator | None = None) -> dict[str, np.ndarray]:
     """The tutorial's initialisation: f = uniform(size=(3, 5, 5)).T (5, 5, 3), wo uniform (1728, 1)."""
     rng = np.random.default_rng(rng)
-    f = rng.uniform(size=(N_FILTERS, KSIZE, KSIZE)).T  # (5, 5, 3)
+    f = rng.uniform(size=(N_FILTERS, KSIZE, KSIZE)).T  # (5, 5, 3), a transposed view as in the tutorial
     wo = rng.uniform(size=(N_FEATURES, 1))  # (1728, 1)
-    return {"f": np.ascontiguousarray(f), "wo": wo}
+    return {"f": f, "wo": wo}
 
 
 def _swap_feature_order(w: np.ndarray, F: int, h: int, w_: int) -> np.ndarray:
@@ -119,7 +121,7 @@ def params_from_cnnviz(W: np.ndarray, Wd: np.ndarray) -> dict[str, np.ndarray]:
     side = int(round((Wd.shape[0] // F) ** 0.5))
     if F * side * side != Wd.shape[0] or Wd.ndim != 2 or Wd.shape[1] != 1:
         raise ValueError(f"dense weights must be (F*H_out*W_out, 1) with square maps, got {Wd.shape}")
-    return {"f": np.ascontiguousarray(W[:, 0].T), "wo": _swap_feature_order(Wd, F, side, side)}
+    return {"f": W[:, 0].copy().T, "wo": _swap_feature_order(Wd, F, side, side)}  # f: a transposed view
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -336,8 +338,6 @@ def true_gradients(images: np.ndarray, y: np.ndarray, W: np.ndarray, Wd: np.ndar
     output sigmoid and MSE (mean over the batch of (y - O)^2 / 2) and their backward are done here.
     Returns {"loss", "0.W", "3.W", "z_raw" (N,)} in float64.
     """
-    from cnnviz.layers import Conv2D, Dense, Flatten, Sigmoid
-
     x = np.asarray(images, dtype=np.float64)
     if x.ndim == 3:
         x = x[:, None]  # (N, 1, H, W)

@@ -31,8 +31,8 @@ def start_streamlit(app: str = "app.py", env: dict | None = None):
     port = _free_port()
     url = f"http://127.0.0.1:{port}/"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", app, "--server.headless", "true", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+        [sys.executable, "-m", "streamlit", "run", app, "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
          "--server.fileWatcherType", "none"],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, **(env or {})},
     )

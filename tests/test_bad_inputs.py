@@ -523,3 +523,136 @@ def _assert_model_untouched_draw(at: AppTest) -> None:
     assert at.session_state["trainer"] is tr and tr.step_count == steps
     for name, p in tr.net.named_params():
         np.testing.assert_array_equal(p, params[name])
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Nothing lost: a whole session in one file; divergence keeps the last good weights
+# ----------------------------------------------------------------------------------------------------------
+def test_session_file_restores_model_config_and_history():
+    from cnnviz.data import load_dataset
+    from cnnviz.trainer import Trainer
+
+    cfg = preset_config("classroom", train_size=500, val_every=3)
+    data = load_dataset(cfg.task, cfg.train_size)
+    tr = Trainer(cfg, data)
+    tr.run(7)
+    raw = io.session_to_bytes(tr)
+    net = io.load_model(raw)  # still a plain model file
+    net, cfg_back, session = io.session_from_bytes(raw)
+    back = Trainer(RunConfig.from_dict(cfg_back), data, net=net)
+    io.restore_session(back, session)
+    assert back.step_count == 7 and back.epoch == tr.epoch
+    assert [(r.step, r.loss, r.acc, r.grad_norms) for r in back.history] == \
+           [(r.step, r.loss, r.acc, r.grad_norms) for r in tr.history]
+    assert back.val_history == tr.val_history
+    np.testing.assert_array_equal(back.predict_proba(data.x_val[:50]), tr.predict_proba(data.x_val[:50]))
+    back.step()  # and it trains on
+    assert back.step_count == 8 and len(back.history) == 8
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda s: s["history"]["loss"].__setitem__(0, float("nan")), "finite"),
+    (lambda s: s["history"]["ms"].__setitem__(1, float("inf")), "finite"),
+    (lambda s: s["history"]["loss"].pop(), "values"),
+    (lambda s: s["history"].update(acc="high"), "list"),
+    (lambda s: s.update(step_count=-3), "step_count"),
+    (lambda s: s.update(kind="other"), "not a cnnviz session"),
+    (lambda s: s["history"]["grad_norms"].update(x=[0.0] * 4), "different parameters|values"),
+    (lambda s: s.update(val_history=[[1, 2]]), "val_history"),
+    (lambda s: s["history"].update(step=list(range(5000))), "at most"),
+])
+def test_bad_session_history_is_refused(edit, message):
+    from cnnviz.data import load_dataset
+    from cnnviz.trainer import Trainer
+
+    cfg = preset_config("tutorial")
+    tr = Trainer(cfg, load_dataset(cfg.task, cfg.train_size))
+    tr.run(4)
+    parts = members(io.session_to_bytes(tr))
+    spec = get_spec(parts)
+    edit(spec["extra"]["session"])
+    raw = rezip(with_spec(parts, json.dumps(spec)))  # json.dumps writes NaN/Infinity, as a hostile file may
+    with pytest.raises(ValueError, match=message):
+        io.session_from_bytes(raw)
+    assert io.load_model(io.session_to_bytes(tr)).n_params == tr.net.n_params
+
+
+def roundtrip_script(raw: bytes | None) -> None:
+    """Train 6 steps and offer the download (raw None), or upload ``raw`` (first run only)."""
+    import streamlit as st
+
+    from cnnviz.ui import common, sidebar, state, train
+
+    state.init()
+    ss = st.session_state
+    if "_done" not in ss:
+        ss["_done"] = True
+        if raw is None:
+            state.train(6)
+            tr = state.get_trainer()
+            ss["_download"] = common._model_bytes(tr, state.get_config(), ss["train_lock"])
+        else:
+            ss["_ok"] = common.load_model_upload("mine.npz", raw)
+    sidebar.render()
+    train.render()
+
+
+def test_download_then_upload_in_another_session_continues_the_run():
+    a = AppTest.from_function(roundtrip_script, args=(None,), default_timeout=TIMEOUT).run()
+    assert not a.exception
+    raw = a.session_state["_download"]
+    b = AppTest.from_function(roundtrip_script, args=(raw,), default_timeout=TIMEOUT).run()
+    assert not b.exception and b.session_state["_ok"] is True
+    ta, tb = a.session_state["trainer"], b.session_state["trainer"]
+    assert tb.step_count == 6 and [r.loss for r in tb.history] == [r.loss for r in ta.history]
+    x = ta.data.x_val[:100]
+    np.testing.assert_array_equal(tb.predict_proba(x), ta.predict_proba(x))  # bit for bit
+    metrics = {m.label: m.value for m in b.metric}
+    assert metrics.get("Step") == "6"
+
+
+DIVERGING = {"preset": "custom", "loss": "mse", "optimizer": "sgd", "lr": 10.0, "momentum": 0.9,
+             "train_size": 500, "layers": [
+                 {"type": "Conv2D", "in_channels": 1, "out_channels": 8, "kernel_size": 5},
+                 {"type": "ReLU"}, {"type": "MaxPool2D", "size": 2}, {"type": "Flatten"},
+                 {"type": "Dense", "in_features": 1152, "out_features": 10}]}
+
+
+def diverge_script(config: dict) -> None:
+    """Step a diverging config one step at a time, recording the weights after every step."""
+    import streamlit as st
+
+    from cnnviz.ui import state, train
+
+    state.init()
+    ss = st.session_state
+    if "_done" not in ss:
+        ss["_done"] = True
+        assert state.apply_config(config) is not None
+        tr = state.get_trainer()
+        ss["_weights"] = {0: {n: p.copy() for n, p in tr.net.named_params()}}
+        for _ in range(60):
+            if state.train(1) != 1 or "error" in ss:
+                break
+            tr = state.get_trainer()
+            ss["_weights"][tr.step_count] = {n: p.copy() for n, p in tr.net.named_params()}
+        ss["_message"] = ss.get("error", "")
+    train.render()
+
+
+def test_divergence_keeps_exactly_the_last_good_weights():
+    """The restored weights are, bit for bit, those of the step the message names (the last weights whose
+    loss was finite), and training goes on from there."""
+    import re
+
+    at = AppTest.from_function(diverge_script, args=(DIVERGING,), default_timeout=TIMEOUT).run()
+    assert not at.exception
+    msg = at.session_state["_message"]
+    m = re.search(r"weights of step (\d+) were restored", msg)
+    assert m and "learning rate" in msg, msg
+    good = at.session_state["_weights"][int(m.group(1))]
+    tr = at.session_state["trainer"]
+    for name, p in tr.net.named_params():
+        assert np.isfinite(p).all()
+        np.testing.assert_array_equal(p, good[name])
+    assert any("diverged" in e.value for e in at.error)

@@ -37,6 +37,17 @@ CURVE_POINTS_JS = """() => {
 }"""
 
 
+# Page coordinates of the confusion-matrix cell (true, predicted), from Plotly's own axis mapping.
+CELL_JS = """([t, p]) => {
+  for (const gd of document.querySelectorAll('.js-plotly-plot')) {
+    if (gd.layout.title.text !== 'Confusion matrix') continue;
+    const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, r = gd.getBoundingClientRect();
+    return [r.left + xa._offset + xa.c2p(p), r.top + ya._offset + ya.c2p(t)];
+  }
+  return null;
+}"""
+
+
 def _wait_step(page, cond: str, timeout: float = 30_000) -> None:
     """Wait until the filter figure's step satisfies ``cond`` (JS, on ``s``), e.g. "s === 1"."""
     page.wait_for_function(f"() => {{ const r = ({FILTERS_JS})(); if (r === null) return false; "
@@ -114,4 +125,9 @@ def test_evaluate_shows_confusion_matrix_and_galleries(page):
                            ".map(gd => gd.layout.title.text)")
     assert any(t.startswith("The ") and "errors" in t for t in titles), titles
     assert any(t.startswith("Accuracy per true class") for t in titles), titles
+    # clicking a cell of the confusion matrix shows that cell's images
+    xy = page.evaluate(CELL_JS, ["3", "5"])
+    page.mouse.click(*xy)
+    page.wait_for_function("""() => [...document.querySelectorAll('.js-plotly-plot')]
+        .some(gd => gd.layout.title.text.startsWith('True 3 predicted as 5'))""", timeout=30_000)
     _no_exception(page, "Evaluate")

@@ -328,3 +328,9 @@ def test_fortran_ordered_arrays_are_read_correctly(x):
     ref = from_spec(spec["layers"], rng=0)
     ref.set_params(arrays)
     assert np.array_equal(net.forward(x), ref.forward(x))
+
+
+def test_saved_bytes_are_reproducible():
+    net = build("classroom", rng=4)
+    cfg = preset_config("classroom")
+    assert model_to_bytes(net, cfg) == model_to_bytes(load_model(model_to_bytes(net, cfg)), cfg)

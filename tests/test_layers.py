@@ -3,6 +3,8 @@ the tutorial's worked example, max-pool tie routing, dtype handling and the fast
 
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from cnnviz.layers import (
     LAYER_TYPES,
@@ -304,3 +306,53 @@ def test_pool_same_result_for_any_memory_layout(cls, size, stride, shape):
     np.testing.assert_array_equal(a.backward(d), b.backward(d))
     if cls is MaxPool2D:  # each output's gradient lands on exactly one input
         np.testing.assert_allclose(a.backward(d).sum(), d.sum(), rtol=1e-5)
+
+
+@pytest.mark.parametrize("case", [(3, 2, 7, 6, 4, 3, 1, 1), (2, 3, 9, 8, 2, 3, 2, 1),
+                                  (4, 1, 8, 8, 3, 5, 1, 2)])
+def test_products_split_for_one_thread_give_same_results(case, monkeypatch):
+    """The products are split into pieces small enough for one BLAS thread; force tiny pieces (so every
+    split path runs) and compare with unsplit products."""
+    import cnnviz.layers as layers_mod
+
+    N, C, H, W, F, K, s, p = case
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((N, C, H, W)).astype(np.float32)
+    conv = Conv2D(C, F, K, stride=s, padding=p, rng=rng)
+    dense = Dense(F * ((H + 2 * p - K) // s + 1) * ((W + 2 * p - K) // s + 1), 3, rng=rng)
+    flat = Flatten()
+
+    def run():
+        y = dense.forward(flat.forward(conv.forward(x)))
+        d = np.linspace(-1, 1, y.size, dtype=np.float32).reshape(y.shape)
+        dx = conv.backward(flat.backward(dense.backward(d)))
+        return [y, dx, conv.grads["W"], conv.grads["b"], dense.grads["W"], dense.grads["b"]]
+
+    whole = run()
+    monkeypatch.setattr(layers_mod, "_SERIAL_MACS", 37)
+    split = run()
+    for a, b in zip(whole, split, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+@settings(max_examples=40, deadline=None)
+@given(N=st.integers(1, 3), C=st.integers(1, 3), H=st.integers(1, 9), W=st.integers(1, 9),
+       F=st.integers(1, 4), K=st.integers(1, 5), s=st.integers(1, 3), p=st.integers(0, 3))
+def test_conv_random_shapes_match_oracle_and_general_path(N, C, H, W, F, K, s, p):
+    """Random shapes, strides and paddings: the fast path equals the loop oracle (forward) and the
+    general path (forward and all gradients)."""
+    assume(H + 2 * p >= K and W + 2 * p >= K)
+    rng = np.random.default_rng(N * 1000 + C * 100 + H * 10 + W)
+    fast = to64(Conv2D(C, F, K, stride=s, padding=p, rng=rng))
+    fast.params["b"] = rng.standard_normal(F)
+    general = Conv2D(C, F, K, stride=s, padding=p)
+    general.params = {k: v.copy() for k, v in fast.params.items()}
+    general.fast = False
+    x = rng.standard_normal((N, C, H, W))
+    y = fast.forward(x)
+    np.testing.assert_allclose(y, naive_conv(x, fast.params["W"], fast.params["b"], s, p), atol=1e-10)
+    np.testing.assert_allclose(general.forward(x), y, atol=1e-10)
+    d = rng.standard_normal(y.shape)
+    np.testing.assert_allclose(fast.backward(d), general.backward(d), atol=1e-10)
+    for k in ("W", "b"):
+        np.testing.assert_allclose(fast.grads[k], general.grads[k], atol=1e-10)

@@ -1,4 +1,4 @@
-"""Code-quality checks that run with the suite: ruff is clean and the NumPy core stays free of UI libraries."""
+"""Code-quality checks run with the suite: ruff is clean and the NumPy core stays free of UI libraries."""
 
 from __future__ import annotations
 

@@ -255,3 +255,23 @@ def test_infer_shapes_allocates_no_weights():
     """Validating a (possibly hostile) custom spec must not allocate its weights."""
     huge = [{"type": "Flatten"}, {"type": "Dense", "in_features": 784, "out_features": 10 ** 9}]
     assert infer_shapes(huge) == [(784,), (10 ** 9,)]
+
+
+@pytest.mark.parametrize("name", sorted(PRESET_LAYERS))
+def test_presets_fast_and_general_conv_paths_agree(name):
+    """Whole presets (their layers see the fast path's images-innermost memory layout) give the same
+    outputs and gradients as with the plain im2col path, on images with tied maxima."""
+    rng = np.random.default_rng(5)
+    x = (rng.random((6, 1, 28, 28)) > 0.7).astype(np.float32)  # many tied 1.0 pixels, as in MNIST
+    fast = build(name, rng=1)
+    general = fast.copy()
+    for layer in general.layers:
+        if isinstance(layer, Conv2D):
+            layer.fast = False
+    y1, y2 = fast.forward(x), general.forward(x)
+    np.testing.assert_allclose(y1, y2, rtol=1e-5, atol=1e-6)
+    d = rng.standard_normal(y1.shape).astype(np.float32)
+    dx1, dx2 = fast.backward(d, need_dx=True), general.backward(d, need_dx=True)
+    np.testing.assert_allclose(dx1, dx2, rtol=1e-4, atol=1e-6)
+    for (n, g1), (_, g2) in zip(fast.named_grads(), general.named_grads(), strict=True):
+        np.testing.assert_allclose(g1, g2, rtol=1e-4, atol=1e-5, err_msg=n)

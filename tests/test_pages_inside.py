@@ -412,3 +412,27 @@ def test_pages_on_custom_architectures(kw, task, loss):
         at.run()
         assert not at.exception, [e.value for e in at.exception]
         assert all(s["layout"]["title"]["text"] for s in _chart_specs(at))
+
+
+def test_last_update_is_the_change_the_step_made():
+    from cnnviz.config import preset_config
+    from cnnviz.data import Dataset
+    from cnnviz.trainer import Trainer
+
+    rng = np.random.default_rng(6)
+    x = rng.random((64, 1, 28, 28)).astype(np.float32)
+    y = np.arange(64) % 10
+    tr = Trainer(preset_config("classroom", optimizer="adam", lr=0.01, train_size=200),
+                 Dataset(x, y, x[:10], y[:10]))
+    assert gradients.last_update(tr) is None  # no step yet
+    tr.step()
+    before = tr.net.layers[0].params["W"].copy()
+    tr.step()
+    np.testing.assert_allclose(gradients.last_update(tr), tr.net.layers[0].params["W"] - before, atol=1e-7)
+
+
+def test_gradients_page_shows_the_actual_adam_step():
+    at = _app("gradients", "deeper", 2)  # the deeper preset trains with Adam
+    spec = _chart_specs(at)[0]
+    ys = {v["title"]["text"] for k, v in spec["layout"].items() if k.startswith("yaxis") and v.get("title")}
+    assert "actual ΔW" in ys and "−η·∂E/∂f" in ys

@@ -99,26 +99,31 @@ def _model_bytes(trainer, cfg, lock) -> bytes:
 
     with lock:
         net = trainer.net.copy()
-    return io.model_to_bytes(net, cfg.to_dict())
+        extra = {"session": io.session_extra(trainer)}  # the history too: one file restores the session
+    return io.model_to_bytes(net, cfg.to_dict(), extra=extra)
 
 
 def _config_for_uploaded(net, cfg_dict):
     """A validated RunConfig for an uploaded network: the file's own config, or one inferred from it."""
     from cnnviz.config import RunConfig
+    from cnnviz.ui.resources import max_train_size
 
     spec = net.spec()
+    limit = max_train_size()
     if cfg_dict is not None:
-        cfg = RunConfig.from_dict(dict(cfg_dict))
+        cfg = RunConfig.from_dict(dict(cfg_dict), max_train_size=limit)
         if [dict(s) for s in cfg.layers] != [dict(s) for s in RunConfig(preset="custom", layers=spec).layers]:
             # the file's config describes another network than its weights: trust the weights
-            cfg = RunConfig.from_dict({**cfg.to_dict(), "preset": "custom", "layers": spec})
+            cfg = RunConfig.from_dict({**cfg.to_dict(), "preset": "custom", "layers": spec},
+                                      max_train_size=limit)
         return cfg
     cur = st.session_state["config"].to_dict()
     last = spec[-1]["type"]
     k = next((s["out_features"] for s in reversed(spec) if s["type"] == "Dense"), None)
     task = "digits" if k == 10 else "gt4"
     loss = ("mse" if cur["loss"] != "bce" else "bce") if last == "Sigmoid" else "softmax_ce"
-    return RunConfig.from_dict({**cur, "preset": "custom", "layers": spec, "task": task, "loss": loss})
+    return RunConfig.from_dict({**cur, "preset": "custom", "layers": spec, "task": task, "loss": loss},
+                               max_train_size=limit)
 
 
 def load_model_upload(name: str, raw: bytes) -> bool:
@@ -134,9 +139,11 @@ def load_model_upload(name: str, raw: bytes) -> bool:
         if len(raw) > MAX_MODEL_BYTES:
             raise ValueError(f"the file is {len(raw) / 2**20:.1f} MB; the limit is "
                              f"{MAX_MODEL_BYTES / 2**20:.0f} MB")
-        net, cfg_dict = io.model_from_bytes(raw)
+        net, cfg_dict, session = io.session_from_bytes(raw)
         cfg = _config_for_uploaded(net, cfg_dict)
         state.replace_model(net, cfg)
+        if session is not None:  # a file downloaded from cnnviz: its curves and step count continue
+            io.restore_session(state.get_trainer(), session)
     except (ValueError, TypeError, KeyError) as e:
         state.set_error(f"Model file '{name}' not loaded: {e}. The current model is kept.")
         return False
@@ -160,6 +167,7 @@ def model_file_box() -> None:
             "Download model", lambda: _model_bytes(tr, cfg, lock),
             file_name=f"cnnviz-{cfg.preset}-step{tr.step_count}.npz", mime="application/octet-stream",
             key="model_download", on_click="ignore", icon=":material/download:",
-            help="The weights, the layer spec and this config in one .npz (no pickle)")
+            help="The weights, the layer spec, this config and the training history in one .npz (no "
+                 "pickle): upload it again later, on any cnnviz server, to continue where you stopped")
         st.file_uploader("Load a model (.npz)", type=["npz"], key="model_file", on_change=_on_model_upload,
                          help="A model saved by cnnviz; every array is checked, a bad file is rejected")

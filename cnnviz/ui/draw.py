@@ -280,28 +280,25 @@ def _open_inside() -> None:
 def _teach_section(image: np.ndarray | None, scale: float) -> None:
     ss = st.session_state
     digits = ss.setdefault("user_digits", [])
-    tr = state.get_trainer()
-    binary = tr.config.task == "gt4"
+    binary = state.get_trainer().config.task == "gt4"
     left, right = st.columns([1, 1.6], gap="medium")
     with left:
         st.markdown("Label your drawing with the right digit, add it to **your digits**, then train the "
                     "session's model a few steps and see its answer change.")
         row = st.container(horizontal=True, vertical_alignment="bottom", gap="small")
         label = row.selectbox("This digit is a", list(range(10)), key="draw_label", width=130)
-        add = row.button("Add to my digits", key="draw_add", icon=":material/add:", disabled=image is None,
-                         help="Adds the 28×28 image with this label to the session model's training data")
-        row2 = st.container(horizontal=True, vertical_alignment="bottom", gap="small")
-        train = row2.button("Train 10 steps", key="draw_train", icon=":material/fast_forward:",
-                            disabled=not digits,
-                            help="Ten training steps of the session's model (your digits come first)")
-        if add and image is not None:
-            _add_digit(image, int(label))
-            digits = ss["user_digits"]
-        if train:
-            _train_steps(10, image, int(label))
+        row.button("Add to my digits", key="draw_add", icon=":material/add:", disabled=image is None,
+                   on_click=_add_digit,
+                   help="Adds the 28×28 image with this label to the session model's training data")
+        row.button("Train 10 steps", key="draw_train", icon=":material/fast_forward:", disabled=not digits,
+                   on_click=_train_steps, args=(10,),
+                   help="Ten training steps of the session's model (your digits come first)")
         msg = ss.pop("draw_teach_msg", None)
         if msg:
             st.success(msg, icon="✅")
+        err = ss.pop("draw_teach_error", None)
+        if err:
+            st.error(err, icon="⚠️")
         if binary:
             st.caption("The session's model is the tutorial's binary network: it learns “0–4 vs 5–9”, so "
                        "your digit counts as " + ("“5–9”." if int(label) > 4 else "“0–4”."))
@@ -316,43 +313,49 @@ def _teach_section(image: np.ndarray | None, scale: float) -> None:
             st.caption("Your digits will appear here.")
 
 
-def _add_digit(image: np.ndarray, label: int) -> None:
+def _add_digit() -> None:
+    """Button callback: add the current digit with the chosen label to the session model's training data."""
     ss = st.session_state
-    tr = state.get_trainer()
-    lock = ss.get("train_lock")
-    try:
-        if lock is not None:
-            with lock:
-                tr.add_examples(image[None, None].astype(np.float32), np.array([label]))
-        else:
-            tr.add_examples(image[None, None].astype(np.float32), np.array([label]))
-    except ValueError as e:
-        st.error(f"Not added: {e}.")
+    image, label = ss.get("drawing"), int(ss.get("draw_label", 0))
+    if image is None:
         return
-    ss["user_digits"].append((np.asarray(image, dtype=np.float32).copy(), label))
-    ss["draw_teach_msg"] = (f"Added as a “{label}”. You have {len(ss['user_digits'])} digit(s) in the "
-                            "session model's training data: now train it a few steps.")
-
-
-def _train_steps(n: int, image: np.ndarray | None, label: int) -> None:
-    ss = st.session_state
+    image = np.asarray(image, dtype=np.float32)
     tr = state.get_trainer()
-    before = None
-    if image is not None:
-        net, _ = _session_copy()
-        p = class_proba(net, image[None, None].astype(np.float32))
-        before = float(p[label if len(p) == 10 else int(label > 4)])
+    try:
+        with ss["train_lock"]:
+            tr.add_examples(image[None, None], np.array([label]))  # (1, 1, 28, 28)
+    except ValueError as e:
+        ss["draw_teach_error"] = f"Not added: {e}."
+        return
+    ss["user_digits"].append((image.copy(), label))
+    ss["draw_teach_msg"] = (f"Added as a “{label}”. {len(ss['user_digits'])} of your digits are now in the "
+                            "session model's training data: train it a few steps.")
+
+
+def _label_proba(image: np.ndarray, label: int) -> tuple[float, str]:
+    """The session model's probability of ``label`` (or of its half, 0–4 / 5–9, for a binary model)."""
+    net, _ = _session_copy()
+    p = class_proba(net, np.asarray(image, dtype=np.float32)[None, None])  # (K,)
+    if len(p) == 10:
+        return float(p[label]), str(label)
+    return float(p[int(label > 4)]), BINARY_NAMES[int(label > 4)]
+
+
+def _train_steps(n: int) -> None:
+    """Button callback: train the session model ``n`` steps; report how its answer for this drawing moved."""
+    ss = st.session_state
+    image, label = ss.get("drawing"), int(ss.get("draw_label", 0))
+    before = _label_proba(image, label) if image is not None else None
     done = state.train(n)
     if not done:
         return
     ss["draw_model"] = SESSION  # show the model that just learned
-    if image is not None and before is not None:
-        net, _ = _session_copy()
-        p = class_proba(net, image[None, None].astype(np.float32))
-        after = float(p[label if len(p) == 10 else int(label > 4)])
-        name = str(label) if len(p) == 10 else ("5–9" if label > 4 else "0–4")
-        ss["draw_teach_msg"] = (f"Trained {done} steps (now step {tr.step_count:,}). The session model's "
-                                f"P(“{name}”) for this drawing: {before:.0%} → {after:.0%}.")
+    tr = state.get_trainer()
+    msg = f"Trained {done} steps (now step {tr.step_count:,})."
+    if before is not None:
+        after, name = _label_proba(image, label)
+        msg += f" The session model's P(“{name}”) for this drawing: {before[0]:.0%} → {after:.0%}."
+    ss["draw_teach_msg"] = msg
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -95,7 +95,20 @@ def _no_step_yet(trainer) -> None:
         common.plot(fig, key="grad_initial_filters")
 
 
-def _conv_section(net, lr: float, optimizer: str, scale: float) -> None:
+def last_update(trainer) -> np.ndarray | None:
+    """The change the last step made to the first conv layer's filters, W_after − W_before (F, C, KH, KW),
+    from the trainer's snapshots when the step before the last one was recorded too; otherwise None."""
+    snaps = trainer.snapshots
+    if len(snaps) < 2 or not trainer.history or snaps[-1].step != trainer.history[-1].step:
+        return None
+    if snaps[-2].step != snaps[-1].step - 1:
+        return None
+    return snaps[-1].filters - snaps[-2].filters
+
+
+def _conv_section(trainer, scale: float) -> None:
+    net, cfg = trainer.net, trainer.config
+    lr, optimizer = cfg.lr, cfg.optimizer
     convs = [i for i, layer in enumerate(net.layers) if type(layer).__name__ == "Conv2D"]
     if not convs:
         return
@@ -115,17 +128,26 @@ def _conv_section(net, lr: float, optimizer: str, scale: float) -> None:
     upd = -lr * G[:, c]  # (F, KH, KW)
     rows = [("filter f", W[:, c], "diverging"), ("∂E/∂f", G[:, c], "diverging"),
             ("−η·∂E/∂f", upd, "diverging")]
+    cb = ["weight", "gradient", "update"]
+    # With momentum or Adam the optimiser's actual step differs from −η·∂E/∂f: show it when it is known.
+    actual = last_update(trainer) if li == convs[0] and (optimizer != "sgd" or cfg.momentum > 0) else None
+    if actual is not None:
+        rows.append(("actual ΔW", actual[:, c], "diverging"))
+        cb.append("ΔW")
     title = (f"Conv {convs.index(li) + 1}: each filter, its gradient and the update (η = {lr:g})"
              + (f", input channel {c + 1}" if C > 1 else "") + " — one colour range per row")
     cols = [f"filter {k + 1}" for k in range(F)]
-    fig = figures.heatmap_rows(rows, title, col_labels=cols, scale=scale,
-                               colorbar_titles=["weight", "gradient", "update"], panel_px=_panel(F))
+    fig = figures.heatmap_rows(rows, title, col_labels=cols, scale=scale, colorbar_titles=cb,
+                               panel_px=_panel(F))
     common.plot(fig, key="grad_filters")
     note = ("Red cells: increasing that weight would increase the error, so the update (the negative "
             "gradient times η) lowers it; blue cells the other way.")
-    if optimizer != "sgd":
-        note += (f" With {optimizer.capitalize()}, each weight's actual step is the gradient rescaled by its "
-                 "running statistics, so −η·∂E/∂f shows the direction, not the exact size.")
+    if optimizer != "sgd" or cfg.momentum > 0:
+        how = ("rescales each weight's gradient by its running statistics" if optimizer == "adam"
+               else f"adds momentum ({cfg.momentum:g}) from the previous steps")
+        note += (f" {'Adam' if optimizer == 'adam' else 'SGD with momentum'} {how}, so −η·∂E/∂f gives the "
+                 "direction, not the exact step" + (": the last row is the change the step really made."
+                                                    if actual is not None else "."))
     st.caption(note)
 
 
@@ -288,7 +310,7 @@ def render() -> None:
         st.rerun()
     st.caption(f"The gradients of step {rec.step}: ∂E/∂θ for every parameter θ, computed by back-propagation "
                f"on that step's batch ({cfg.optimizer}, loss {cfg.loss}).")
-    _conv_section(net, cfg.lr, cfg.optimizer, scale)
+    _conv_section(trainer, scale)
     _dense_section(net, cfg.task, scale)
     _history_section(trainer, scale)
     _histogram_section(net, scale)

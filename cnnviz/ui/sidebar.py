@@ -13,7 +13,7 @@ import json
 import streamlit as st
 
 from cnnviz import config as C
-from cnnviz.ui import common, state
+from cnnviz.ui import common, resources, state
 
 PRESET_LABELS = {
     "tutorial": "Tutorial (the article's net)",
@@ -30,6 +30,7 @@ LRS = [1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 0
        10.0]  # 1-2-5 steps: a log scale
 BATCHES = [0, 8, 16, 32, 64, 128, 256, 512, 1024]
 TRAIN_SIZES = [200, 500, 1000, 2000, 3000, 4000]
+FULL_MNIST_SIZES = [10_000, 20_000, 30_000, 59_000]  # with $CNNVIZ_MNIST_DIR (59,000 if no t10k files)
 ARCH_KEYS = ("sb_n_conv", "sb_filters", "sb_kernel", "sb_activation", "sb_pooling", "sb_padding", "sb_stride")
 
 
@@ -210,10 +211,15 @@ def render() -> None:
                              format_func=lambda b: "full" if b == 0 else str(b),
                              help="Images per step; 'full' = the whole training set each step, as the "
                                   "tutorial")
-            st.select_slider("Training images", _options_with(TRAIN_SIZES, ss["sb_train_size"]),
+            full = resources.mnist_dir() is not None
+            sizes = TRAIN_SIZES + (FULL_MNIST_SIZES if full else [])
+            st.select_slider("Training images", _options_with(sizes, ss["sb_train_size"]),
                              key="sb_train_size", format_func=lambda n: f"{n:,}",
-                             help="Taken from the 4,000-image training split (stratified); validation is "
-                                  "always the same 1,000 images")
+                             help="Up to 4,000: the shipped subset's stratified training split, validated on "
+                                  "the same 1,000 held-out images."
+                                  + (" More: the full MNIST from $CNNVIZ_MNIST_DIR, validated on 1,000 t10k "
+                                     "images." if full else " For more, set $CNNVIZ_MNIST_DIR to a folder "
+                                     "with the MNIST IDX files."))
             c1, c2 = st.columns(2)
             c1.number_input("Seed", 0, 2**31 - 1, key="sb_seed", step=1)
             c2.selectbox("Initial weights", list(INIT_LABELS), format_func=INIT_LABELS.get, key="sb_init")

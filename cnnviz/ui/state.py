@@ -92,7 +92,7 @@ def apply_config(d: dict) -> RunConfig | None:
     Returns the new config, or None (and an error message for the page) if it was rejected.
     """
     try:
-        cfg = RunConfig.from_dict(d)
+        cfg = RunConfig.from_dict(d, max_train_size=resources.max_train_size())
         serving.check_server_cost(cfg)  # no single step may hold a shared server's CPU for long
         trainer = Trainer(cfg, resources.dataset(cfg.task, cfg.train_size))
     except (ValueError, TypeError) as e:
