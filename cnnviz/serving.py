@@ -185,6 +185,11 @@ class FairLimiter:
             if res.granted:
                 self.release(key)
 
+    def holds(self, key: str) -> bool:
+        """True while ``key`` holds a slot."""
+        with self._cond:
+            return key in self._running
+
     def position(self, key: str) -> int | None:
         """Sessions ahead of ``key`` in line (0 = next), or None if it is not waiting."""
         with self._cond:

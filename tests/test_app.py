@@ -270,3 +270,35 @@ def test_evaluate_page_binary_tutorial_net_and_training_images():
     at.segmented_control(key="eval_which").set_value("train").run()
     assert _arr(_spec(at, "eval_cm")["data"][0]["text"]).sum() == 200
     assert not at.exception
+
+
+def test_full_mnist_from_idx_files_when_configured(tmp_path, monkeypatch):
+    from cnnviz import data
+
+    rng = np.random.default_rng(0)
+    images, labels = data.load_subset()
+    reps = np.resize(np.arange(len(images)), 6000)  # 6,000 "training" images built from the subset
+    data.write_idx_images(tmp_path / "train-images-idx3-ubyte.gz", images[reps])
+    data.write_idx_labels(tmp_path / "train-labels-idx1-ubyte.gz", labels[reps])
+    test = rng.permutation(len(images))[:1000]
+    data.write_idx_images(tmp_path / "t10k-images-idx3-ubyte", images[test])
+    data.write_idx_labels(tmp_path / "t10k-labels-idx1-ubyte", labels[test])
+    monkeypatch.setenv("CNNVIZ_MNIST_DIR", str(tmp_path))
+    at = page_test("train", "state.apply_config({'preset': 'classroom', 'train_size': 5500})").run()
+    assert not at.exception, at.exception
+    tr = at.session_state["trainer"]
+    assert tr.n_train == 5500 and tr.data.source.startswith("idx:")
+    assert 59_000 in at.select_slider(key="sb_train_size").options or "59,000" in at.select_slider(
+        key="sb_train_size").options
+    at.button(key="btn_step").click().run()
+    assert at.session_state["trainer"].step_count == 1
+    too_many = page_test("train", "state.apply_config({'preset': 'classroom', 'train_size': 9000})").run()
+    assert too_many.session_state["config"].train_size != 9000
+    assert any("6,000" in e.value or "5,000" in e.value or "train_size" in e.value for e in too_many.error)
+
+
+def test_more_than_the_subset_without_idx_files_is_refused(monkeypatch):
+    monkeypatch.delenv("CNNVIZ_MNIST_DIR", raising=False)
+    at = page_test("train", "state.apply_config({'preset': 'classroom', 'train_size': 10000})").run()
+    assert not at.exception and at.session_state["config"].train_size == 4000
+    assert any("train_size" in e.value and "kept" in e.value for e in at.error)

@@ -310,7 +310,8 @@ def test_pool_same_result_for_any_memory_layout(cls, size, stride, shape):
 
 @pytest.mark.parametrize("case", [(3, 2, 7, 6, 4, 3, 1, 1), (2, 3, 9, 8, 2, 3, 2, 1),
                                   (4, 1, 8, 8, 3, 5, 1, 2)])
-def test_products_split_for_one_thread_give_same_results(case, monkeypatch):
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "general"])
+def test_products_split_for_one_thread_give_same_results(case, fast, monkeypatch):
     """The products are split into pieces small enough for one BLAS thread; force tiny pieces (so every
     split path runs) and compare with unsplit products."""
     import cnnviz.layers as layers_mod
@@ -319,6 +320,7 @@ def test_products_split_for_one_thread_give_same_results(case, monkeypatch):
     rng = np.random.default_rng(11)
     x = rng.standard_normal((N, C, H, W)).astype(np.float32)
     conv = Conv2D(C, F, K, stride=s, padding=p, rng=rng)
+    conv.fast = fast
     dense = Dense(F * ((H + 2 * p - K) // s + 1) * ((W + 2 * p - K) // s + 1), 3, rng=rng)
     flat = Flatten()
 
@@ -356,3 +358,13 @@ def test_conv_random_shapes_match_oracle_and_general_path(N, C, H, W, F, K, s, p
     np.testing.assert_allclose(fast.backward(d), general.backward(d), atol=1e-10)
     for k in ("W", "b"):
         np.testing.assert_allclose(fast.grads[k], general.grads[k], atol=1e-10)
+
+
+def test_split_matmul_cuts_any_dimension(monkeypatch):
+    import cnnviz.layers as layers_mod
+
+    monkeypatch.setattr(layers_mod, "_SERIAL_MACS", 37)
+    rng = np.random.default_rng(12)
+    for m, k, n in [(50, 3, 2), (2, 3, 50), (2, 50, 3), (7, 7, 7), (1, 1, 1)]:
+        a, b = rng.random((m, k)), rng.random((k, n))
+        np.testing.assert_allclose(layers_mod._matmul(a, b), a @ b, rtol=1e-12)

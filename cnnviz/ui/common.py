@@ -165,7 +165,7 @@ def model_file_box() -> None:
         tr, cfg, lock = state.get_trainer(), state.get_config(), st.session_state["train_lock"]
         st.download_button(
             "Download model", lambda: _model_bytes(tr, cfg, lock),
-            file_name=f"cnnviz-{cfg.preset}-step{tr.step_count}.npz", mime="application/octet-stream",
+            file_name=f"cnnviz-{cfg.preset}-seed{cfg.seed}.npz", mime="application/octet-stream",
             key="model_download", on_click="ignore", icon=":material/download:",
             help="The weights, the layer spec, this config and the training history in one .npz (no "
                  "pickle): upload it again later, on any cnnviz server, to continue where you stopped")

@@ -14,7 +14,7 @@ from cnnviz.ui import common, state
 
 CLASS_NAMES = {"digits": [str(d) for d in range(10)], "gt4": ["0–4", "5–9"]}
 GALLERY_N = 24
-CHUNK = 250  # images per evaluation chunk (progress bar granularity)
+CHUNK = 250  # images per evaluation chunk (progress bar granularity; at most ~40 updates)
 
 
 def _class_probs(proba: np.ndarray) -> np.ndarray:
@@ -34,16 +34,17 @@ def evaluate(tr, which: str) -> dict:
     else:
         x, labels = tr.data.x_val, tr.data.y_val
     n = len(x)
-    bar = st.progress(0.0, text=f"Evaluating {n:,} images…") if n > CHUNK else None
+    chunk = max(CHUNK, -(-n // 40))
+    bar = st.progress(0.0, text=f"Evaluating {n:,} images…") if n > chunk else None
     losses, probas = [], []
     lock = st.session_state["train_lock"]
     with lock:  # never read weights that a live-training tick is updating
-        for s in range(0, n, CHUNK):
-            loss, _, proba = tr.evaluate(x[s:s + CHUNK], labels[s:s + CHUNK])
+        for s in range(0, n, chunk):
+            loss, _, proba = tr.evaluate(x[s:s + chunk], labels[s:s + chunk])
             losses.append(loss * len(proba))
             probas.append(proba)
             if bar is not None:
-                done = min(n, s + CHUNK)
+                done = min(n, s + chunk)
                 bar.progress(done / n, text=f"Evaluating {done:,} / {n:,} images…")
     if bar is not None:
         bar.empty()

@@ -11,6 +11,8 @@ once because the browser drives the fragment's timer).
   place in line ("waiting for a free CPU slot: 2 sessions ahead") in a placeholder; each update of the
   placeholder is also a point where a click of the same user preempts the wait, so waiting never makes the
   page unresponsive. A button (Step) waits up to ``CLICK_WAIT_S``.
+- ``heavy_work()``: building a model (which evaluates it on the validation set) also takes a slot, so that
+  thirty students opening the page at once do not all allocate their first evaluation's buffers together.
 - ``note_interaction()`` (every full script run) and ``unattended()``: a session that has been playing with
   no interaction for ``IDLE_PAUSE_S`` is paused by the Train page.
 """
@@ -31,6 +33,7 @@ from cnnviz import serving
 LIVE_WAIT_S = 1.5  # a live tick waits at most this long for a slot (then redraws and tries next tick)
 WAIT_SLICE_S = 0.2  # ... in slices of this length, updating its place in line in between
 CLICK_WAIT_S = 10.0  # a Step / epoch click waits at most this long
+HEAVY_WAIT_S = 30.0  # building a model waits at most this long for a slot, then runs anyway
 IDLE_PAUSE_S = 60.0 * float(os.environ.get("CNNVIZ_IDLE_PAUSE_MIN", "30"))  # pause unattended live training
 KEY = "_session_key"
 
@@ -111,3 +114,22 @@ def training_slot(live: bool) -> Iterator[serving.SlotResult]:
     finally:
         if res.granted:
             limiter.release(key)
+
+
+@contextmanager
+def heavy_work(max_wait_s: float | None = None) -> Iterator[serving.SlotResult]:
+    """One-off heavy work of this session (building a Trainer, Reset) inside a training slot.
+
+    Waits up to HEAVY_WAIT_S for a slot, then runs anyway: a page must always open. Runs at once if this
+    session already holds a slot (nested use).
+    """
+    srv, key = server(), session_key()
+    if srv.limiter.holds(key):
+        yield serving.SlotResult(True)
+        return
+    res = srv.limiter.acquire(key, HEAVY_WAIT_S if max_wait_s is None else max_wait_s)
+    try:
+        yield res
+    finally:
+        if res.granted:
+            srv.limiter.release(key)

@@ -24,7 +24,7 @@ import streamlit as st
 from cnnviz import serving
 from cnnviz.config import RunConfig, preset_config
 from cnnviz.trainer import Trainer, TrainingDiverged
-from cnnviz.ui import resources
+from cnnviz.ui import resources, session_guard
 
 DEFAULT_PRESET = "classroom"
 
@@ -64,7 +64,8 @@ def get_trainer() -> Trainer:
     tr = ss.get("trainer")
     if tr is None:
         cfg = ss["config"]
-        tr = Trainer(cfg, resources.dataset(cfg.task, cfg.train_size))
+        with session_guard.heavy_work():  # its first validation pass: in a fair CPU slot
+            tr = Trainer(cfg, resources.dataset(cfg.task, cfg.train_size))
         ss["trainer"] = tr
     return tr
 
@@ -94,7 +95,8 @@ def apply_config(d: dict) -> RunConfig | None:
     try:
         cfg = RunConfig.from_dict(d, max_train_size=resources.max_train_size())
         serving.check_server_cost(cfg)  # no single step may hold a shared server's CPU for long
-        trainer = Trainer(cfg, resources.dataset(cfg.task, cfg.train_size))
+        with session_guard.heavy_work():
+            trainer = Trainer(cfg, resources.dataset(cfg.task, cfg.train_size))
     except (ValueError, TypeError) as e:
         set_error(f"Configuration not applied: {e}. The current model is kept.")
         return None
@@ -125,7 +127,7 @@ def _replay_user_digits(trainer: Trainer) -> None:
 def reset() -> None:
     """Back to step 0 with the same config (fresh weights from the seed); stops live training."""
     tr = get_trainer()
-    with _lock():
+    with session_guard.heavy_work(), _lock():
         st.session_state["playing"] = False
         tr.reset()
         _bump()
@@ -139,8 +141,6 @@ def train(max_steps: int, budget_s: float | None = None, live: bool = False) -> 
     clear message; the trainer has already restored the last good weights. If another run of this session
     holds the model, or no CPU slot came free in time, nothing is done (returns 0).
     """
-    from cnnviz.ui import session_guard
-
     tr = get_trainer()
     lock = _lock()
     live = live or bool(st.session_state.get("playing"))  # while playing, every call is a live tick
@@ -180,7 +180,8 @@ def train(max_steps: int, budget_s: float | None = None, live: bool = False) -> 
 def replace_model(net, cfg: RunConfig) -> None:
     """Use an uploaded network (already validated) with its config; Reset returns to these weights."""
     serving.check_server_cost(cfg)  # ValueError (shown by the upload box) for a too costly network
-    trainer = Trainer(cfg, resources.dataset(cfg.task, cfg.train_size), net=net)
+    with session_guard.heavy_work():
+        trainer = Trainer(cfg, resources.dataset(cfg.task, cfg.train_size), net=net)
     with _lock():
         st.session_state["config"] = cfg
         st.session_state["trainer"] = trainer
