@@ -105,10 +105,9 @@ def _matmul_rows_sum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     _, m, L = a.shape
     n = b.shape[2]
     cols = max(1, _SERIAL_MACS // max(1, m * n))
-    total = None
+    total = np.zeros((a.shape[0], m, n), dtype=np.result_type(a.dtype, b.dtype))  # (Y, M, N)
     for c in range(0, L, cols):
-        part = np.matmul(a[:, :, c:c + cols], b[:, c:c + cols, :])  # (Y, M, N)
-        total = part if total is None else np.add(total, part, out=total)
+        total += np.matmul(a[:, :, c:c + cols], b[:, c:c + cols, :])
     return total.sum(axis=0)
 
 
@@ -453,17 +452,19 @@ class MaxPool2D(_Pool2D):
         x, out = self._cache
         dtype = np.result_type(x.dtype, dout.dtype)
         dx, accumulate = self._dx_buffer(x, dtype)
-        rest = dout  # gradient not yet given to an earlier maximum of its window
-        wins, dxs = self._windows(x), self._windows(dx)
+        taken = None  # windows whose gradient went to an earlier maximum
         # ufuncs (not np.where) so that every temporary keeps the memory layout of x
-        for idx, (w, d) in enumerate(zip(wins, dxs, strict=True)):
-            is_max = np.equal(w, out)
-            if accumulate:
-                d += rest * is_max
+        for w, d in zip(self._windows(x), self._windows(dx), strict=True):
+            first = np.equal(w, out)  # a maximum of its window ...
+            if taken is None:
+                taken = first  # (may alias: this window's mask is used below, before taken changes)
             else:
-                np.multiply(rest, is_max, out=d)
-            if idx + 1 < len(wins):
-                rest = rest * np.logical_not(is_max)
+                first &= ~taken  # ... and the first one in window order
+                taken |= first
+            if accumulate:
+                d += dout * first
+            else:
+                np.multiply(dout, first, out=d)
         return dx
 
 
@@ -571,7 +572,7 @@ class Flatten(Layer):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self._shape = x.shape
-        return x.reshape(x.shape[0], -1)  # (N, C*H*W)
+        return x.reshape(x.shape[0], int(np.prod(x.shape[1:])))  # (N, C*H*W); no -1, so N = 0 works
 
     def backward(self, dout: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
         if self._shape is None:

@@ -18,6 +18,14 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return z
 
 
+def _check_pred(pred: np.ndarray, name: str, what: str) -> None:
+    """pred must be a non-empty (N, K) batch."""
+    if pred.ndim != 2:
+        raise ValueError(f"{name} expects {what} (N, K), got shape {pred.shape}")
+    if pred.shape[0] == 0:
+        raise ValueError(f"{name}: empty batch (N = 0), the mean over the batch is undefined")
+
+
 def _as_2d_target(pred: np.ndarray, target) -> np.ndarray:
     """Float targets shaped like pred (N, K); a (N,) target is accepted for K = 1."""
     target = np.asarray(target)
@@ -54,8 +62,7 @@ class MSE(Loss):
         self._diff = None
 
     def forward(self, pred: np.ndarray, target) -> float:
-        if pred.ndim != 2:
-            raise ValueError(f"MSE expects predictions (N, K), got {pred.shape}")
+        _check_pred(pred, "MSE", "predictions")
         diff = pred - _as_2d_target(pred, target)  # (N, K)
         self._diff = diff
         return float(0.5 * np.vdot(diff, diff) / pred.shape[0])
@@ -79,8 +86,7 @@ class BinaryCrossEntropy(Loss):
         self._cache = None
 
     def forward(self, pred: np.ndarray, target) -> float:
-        if pred.ndim != 2:
-            raise ValueError(f"BinaryCrossEntropy expects probabilities (N, K), got {pred.shape}")
+        _check_pred(pred, "BinaryCrossEntropy", "probabilities")
         t = _as_2d_target(pred, target)
         p = np.clip(pred, self.eps, 1.0 - self.eps)
         self._cache = (p, t)
@@ -106,8 +112,7 @@ class SoftmaxCrossEntropy(Loss):
         self._cache = None
 
     def forward(self, logits: np.ndarray, labels) -> float:
-        if logits.ndim != 2:
-            raise ValueError(f"SoftmaxCrossEntropy expects logits (N, K), got {logits.shape}")
+        _check_pred(logits, "SoftmaxCrossEntropy", "logits")
         labels = np.asarray(labels)
         if labels.shape != (logits.shape[0],) or not np.issubdtype(labels.dtype, np.integer):
             raise ValueError(f"SoftmaxCrossEntropy expects integer labels ({logits.shape[0]},), "

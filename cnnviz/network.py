@@ -54,7 +54,12 @@ _RELU_LIKE = {"ReLU"}
 
 
 class Network:
-    """A sequence of layers. ``forward`` keeps every layer's output in ``outputs`` (for feature maps)."""
+    """A sequence of layers. ``forward`` keeps every layer's output in ``outputs`` (for feature maps).
+
+    Layer outputs are (N, C, H, W) arrays whose memory may be in another order (the convolution keeps
+    the images innermost); index them, never rely on ``.data`` order. Not thread-safe: forward and backward
+    keep per-layer caches, so threads (app sessions) that train or take gradients need their own ``copy()``.
+    """
 
     def __init__(self, layers: list[Layer]):
         self.layers: list[Layer] = list(layers)

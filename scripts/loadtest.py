@@ -112,6 +112,24 @@ def cpu_seconds(pid: int | None) -> float | None:
         return None
 
 
+def schedstat(pid: int | None) -> tuple[float, float] | None:
+    """(seconds on a CPU, seconds runnable but waiting for a CPU) summed over a process's threads."""
+    if pid is None:
+        return None
+    run = wait = 0.0
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                    a, b, _ = f.read().split()
+                run, wait = run + int(a) / 1e9, wait + int(b) / 1e9
+            except (OSError, ValueError):
+                continue
+    except OSError:
+        return None
+    return run, wait
+
+
 def descendants_cpu_seconds(root: int, exclude: int | None) -> float:
     """CPU seconds used so far by the processes descended from ``root`` (the browsers), except ``exclude``."""
     parent: dict[int, int] = {}
@@ -296,40 +314,56 @@ async def run(a, url: str, pid: int | None) -> dict:
             await asyncio.sleep(1.0)
 
     result: dict = {"sessions": a.sessions, "playing": a.playing, "duration_s": a.duration,
-                    "hide_charts": a.hide_charts}
+                    "cycles": a.cycles, "hide_charts": a.hide_charts}
     rss0 = rss_mb(pid)
     sampler = asyncio.create_task(sample_rss())
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        sessions = [Session(i, i < a.playing) for i in range(a.sessions)]
-        t_open = time.perf_counter()
-        opens = [s.open(browser, url, a.hide_charts) for s in sessions]
-        opened = await asyncio.gather(*opens, return_exceptions=True)
-        open_errors = [f"open: {type(e).__name__}: {str(e)[:150]}"
-                       for e in opened if isinstance(e, Exception)]
-        live = [s for s, e in zip(sessions, opened, strict=True) if not isinstance(e, Exception)]
-        result["open_all_s"] = round(time.perf_counter() - t_open, 1)
-        result["rss_after_open_mb"] = rss_mb(pid)
-        cpu0, t0 = cpu_seconds(pid), time.perf_counter()
-        ccpu0 = descendants_cpu_seconds(os.getpid(), pid)
-        runs = [(s.run_playing if s.playing else s.run_idle)(a.duration, a.probe_every) for s in live]
-        outcomes = await asyncio.gather(*runs, return_exceptions=True)
-        for s, o in zip(live, outcomes, strict=True):
-            if isinstance(o, Exception):
-                s.errors.append(f"driver: {type(o).__name__}: {str(o)[:200]}")
-        cpu1, t1 = cpu_seconds(pid), time.perf_counter()
-        ccpu1 = descendants_cpu_seconds(os.getpid(), pid)
-        result["browsers_cpu_cores_used"] = round((ccpu1 - ccpu0) / (t1 - t0), 2)
-        result["rss_end_mb"] = rss_mb(pid)
-        result["healthy_at_end"] = healthy(url)
-        for s in live:
-            await s.ctx.close()
-        await browser.close()
-    if pid is not None and a.ttl is not None:
-        await asyncio.sleep(a.ttl + 15)  # Streamlit frees a closed tab's session after the TTL
-        result["rss_after_close_mb"] = rss_mb(pid)
+    live: list[Session] = []
+    open_errors: list[str] = []
+    cpu_used = ccpu_used = wall = run_s = wait_s = 0.0
+    result["rss_after_close_mb"] = []
+    for cycle in range(a.cycles):  # each cycle: fresh sessions open, train, close (then the TTL passes)
+        async with async_playwright() as p:
+            browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            sessions = [Session(i, i < a.playing) for i in range(a.sessions)]
+            t_open = time.perf_counter()
+            opens = [s.open(browser, url, a.hide_charts) for s in sessions]
+            opened = await asyncio.gather(*opens, return_exceptions=True)
+            open_errors += [f"cycle {cycle} open: {type(e).__name__}: {str(e)[:150]}"
+                            for e in opened if isinstance(e, Exception)]
+            cur = [s for s, e in zip(sessions, opened, strict=True) if not isinstance(e, Exception)]
+            live += cur
+            result.setdefault("open_all_s", round(time.perf_counter() - t_open, 1))
+            result.setdefault("rss_after_open_mb", rss_mb(pid))
+            cpu0, t0 = cpu_seconds(pid), time.perf_counter()
+            ccpu0 = descendants_cpu_seconds(os.getpid(), pid)
+            sched0 = schedstat(pid)
+            runs = [(s.run_playing if s.playing else s.run_idle)(a.duration, a.probe_every) for s in cur]
+            outcomes = await asyncio.gather(*runs, return_exceptions=True)
+            for s, o in zip(cur, outcomes, strict=True):
+                if isinstance(o, Exception):
+                    s.errors.append(f"driver: {type(o).__name__}: {str(o)[:200]}")
+            cpu1, t1 = cpu_seconds(pid), time.perf_counter()
+            sched1 = schedstat(pid)
+            if cpu0 is not None and cpu1 is not None:
+                cpu_used += cpu1 - cpu0
+            ccpu_used += descendants_cpu_seconds(os.getpid(), pid) - ccpu0
+            wall += t1 - t0
+            if sched0 and sched1:  # how starved the server was by everything else on the machine
+                run_s, wait_s = run_s + sched1[0] - sched0[0], wait_s + sched1[1] - sched0[1]
+            result["rss_end_mb"] = rss_mb(pid)
+            result["healthy_at_end"] = healthy(url)
+            for s in cur:
+                await s.ctx.close()
+            await browser.close()
+        if pid is not None and a.ttl is not None:
+            await asyncio.sleep(a.ttl + 15)  # Streamlit frees a closed tab's session after the TTL
+            result["rss_after_close_mb"].append(rss_mb(pid))
     stop.set()
     await sampler
+    if run_s:
+        result["server_wait_for_cpu_per_cpu_s"] = round(wait_s / run_s, 2)
+    result["browsers_cpu_cores_used"] = round(ccpu_used / wall, 2) if wall else None
+    result["server_cpu_cores_used"] = round(cpu_used / wall, 2) if wall and pid else None
 
     lat = [x for s in live for x in s.latencies]
     redraw = [x for s in live if s.playing for x in s.redraws]
@@ -344,7 +378,6 @@ async def run(a, url: str, pid: int | None) -> dict:
         "steps_per_s_per_playing_session": {
             "median": round(statistics.median(rates), 1) if rates else None,
             "min": round(min(rates), 1) if rates else None, "max": round(max(rates), 1) if rates else None},
-        "server_cpu_cores_used": round((cpu1 - cpu0) / (t1 - t0), 2) if cpu0 is not None and cpu1 else None,
         "rss_start_mb": rss0,
         "rss_peak_mb": max((r for _, r in samples), default=None),
         "open_page_s_median": round(statistics.median([s.opened_s for s in live]), 2) if live else None,
@@ -372,6 +405,8 @@ def main() -> int:
     ap.add_argument("--hide-charts", action="store_true",
                     help="browsers do not draw Plotly charts (on one small machine their CPU competes with "
                          "the server's; in a classroom every student has their own)")
+    ap.add_argument("--cycles", type=int, default=1,
+                    help="repeat open / train / close this many times (with --ttl: a leak check on RSS)")
     ap.add_argument("--smoke", action="store_true", help="2 sessions, both playing, 15 s")
     ap.add_argument("--json", help="also write the result to this file")
     a = ap.parse_args()
@@ -380,6 +415,8 @@ def main() -> int:
     a.playing = a.sessions if a.playing is None else a.playing
     if not 1 <= a.sessions <= MAX_SESSIONS or not 0 <= a.playing <= a.sessions:
         ap.error(f"--sessions must be 1..{MAX_SESSIONS} and --playing 0..sessions")
+    if not 1 <= a.cycles <= 5:
+        ap.error("--cycles must be 1..5")
     if not 1 <= a.duration <= MAX_DURATION:
         ap.error(f"--duration must be 1..{MAX_DURATION} s")
     if not Path(CHROMIUM).exists():

@@ -120,15 +120,15 @@ def test_upload_an_image_file(page, app_url, tmp_path):
     path = tmp_path / "one.png"
     img.save(path)
     open_draw(page, app_url)
-    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(path))
+    page.locator('.st-key-draw_upload [data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(path))
     wait_for_guess(page, "1")
-    assert "one.png" in page.locator('[data-testid="stCaptionContainer"]').all_inner_texts().__str__()
+    page.locator('[data-testid="stCaptionContainer"]', has_text="uploaded “one.png”").wait_for(timeout=20_000)
     idle(page)
     bad = tmp_path / "broken.png"
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     bad.write_bytes(buf.getvalue()[:60])  # truncated
-    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(bad))
+    page.locator('.st-key-draw_upload [data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(bad))
     page.wait_for_selector('[data-testid="stAlertContentError"]', timeout=20_000)
     assert "broken.png" in page.locator('[data-testid="stAlertContentError"]').inner_text()
     assert page.locator(GUESS).inner_text() == "1"  # the previous digit is kept

@@ -96,3 +96,7 @@ def test_get_loss_and_bad_input():
         SoftmaxCrossEntropy().forward(np.zeros((2, 3)), np.array([0.0, 1.0]))
     with pytest.raises(ValueError):
         MSE().forward(np.zeros((2, 3)), np.zeros((2, 2)))
+    for name in ("mse", "bce", "softmax_ce"):  # an empty batch has no mean: a clear error, not nan
+        with pytest.raises(ValueError, match="empty"):
+            target = np.zeros(0, np.int64) if name == "softmax_ce" else np.zeros((0, 3))
+            get_loss(name).forward(np.zeros((0, 3)), target)

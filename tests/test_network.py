@@ -275,3 +275,14 @@ def test_presets_fast_and_general_conv_paths_agree(name):
     np.testing.assert_allclose(dx1, dx2, rtol=1e-4, atol=1e-6)
     for (n, g1), (_, g2) in zip(fast.named_grads(), general.named_grads(), strict=True):
         np.testing.assert_allclose(g1, g2, rtol=1e-4, atol=1e-5, err_msg=n)
+
+
+@pytest.mark.parametrize("name", sorted(PRESET_LAYERS))
+def test_empty_batch_and_integer_images(name):
+    net = build(name, rng=0)
+    y = net.forward(np.zeros((0, 1, 28, 28), np.float32))
+    assert y.shape[0] == 0
+    net.backward(np.zeros_like(y))
+    assert net.predict_proba(np.zeros((0, 1, 28, 28), np.float32)).shape[0] == 0
+    images = np.random.default_rng(0).integers(0, 256, (2, 1, 28, 28)).astype(np.uint8)
+    assert net.forward(images).dtype == np.float32  # raw uint8 pixels give float32, not float64

@@ -315,3 +315,27 @@ def test_a_session_left_playing_unattended_is_paused(monkeypatch):
     assert at.session_state["playing"] is False
     assert at.session_state["trainer"].step_count == 0
     assert any("paused" in s.value for s in at.success)
+
+
+def test_a_closed_session_leaves_nothing_behind():
+    """When Streamlit drops a session, its model can be freed: nothing server-wide holds a reference, no
+    slot stays taken, and the registry keeps only timestamps under a random key until it is reaped."""
+    import gc
+    import weakref
+
+    from cnnviz.ui import session_guard
+
+    at = _app().run()
+    at.button(key="btn_step").click().run()
+    at.session_state["playing"] = True
+    at.run()  # a live tick: it took (and gave back) a slot
+    trainer = weakref.ref(at.session_state["trainer"])
+    key = at.session_state["_session_key"]
+    srv = session_guard.server()
+    assert key in srv.registry and not srv.limiter.holds(key)
+    del at
+    gc.collect()
+    assert trainer() is None, "something outside the session still holds its Trainer"
+    assert srv.limiter.position(key) is None and not srv.limiter.holds(key)
+    srv.registry.forget(key)
+    assert key not in srv.registry

@@ -105,14 +105,14 @@ def _model_bytes(trainer, cfg, lock) -> bytes:
 
 def _config_for_uploaded(net, cfg_dict):
     """A validated RunConfig for an uploaded network: the file's own config, or one inferred from it."""
-    from cnnviz.config import RunConfig
+    from cnnviz.config import RunConfig, normalize_layer
     from cnnviz.ui.resources import max_train_size
 
     spec = net.spec()
     limit = max_train_size()
     if cfg_dict is not None:
         cfg = RunConfig.from_dict(dict(cfg_dict), max_train_size=limit)
-        if [dict(s) for s in cfg.layers] != [dict(s) for s in RunConfig(preset="custom", layers=spec).layers]:
+        if cfg.layers != [normalize_layer(s, i) for i, s in enumerate(spec)]:
             # the file's config describes another network than its weights: trust the weights
             cfg = RunConfig.from_dict({**cfg.to_dict(), "preset": "custom", "layers": spec},
                                       max_train_size=limit)

@@ -368,14 +368,18 @@ def _current_image(canvas_rgba: np.ndarray | None, n_strokes: int) -> tuple[np.n
     if source != "upload":
         if canvas_rgba is not None and n_strokes:
             digest = hashlib.blake2b(np.ascontiguousarray(canvas_rgba).tobytes(), digest_size=12).hexdigest()
-            if ss.get("draw_canvas_digest") != digest:
+            cached = ss.get("draw_canvas_cache")  # (digest, 28×28): the same pixels are converted once
+            if cached is not None and cached[0] == digest:
+                drawing = cached[1]
+            else:
                 try:
-                    ss["drawing"] = canvas_to_mnist(canvas_rgba)
+                    drawing = canvas_to_mnist(canvas_rgba)
                 except ValueError:  # strokes outside the canvas, or all black
-                    ss["drawing"] = None
-                ss["draw_canvas_digest"] = digest
-                ss.setdefault("draw_history", {})[n_strokes] = ss["drawing"]
-            return ss.get("drawing"), "your drawing"
+                    drawing = None
+                ss["draw_canvas_cache"] = (digest, drawing)
+            ss["drawing"] = drawing
+            ss.setdefault("draw_history", {})[n_strokes] = drawing
+            return drawing, "your drawing"
         if canvas_rgba is not None or (source == "canvas" and not n_strokes):
             ss["drawing"] = None  # reset with the toolbar, every stroke undone, or cleared
             return None, ""

@@ -108,7 +108,8 @@ def render() -> None:
     st.caption(f"The session's model at step {tr.step_count:,} · {cfg.describe()}")
     common.show_error()
     if st.session_state.get("playing"):
-        st.info("Live training is running on the Train page; this evaluation is of the model right now.")
+        st.info("Live training is on (it runs while the Train page is open); this evaluates the model as "
+                "it is now.")
     which = st.segmented_control("Images", ["val", "train"], key="eval_which", default="val", required=True,
                                  format_func={"val": f"validation ({tr.data.n_val:,})",
                                               "train": f"training ({tr.data.n_train:,})"}.get)
