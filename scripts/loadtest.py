@@ -169,6 +169,7 @@ class Session:
         self.errors: list[str] = []
         self.opened_s: float | None = None
         self.waiting_seen = 0
+        self.retries = 0
 
     async def open(self, browser, url: str, hide_charts: bool = False) -> None:
         t0 = time.perf_counter()
@@ -196,17 +197,24 @@ class Session:
         except Exception:  # noqa: BLE001 - a timeout is the measurement's failure
             return False
 
-    async def click_play(self, want_after: str, timeout: float = 30) -> float | None:
-        """Click Play/Pause; return seconds until the button shows ``want_after`` (None on timeout)."""
+    async def click_play(self, want_after: str, timeout: float = 30, retry_after: float = 10) -> float | None:
+        """Click Play/Pause; seconds until the button shows ``want_after`` (None on timeout).
+
+        A click can land on a button that the live fragment is just redrawing; if nothing happened after
+        ``retry_after`` seconds the button is clicked again (as a person would), counted in ``retries``.
+        """
         t0 = time.perf_counter()
-        await self.page.locator(".st-key-btn_play button").first.click(timeout=timeout * 1000)
-        ok = await self.wait_until(
-            "(w) => { const b = document.querySelector('.st-key-btn_play button');"
-            " return b && b.innerText.includes(w); }", want_after, timeout)
-        if not ok:
-            self.errors.append(f"timeout: button did not turn to {want_after} in {timeout:.0f} s")
-            return None
-        return time.perf_counter() - t0
+        js = ("(w) => { const b = document.querySelector('.st-key-btn_play button');"
+              " return b && b.innerText.includes(w); }")
+        while time.perf_counter() - t0 < timeout:
+            if time.perf_counter() > t0 + 0.1:
+                self.retries += 1
+            await self.page.locator(".st-key-btn_play button").first.click(timeout=timeout * 1000)
+            left = timeout - (time.perf_counter() - t0)
+            if await self.wait_until(js, want_after, min(retry_after, max(0.1, left))):
+                return time.perf_counter() - t0
+        self.errors.append(f"timeout: button did not turn to {want_after} in {timeout:.0f} s")
+        return None
 
     async def click_step(self, timeout: float = 30) -> float | None:
         before = await self.step_counter()
@@ -382,6 +390,7 @@ async def run(a, url: str, pid: int | None) -> dict:
         "rss_peak_mb": max((r for _, r in samples), default=None),
         "open_page_s_median": round(statistics.median([s.opened_s for s in live]), 2) if live else None,
         "waiting_message_seen": sum(s.waiting_seen for s in live),
+        "clicks_repeated": sum(s.retries for s in live),
         "errors": len(errors),
         "error_samples": errors[:10],
     })

@@ -188,6 +188,7 @@ def _render_on_canvas(images: np.ndarray, size: int, y0: int, x0: int, grow: int
     (84, 190, 190, 0, "small, bottom-right corner"),
     (160, 60, 100, 6, "medium, thick strokes"),
     (240, 20, 20, -3, "large, thin strokes"),
+    (200, 40, 40, 8, "large, very thick strokes"),
 ])
 def test_draw_model_keeps_95_percent_on_rerendered_validation(size, y0, x0, grow, name):
     """Validation digits re-drawn onto the canvas at other sizes/positions/thicknesses still read >= 95%."""
@@ -383,3 +384,70 @@ def test_fuzzed_files_never_crash():
             continue
         assert out.shape == (28, 28) and out.dtype == np.float32
         assert np.all(np.isfinite(out)) and 0 <= out.min() and out.max() <= 1
+
+
+# ----------------------------------------------------------------------------------------------------------
+# augment (the draw model's training augmentation)
+# ----------------------------------------------------------------------------------------------------------
+def _mnist_batch(n: int = 64) -> np.ndarray:
+    from cnnviz.data import load_subset, to_input
+
+    images, _ = load_subset()
+    return to_input(images[:n])  # (n, 1, 28, 28)
+
+
+def test_augment_shapes_range_and_determinism():
+    from cnnviz.augment import augment
+
+    x = _mnist_batch()
+    a = augment(x, np.random.default_rng(0))
+    assert a.shape == x.shape and a.dtype == np.float32
+    assert a.min() >= 0 and np.allclose(a.max(axis=(1, 2, 3)), 1.0)
+    np.testing.assert_array_equal(a, augment(x, np.random.default_rng(0)))  # same seed, same result
+    assert not np.array_equal(a, augment(x, np.random.default_rng(1)))
+    assert augment(x[:, 0], np.random.default_rng(0)).shape == (64, 28, 28)  # (N, H, W) works too
+    np.testing.assert_array_equal(x, _mnist_batch())  # the input is not modified
+
+
+def test_augment_without_transformations_is_the_identity():
+    from cnnviz.augment import augment
+
+    x = _mnist_batch(16)
+    same = augment(x, np.random.default_rng(0), max_shift=0, max_rotation=0, scale_range=(1, 1),
+                   max_shear=0, p_thickness=0)
+    np.testing.assert_allclose(same, x / x.max(axis=(1, 2, 3), keepdims=True), atol=1e-6)
+
+
+def test_augment_shift_moves_the_centre_of_mass():
+    from cnnviz.augment import augment
+
+    x = _mnist_batch(32)
+    a = augment(x, np.random.default_rng(0), max_shift=2, max_rotation=0, scale_range=(1, 1), max_shear=0,
+                p_thickness=0)
+    d = np.array([np.hypot(*np.subtract(com(p[0]), com(q[0]))) for p, q in zip(a, x, strict=True)])
+    assert d.max() <= 2 * np.sqrt(2) + 0.3 and d.mean() > 0.5
+
+
+def test_augment_thickness_changes_ink_not_place():
+    from cnnviz.augment import augment
+
+    x = _mnist_batch(32)
+    fixed = {"max_shift": 0, "max_rotation": 0, "scale_range": (1, 1), "max_shear": 0, "p_thickness": 1.0}
+    thick = augment(x, np.random.default_rng(0), thickness=(2, 2), **fixed)
+    thin = augment(x, np.random.default_rng(0), thickness=(-0.6, -0.6), **fixed)
+    ink = (x > 0.5).sum(axis=(1, 2, 3))
+    assert np.all((thick > 0.5).sum(axis=(1, 2, 3)) > ink)
+    assert np.all((thin > 0.5).sum(axis=(1, 2, 3)) < ink)
+    for a in (thick, thin):
+        d = [np.hypot(*np.subtract(com(p[0]), com(q[0]))) for p, q in zip(a, x, strict=True)]
+        assert max(d) < 1.0
+
+
+def test_augment_rotation_keeps_mass_near_the_centre():
+    from cnnviz.augment import augment
+
+    x = _mnist_batch(32)
+    a = augment(x, np.random.default_rng(0), max_shift=0, max_rotation=15, scale_range=(1, 1), max_shear=0,
+                p_thickness=0)
+    assert np.mean([corr(p[0], q[0]) for p, q in zip(a, x, strict=True)]) > 0.5
+    assert not np.allclose(a, x / x.max(axis=(1, 2, 3), keepdims=True))

@@ -135,21 +135,28 @@ def first_conv_maps(net, x: np.ndarray) -> tuple[np.ndarray, str] | None:
     return None
 
 
-def analyse(net, image: np.ndarray, task: str = "digits") -> dict:
-    """Everything the page shows for one (28, 28) image: probabilities, class names, top class, saliency,
-    occlusion and first-layer feature maps. ``net`` must be this session's own copy (its caches and grads
-    are overwritten; its weights are not)."""
+def predict(net, image: np.ndarray, task: str = "digits") -> dict:
+    """The answer for one (28, 28) image: probabilities (K,), class names and the top class. ``net`` must be
+    this session's own copy (its layer caches are overwritten; its weights are not)."""
     x = np.asarray(image, dtype=np.float32)[None, None]  # (1, 1, 28, 28)
     proba = class_proba(net, x)  # (K,)
-    names = class_names(len(proba), task)
-    top = int(np.argmax(proba))
-    fmaps = first_conv_maps(net, x)
+    return {"proba": proba, "names": class_names(len(proba), task), "top": int(np.argmax(proba))}
+
+
+def explain(net, image: np.ndarray, top: int) -> dict:
+    """Why: saliency (28, 28) and occlusion (28, 28) maps of class ``top`` and the first conv layer's maps."""
+    x = np.asarray(image, dtype=np.float32)[None, None]  # (1, 1, 28, 28)
     return {
-        "proba": proba, "names": names, "top": top,
+        "fmaps": first_conv_maps(net, x),
         "saliency": saliency(net, x, top),  # (28, 28)
         "occlusion": occlusion(net, x, top, size=4, stride=2),  # (28, 28)
-        "fmaps": fmaps,
     }
+
+
+def analyse(net, image: np.ndarray, task: str = "digits") -> dict:
+    """``predict`` and ``explain`` in one dict (for tests and scripts)."""
+    result = predict(net, image, task)
+    return {**result, **explain(net, image, result["top"])}
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
@@ -429,26 +436,29 @@ def _body() -> None:
             st.error(ss["draw_upload_error"], icon="⚠️")
 
     image, source = _current_image(rgba, len(objects))
-    result = analyse(net, image, task) if image is not None else None
+    result = predict(net, image, task) if image is not None else None
 
+    # The answer first (the big class name and the probabilities), so it is on screen while the rest of the
+    # page is still being computed and sent.
     with mid:
         if result is None:
             _empty_state("Draw a digit from 0 to 9 in the black box with your mouse (or finger). The "
                          "network's answer appears as soon as you lift it.")
         else:
             _guess(result, scale)
-            common.plot(figures.digit_input_figure(image, "What the network sees", scale=scale),
-                        key="draw_input")
-            st.caption(f"28×28 pixels from {source}: cropped, scaled to 20 px, centred by its centre of "
-                       "mass, as MNIST's digits were.")
+        input_slot = st.container()
     with right:
         names = result["names"] if result is not None else class_names(10 if task == "digits" else 2, task)
         proba = result["proba"] if result is not None else np.zeros(len(names))
         common.plot(figures.probability_figure(proba, names, "Probability of each class", scale=scale),
                     key="draw_proba")
-
     if result is None:
         return
+    with input_slot:
+        common.plot(figures.digit_input_figure(image, "What the network sees", scale=scale), key="draw_input")
+        st.caption(f"28×28 pixels from {source}: cropped, scaled to 20 px, centred by its centre of mass, "
+                   "as MNIST's digits were.")
+    result.update(explain(net, image, result["top"]))
     st.subheader("Why this answer?")
     _explain_section(image, result, scale)
     fm_col, btn_col = st.columns([5, 1], vertical_alignment="center")

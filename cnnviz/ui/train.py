@@ -1,9 +1,10 @@
 """Train page: step, play and watch the filters and the curves change; replay the filters' history.
 
-The whole live part of the page (controls, metrics, filters, curves, replay) is one fragment: Step and
-Step ×10 rerun only that fragment, not the sidebar and the rest of the app, which keeps a click fast. While
-playing, the fragment has ``run_every``: each tick trains for a bounded time (``state.SPEEDS``), then
-redraws. Play/Pause, Reset and a speed change need the timer changed, so they ask for a full rerun.
+The live part of the page (Step buttons, metrics, filters, curves) is one fragment: Step and Step ×10 rerun
+only that fragment, not the sidebar and the rest of the app, which keeps a click fast. While playing, the
+fragment has ``run_every``: each tick trains for a bounded time (``state.SPEEDS``), then redraws.
+Play/Pause, speed and Reset change that timer, so they sit outside the fragment and cause a full rerun
+(which also interrupts a running tick at its next drawing call). The replay has its own fragment.
 """
 
 from __future__ import annotations
@@ -36,29 +37,37 @@ def _reset() -> None:
     state.set_notice("Reset: fresh weights from the seed, history cleared.")
 
 
-def _controls(tr) -> bool:
-    """The button row; returns True when the live timer must change (Play/Pause, Reset, speed)."""
+def _live_controls() -> None:
+    """Play/Pause, speed and Reset: outside the live fragment, because they change its timer. A click here
+    is a full rerun, which Streamlit lets interrupt a running tick, so Pause answers at once."""
     playing = st.session_state.get("playing", False)
-    row = st.container(horizontal=True, vertical_alignment="bottom", gap="small")
+    row = st.container(horizontal=True, vertical_alignment="center", gap="small")
+    row.button("Pause" if playing else "Play", key="btn_play", on_click=_toggle_play, type="primary",
+               icon=":material/pause:" if playing else ":material/play_arrow:",
+               help="Train continuously and watch it learn")
+    row.segmented_control("Speed", list(state.SPEEDS), key="speed", required=True,
+                          label_visibility="collapsed",
+                          help="Slow: one step per redraw. Normal / Fast: as many steps as fit in ~0.1 s / "
+                               "~0.15 s per redraw")
+    row.button("Reset", key="btn_reset", on_click=_reset, icon=":material/restart_alt:",
+               help="Back to step 0: fresh weights from the seed, empty history")
+
+
+def _step_controls(tr) -> bool:
+    """Step, Step ×10 and 1 epoch, inside the live fragment: a click redraws only that fragment.
+    Returns True when the live timer must change (an epoch run stops live training)."""
+    row = st.container(horizontal=True, vertical_alignment="center", gap="small")
     row.button("Step", key="btn_step", on_click=_step, args=(1,), icon=":material/skip_next:",
                help="One training step (one minibatch, or the full batch)")
     row.button("Step ×10", key="btn_step10", on_click=_step, args=(10,), icon=":material/fast_forward:",
                help="Ten training steps")
-    play = row.button("Pause" if playing else "Play", key="btn_play", on_click=_toggle_play, type="primary",
-                      icon=":material/pause:" if playing else ":material/play_arrow:",
-                      help="Train continuously and watch it learn")
     epoch = row.button("1 epoch", key="btn_epoch", icon=":material/all_inclusive:",
                        help=f"Train one pass over the {tr.n_train:,} training images "
                             f"({tr.steps_per_epoch} steps) with a progress bar")
-    reset = row.button("Reset", key="btn_reset", on_click=_reset, icon=":material/restart_alt:",
-                       help="Back to step 0: fresh weights from the seed, empty history")
-    row.segmented_control("Speed", list(state.SPEEDS), key="speed", required=True,
-                          label_visibility="collapsed",
-                          help="Slow: one step per redraw. Normal / Fast: as many steps as fit in "
-                               "~0.1 s / ~0.15 s per redraw")
+    playing = st.session_state.get("playing", False)
     if epoch:
         _run_epoch(tr)
-    return play or reset or (epoch and playing)
+    return epoch and playing
 
 
 def _run_epoch(tr) -> None:
@@ -155,8 +164,8 @@ def _live(interval: float | None) -> None:
         _, budget, max_steps = state.SPEEDS.get(ss.get("speed"), state.SPEEDS[state.DEFAULT_SPEED])
         state.train(max_steps, budget_s=budget if budget > 0 else None)
     tr = state.get_trainer()
-    changed = _controls(tr)
-    if changed or _interval() != interval:  # e.g. Pause, a new speed, or divergence during this tick
+    changed = _step_controls(tr)
+    if changed or _interval() != interval:  # e.g. an epoch run, or divergence during this tick
         st.rerun()
     common.show_error()
     _draw_live(tr)
@@ -198,6 +207,7 @@ def render() -> None:
     cfg = state.get_config()
     st.title("Train")
     st.caption(f"{cfg.describe()} · {tr.net.n_params:,} parameters · {tr.n_train:,} training images")
+    _live_controls()
     interval = _interval()
     st.fragment(_live, run_every=interval)(interval)
     if not common.presentation():
