@@ -113,7 +113,7 @@ def test_play_trains_each_tick_and_pause_stops(app):
     assert n1 >= 1  # the fragment trained one tick during this run
     app.run()
     assert app.session_state["trainer"].step_count > n1
-    app.button(key="btn_play").click().run()
+    app.button(key="btn_play").click().run()  # now labelled Pause
     assert app.session_state["playing"] is False
     n2 = app.session_state["trainer"].step_count
     app.run()
@@ -129,7 +129,9 @@ def test_epoch_button_trains_one_epoch():
 
 
 def test_reset_clears_history(app):
-    app.button(key="btn_step10").click().run()
+    app.button(key="btn_step10").click().run()  # the first steps rerun the live and replay fragments only
+    assert {"btn_step", "btn_replay_latest"} <= {b.key for b in app.button}
+    app.run()  # the whole page again (AppTest keeps only the last run's elements)
     w_trained = app.session_state["trainer"].net.layers[0].params["W"].copy()
     app.button(key="btn_reset").click().run()
     tr = app.session_state["trainer"]

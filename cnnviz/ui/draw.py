@@ -57,8 +57,33 @@ def digit_canvas(key: str, initial: dict | None = None) -> tuple[np.ndarray | No
         width=CANVAS_PX, drawing_mode="freedraw", update_streamlit=True, return_image_data=True,
         initial_drawing=initial, key=key, on_change=_on_canvas_change,
     )
+    st.html(_SEND_NOW_JS, unsafe_allow_javascript=True)
     objects = list((result.json_data or {}).get("objects") or [])
     return result.image_data, objects
+
+
+# The component sends a finished stroke to Streamlit through a 200 ms debounce, which alone would use most of
+# the 300 ms budget from mouse-up to answer. Right after a stroke ends on one of its canvases this script
+# presses the canvas's own "Update the app with this drawing" toolbar button, which sends at once (and
+# cancels the pending debounced send). Static code of ours, installed once per browser tab.
+_SEND_NOW_JS = """
+<script>
+(() => {
+  if (window.__cnnvizSendNow) return;
+  window.__cnnvizSendNow = true;
+  const LABEL = 'button[aria-label="Update the app with this drawing"]';
+  const onUp = (ev) => {
+    const path = ev.composedPath ? ev.composedPath() : [];
+    const canvas = path.find((n) => n.classList && n.classList.contains("upper-canvas"));
+    if (!canvas) return;
+    const root = canvas.getRootNode();
+    // after Fabric has finished the stroke (its mouse-up handler and the microtask that records it)
+    setTimeout(() => { const b = root.querySelector(LABEL); if (b && !b.disabled) b.click(); }, 15);
+  };
+  window.addEventListener("pointerup", onUp, true);
+})();
+</script>
+"""
 
 
 def _on_canvas_change() -> None:
@@ -209,8 +234,11 @@ def _model_choice() -> tuple[object, str, str]:
     if ss.get("draw_model") not in options:
         ss["draw_model"] = options[0]
     val = tr.last_val
-    session_label = f"This session's model (step {tr.step_count:,}"
-    session_label += f", {val[2]:.1%} val.)" if val else ")"
+    if tr.step_count == 0:
+        session_label = "This session's model (untrained)"
+    else:
+        session_label = f"This session's model (step {tr.step_count:,}"
+        session_label += f", {val[2]:.1%} val.)" if val and val[0] == tr.step_count else ")"
     labels = {PRETRAINED: "Pretrained for drawing", SESSION: session_label}
     choice = st.segmented_control(
         "Model", options, format_func=labels.get, key="draw_model", required=True,
@@ -284,9 +312,15 @@ def _open_inside() -> None:
     st.switch_page(st.Page(inside.render, title="Inside", url_path="inside"))
 
 
-def _teach_section(image: np.ndarray | None, scale: float) -> None:
+def _teach_section(image: np.ndarray | None, scale: float, suggested: int | None = None) -> None:
     ss = st.session_state
     digits = ss.setdefault("user_digits", [])
+    if image is not None:
+        digest = hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=8).hexdigest()
+        if ss.get("draw_label_for") != digest:  # a new digit: propose the model's answer as its label
+            ss["draw_label_for"] = digest
+            if suggested is not None:
+                ss["draw_label"] = int(suggested)
     binary = state.get_trainer().config.task == "gt4"
     left, right = st.columns([1, 1.6], gap="medium")
     with left:
@@ -358,6 +392,8 @@ def _train_steps(n: int) -> None:
         return
     ss["draw_model"] = SESSION  # show the model that just learned
     tr = state.get_trainer()
+    with ss["train_lock"]:
+        tr.validate_now()  # so the model's label shows its accuracy at this step
     msg = f"Trained {done} steps (now step {tr.step_count:,})."
     if before is not None:
         after, name = _label_proba(image, label)
@@ -461,12 +497,9 @@ def _body() -> None:
     result.update(explain(net, image, result["top"]))
     st.subheader("Why this answer?")
     _explain_section(image, result, scale)
-    fm_col, btn_col = st.columns([5, 1], vertical_alignment="center")
-    with fm_col:
-        _feature_section(image, result, scale)
-    with btn_col:
-        if st.button("Open in Inside", key="draw_to_inside", icon=":material/layers:",
-                     help="Follow your drawing through every layer on the Inside page", width="stretch"):
-            _open_inside()
+    _feature_section(image, result, scale)
+    if st.button("Follow this digit through every layer on the Inside page", key="draw_to_inside",
+                 icon=":material/layers:", help="Opens the Inside page with your digit as its input"):
+        _open_inside()
     st.subheader("Teach it your handwriting")
-    _teach_section(image, scale)
+    _teach_section(image, scale, result["top"] if len(result["proba"]) == 10 else None)

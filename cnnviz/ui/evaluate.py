@@ -27,7 +27,8 @@ def _class_probs(proba: np.ndarray) -> np.ndarray:
 def evaluate(tr, which: str) -> dict:
     """Evaluate the session's model on the validation or the training images, in chunks with a progress bar.
 
-    Returns images (N, 28, 28), true and predicted classes (N,), class probabilities (N, K), loss, accuracy.
+    Returns images (N, 28, 28), digit labels, true and predicted classes (N,), class probabilities (N, K),
+    loss and accuracy.
     """
     if which == "train":
         x, labels = tr.data.x_train, tr.data.y_train
@@ -52,7 +53,8 @@ def evaluate(tr, which: str) -> dict:
     probs = _class_probs(proba)
     true = task_targets(labels, tr.config.task)  # (N,)
     pred = tr.predicted_classes(proba)
-    return {"images": x[:, 0], "true": true, "pred": pred, "probs": probs, "loss": float(sum(losses) / n),
+    return {"images": x[:, 0], "digits": np.asarray(labels), "true": true, "pred": pred, "probs": probs,
+            "loss": float(sum(losses) / n),
             "acc": float((pred == true).mean()), "step": tr.step_count}
 
 
@@ -77,9 +79,12 @@ def _gallery_captions(idx: np.ndarray, res: dict, names: list[str]) -> tuple[lis
     for i in idx:
         t, p = int(res["true"][i]), int(res["pred"][i])
         conf = float(res["probs"][i, p])
-        captions.append(f"{names[t]}→{names[p]} {conf:.0%}")
+        digit = int(res["digits"][i])
+        # "true→predicted confidence"; the binary task's class names are long, so show the digit instead
+        short = f"{names[t]}→{names[p]} {conf:.0%}" if len(names) > 2 else f"digit {digit} · {conf:.0%}"
+        captions.append(short)
         top = np.argsort(res["probs"][i])[::-1][:3]
-        hovers.append(f"image #{int(i)}<br>true {names[t]}, predicted {names[p]}<br>"
+        hovers.append(f"image #{int(i)} (digit {digit})<br>true {names[t]}, predicted {names[p]}<br>"
                       + "<br>".join(f"p({names[j]}) = {res['probs'][i, j]:.3f}" for j in top))
     return captions, hovers
 

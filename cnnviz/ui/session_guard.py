@@ -66,8 +66,9 @@ def note_interaction() -> None:
 
 
 def unattended() -> bool:
-    """True when this session has been running with no interaction for longer than IDLE_PAUSE_S."""
-    return server().registry.unattended(session_key())
+    """True when this session has been running with no interaction for longer than IDLE_PAUSE_S (checked in
+    the live fragment's ticks only: a button's callback runs before app.py records the click)."""
+    return _in_fragment_body() and server().registry.unattended(session_key())
 
 
 def leave_line() -> None:
@@ -83,6 +84,16 @@ def _wait_text(res: serving.SlotResult, slots: int) -> str:
             "by itself.")
 
 
+def _in_fragment_body() -> bool:
+    """True while the live fragment's body runs (where a status line belongs), not in a widget callback."""
+    try:  # Streamlit 1.67's thread state; without it there is simply no status line (waiting still works)
+        from streamlit.runtime.scriptrunner_utils.script_run_context import RunLocation, ThreadState
+
+        return ThreadState.get().run_location is RunLocation.FRAGMENT
+    except (ImportError, AttributeError):
+        return False
+
+
 @contextmanager
 def training_slot(live: bool) -> Iterator[serving.SlotResult]:
     """Hold one of the server's training slots for the duration of the ``with`` block (if granted).
@@ -96,7 +107,7 @@ def training_slot(live: bool) -> Iterator[serving.SlotResult]:
     if live:
         srv.registry.tick(key)
     deadline = time.monotonic() + (LIVE_WAIT_S if live else CLICK_WAIT_S)
-    status = st.empty() if live else None
+    status = st.empty() if live and _in_fragment_body() else None  # not from a button's callback
     res = limiter.acquire(key, 0.0)
     try:  # from here on, any exit (including a click preempting a caption update) releases a granted slot
         while not res.granted and time.monotonic() < deadline:

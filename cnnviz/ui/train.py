@@ -17,6 +17,8 @@ import streamlit as st
 from cnnviz import figures
 from cnnviz.ui import common, state
 
+LIVE_KEY, REPLAY_KEY = "train_live", "train_replay_fragment"  # fragment keys
+
 
 # ----------------------------------------------------------------------------------------------------------
 # Button callbacks (run before the page is drawn, so the figures of the same run show their effect)
@@ -26,10 +28,14 @@ def _step(n: int) -> None:
     # stays as light as possible (validation then follows the trainer's schedule, every val_every steps).
     if state.train(n) and n > 1:
         state.get_trainer().validate_now()
+    if st.session_state.get("_replay_empty"):  # the replay still says "train a few steps": redraw it too
+        st.rerun(scope=[LIVE_KEY, REPLAY_KEY])
 
 
-def _toggle_play() -> None:
-    st.session_state["playing"] = not st.session_state.get("playing", False)
+def _set_playing(on: bool) -> None:
+    # The Play/Pause button SETS the flag its label promises (args fixed when it is drawn) rather than
+    # toggling it: a click that Streamlit delivers again after an interrupted run then cannot undo itself.
+    st.session_state["playing"] = on
 
 
 def _reset() -> None:
@@ -42,9 +48,10 @@ def _live_controls() -> None:
     is a full rerun, which Streamlit lets interrupt a running tick, so Pause answers at once."""
     playing = st.session_state.get("playing", False)
     row = st.container(horizontal=True, vertical_alignment="center", gap="small")
-    row.button("Pause" if playing else "Play", key="btn_play", on_click=_toggle_play, type="primary",
-               icon=":material/pause:" if playing else ":material/play_arrow:",
-               help="Train continuously and watch it learn")
+    row.button("Pause" if playing else "Play", key="btn_play", on_click=_set_playing, args=(not playing,),
+               type="primary", icon=":material/pause:" if playing else ":material/play_arrow:",
+               help="Stop live training (the model and its history are kept)" if playing
+               else "Train continuously and watch it learn")
     row.segmented_control("Speed", list(state.SPEEDS), key="speed", required=True,
                           label_visibility="collapsed",
                           help="Slow: one step per redraw. Normal / Fast: as many steps as fit in ~0.1 s / "
@@ -176,13 +183,18 @@ def _live(interval: float | None) -> None:
 # ----------------------------------------------------------------------------------------------------------
 def _replay(tr) -> None:
     snaps = tr.snapshots
-    st.subheader("Replay the filters")
+    ss = st.session_state
+    head = st.container(horizontal=True, vertical_alignment="bottom")
+    head.subheader("Replay the filters")
+    head.button("Show the latest step", key="btn_replay_latest", type="tertiary", icon=":material/refresh:",
+                help="The replay is redrawn when you move its slider or press this; Step redraws only the "
+                     "live part above, to stay fast")
+    ss["_replay_empty"] = len(snaps) < 2
     if len(snaps) < 2:
         st.caption("Train a few steps: every step's filters are recorded (then every few steps) so that you "
                    "can come back here and scrub through how they changed.")
         return
     steps = [sn.step for sn in snaps]
-    ss = st.session_state
     key = f"replay_step_{ss.get('model_rev', 0)}"
     if ss.get(key) not in steps:
         ss.pop(key, None)
@@ -209,9 +221,9 @@ def render() -> None:
     st.caption(f"{cfg.describe()} · {tr.net.n_params:,} parameters · {tr.n_train:,} training images")
     _live_controls()
     interval = _interval()
-    st.fragment(_live, run_every=interval)(interval)
+    st.fragment(_live, run_every=interval, key=LIVE_KEY)(interval)
     if not common.presentation():
-        st.fragment(_replay_fragment)()
+        st.fragment(_replay_fragment, key=REPLAY_KEY)()
 
 
 def _replay_fragment() -> None:
