@@ -54,7 +54,8 @@ HIDE_CHARTS_JS = """document.addEventListener('DOMContentLoaded', () => {
   s.textContent = '[data-testid="stPlotlyChart"] {display: none !important;}';
   document.head.appendChild(s);
 });"""
-PLAY_LABEL_JS = """() => { const b = document.querySelector('.st-key-btn_play button');
+PLAY_BUTTON = ".st-key-btn_play button, .st-key-btn_pause button"  # Play and Pause have their own keys
+PLAY_LABEL_JS = """() => { const b = document.querySelector('""" + PLAY_BUTTON + """');
   return b ? b.innerText : null; }"""
 
 
@@ -197,19 +198,21 @@ class Session:
         except Exception:  # noqa: BLE001 - a timeout is the measurement's failure
             return False
 
-    async def click_play(self, want_after: str, timeout: float = 30, retry_after: float = 10) -> float | None:
+    async def click_play(self, want_after: str, timeout: float = 30, retry_after: float | None = None
+                         ) -> float | None:
         """Click Play/Pause; seconds until the button shows ``want_after`` (None on timeout).
 
-        A click can land on a button that the live fragment is just redrawing; if nothing happened after
-        ``retry_after`` seconds the button is clicked again (as a person would), counted in ``retries``.
+        With ``retry_after``, the button is clicked again when nothing happened after that many seconds (as a
+        person would; counted in ``retries``). Off by default: a second click on a slow server toggles back.
         """
+        retry_after = timeout if retry_after is None else retry_after
         t0 = time.perf_counter()
-        js = ("(w) => { const b = document.querySelector('.st-key-btn_play button');"
+        js = ("(w) => { const b = document.querySelector('" + PLAY_BUTTON + "');"
               " return b && b.innerText.includes(w); }")
         while time.perf_counter() - t0 < timeout:
             if time.perf_counter() > t0 + 0.1:
                 self.retries += 1
-            await self.page.locator(".st-key-btn_play button").first.click(timeout=timeout * 1000)
+            await self.page.locator(PLAY_BUTTON).first.click(timeout=timeout * 1000)
             left = timeout - (time.perf_counter() - t0)
             if await self.wait_until(js, want_after, min(retry_after, max(0.1, left))):
                 return time.perf_counter() - t0

@@ -113,7 +113,7 @@ def test_play_trains_each_tick_and_pause_stops(app):
     assert n1 >= 1  # the fragment trained one tick during this run
     app.run()
     assert app.session_state["trainer"].step_count > n1
-    app.button(key="btn_play").click().run()  # now labelled Pause
+    app.button(key="btn_pause").click().run()
     assert app.session_state["playing"] is False
     n2 = app.session_state["trainer"].step_count
     app.run()

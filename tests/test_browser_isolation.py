@@ -50,7 +50,7 @@ def test_steps_in_one_context_leave_the_other_at_zero(browser, app_url):
             _click_step(a, k)
         a.locator(".st-key-btn_play button").first.click()  # and let A train live for a moment
         a.wait_for_function(f"({STEP_JS})() > 5", timeout=30_000)
-        a.locator(".st-key-btn_play button").first.click()
+        a.locator(".st-key-btn_pause button").first.click()  # Pause has its own key (app helper's change)
         wait_idle(a)
         assert _step(b) == 0
         b.locator(".st-key-speed button", has_text="Slow").first.click()  # a full rerun of B's own session

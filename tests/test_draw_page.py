@@ -207,3 +207,51 @@ def test_bad_uploads_get_a_clear_message_and_the_page_keeps_working(name, data, 
     assert any(name in e and message in e for e in errors), errors
     np.testing.assert_array_equal(at.session_state["drawing"], before)  # the drawing is kept
     assert chart(at, "draw_proba")
+
+
+def test_presentation_mode_scales_the_figures():
+    at = with_drawing(9, "st.session_state['presentation'] = True")
+    at.run()
+    assert not at.exception
+    normal = with_drawing(9)
+    normal.run()
+    assert chart(at, "draw_proba")["layout"]["height"] > chart(normal, "draw_proba")["layout"]["height"]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The Draw page's figure builders (cnnviz.figures, "--- Draw ---" block), arrays in, figures out
+# ----------------------------------------------------------------------------------------------------------
+def test_digit_input_figure():
+    from cnnviz import figures
+
+    img = validation_digit(4)
+    fig = figures.digit_input_figure(img, "What the network sees")
+    assert fig.layout.title.text == "What the network sees"
+    np.testing.assert_array_equal(np.asarray(fig.data[0].z), img)
+    assert fig.layout.yaxis.range[0] > fig.layout.yaxis.range[1]  # row 0 at the top
+
+
+def test_explanation_overlay_is_centred_on_zero_with_a_transparent_middle():
+    from cnnviz import figures
+
+    img = validation_digit(4)
+    heat = np.linspace(-0.2, 0.6, 784).reshape(28, 28)
+    fig = figures.explanation_overlay(img, heat, "Saliency", "gradient")
+    base, over = fig.data
+    assert over.zmin == pytest.approx(-0.6) and over.zmax == pytest.approx(0.6) and over.zmid == 0
+    assert over.colorscale[2][1].endswith(", 0)")  # the middle of the scale is fully transparent
+    assert over.colorbar.title.text == "gradient"
+    np.testing.assert_array_equal(np.asarray(base.z), img)
+
+
+def test_feature_maps_figure_tiles_every_map_with_labels():
+    from cnnviz import figures
+
+    maps = np.random.default_rng(0).random((8, 28, 28)).astype(np.float32)
+    fig = figures.feature_maps_figure(maps, "Feature maps", ncols=4)
+    assert len(fig.data) == 1  # one tiled trace, cheap to redraw
+    z = np.asarray(fig.data[0].z, dtype=float)
+    assert np.isnan(z).any() and np.nanmax(z) == pytest.approx(maps.max())
+    assert [a.text for a in fig.layout.annotations] == [f"map {k}" for k in range(1, 9)]
+    with pytest.raises(ValueError):
+        figures.feature_maps_figure(maps[0], "bad")

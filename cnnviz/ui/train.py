@@ -33,8 +33,9 @@ def _step(n: int) -> None:
 
 
 def _set_playing(on: bool) -> None:
-    # The Play/Pause button SETS the flag its label promises (args fixed when it is drawn) rather than
-    # toggling it: a click that Streamlit delivers again after an interrupted run then cannot undo itself.
+    # Play and Pause are two buttons with their own keys, and each SETS the flag rather than toggling it.
+    # With one key for both, a click that Streamlit replays after an interrupted run could reach the button
+    # after its label (and callback) had flipped, and silently undo a Pause (seen in the browser).
     st.session_state["playing"] = on
 
 
@@ -48,10 +49,12 @@ def _live_controls() -> None:
     is a full rerun, which Streamlit lets interrupt a running tick, so Pause answers at once."""
     playing = st.session_state.get("playing", False)
     row = st.container(horizontal=True, vertical_alignment="center", gap="small")
-    row.button("Pause" if playing else "Play", key="btn_play", on_click=_set_playing, args=(not playing,),
-               type="primary", icon=":material/pause:" if playing else ":material/play_arrow:",
-               help="Stop live training (the model and its history are kept)" if playing
-               else "Train continuously and watch it learn")
+    if playing:
+        row.button("Pause", key="btn_pause", on_click=_set_playing, args=(False,), type="primary",
+                   icon=":material/pause:", help="Stop live training (the model and its history are kept)")
+    else:
+        row.button("Play", key="btn_play", on_click=_set_playing, args=(True,), type="primary",
+                   icon=":material/play_arrow:", help="Train continuously and watch it learn")
     row.segmented_control("Speed", list(state.SPEEDS), key="speed", required=True,
                           label_visibility="collapsed",
                           help="Slow: one step per redraw. Normal / Fast: as many steps as fit in ~0.1 s / "
