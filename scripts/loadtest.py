@@ -55,8 +55,6 @@ HIDE_CHARTS_JS = """document.addEventListener('DOMContentLoaded', () => {
   document.head.appendChild(s);
 });"""
 PLAY_BUTTON = ".st-key-btn_play button, .st-key-btn_pause button"  # Play and Pause have their own keys
-PLAY_LABEL_JS = """() => { const b = document.querySelector('""" + PLAY_BUTTON + """');
-  return b ? b.innerText : null; }"""
 
 
 # ----------------------------------------------------------------------------------------------------------
