@@ -304,3 +304,21 @@ def test_more_than_the_subset_without_idx_files_is_refused(monkeypatch):
     at = page_test("train", "state.apply_config({'preset': 'classroom', 'train_size': 10000})").run()
     assert not at.exception and at.session_state["config"].train_size == 4000
     assert any("train_size" in e.value and "kept" in e.value for e in at.error)
+
+
+def test_start_from_pretrained_weights_gives_a_trained_private_model():
+    at = page_test("evaluate").run()
+    assert not at.exception
+    at.button(key="load_pretrained").click().run()
+    assert not at.exception
+    tr = at.session_state["trainer"]
+    shipped = np.load(Path(APP).parent / "assets/models/classroom.npz", allow_pickle=False)
+    np.testing.assert_array_equal(tr.net.layers[0].params["W"], shipped["0.W"])
+    acc = float(next(m for m in at.metric if m.label == "Accuracy").value.rstrip("%"))
+    assert acc >= 97.0  # the shipped classroom model, evaluated on the 1,000 validation images
+    tr.run(3)  # training the session's copy must leave the shared cached model untouched
+    from cnnviz.ui import resources
+
+    cached, _ = resources.pretrained("classroom")
+    assert not np.array_equal(tr.net.layers[0].params["W"], shipped["0.W"])
+    np.testing.assert_array_equal(cached.layers[0].params["W"], shipped["0.W"])

@@ -157,12 +157,39 @@ def _on_model_upload() -> None:
         load_model_upload(f.name, f.getvalue())
 
 
+def load_pretrained(preset: str) -> bool:
+    """Replace the session's model by a private copy of the shipped ``assets/models/{preset}.npz``.
+
+    Lets a class look inside a trained network at once (Inside, Gradients, Evaluate) and continue training
+    from there. The shared cached model is never changed: the session gets ``net.copy()``.
+    """
+    from cnnviz.ui import resources, state
+
+    shipped = resources.pretrained(preset)
+    if shipped is None:
+        state.set_error(f"No pretrained model ships for the preset '{preset}'.")
+        return False
+    net, cfg_dict = shipped
+    try:
+        state.replace_model(net.copy(), _config_for_uploaded(net, cfg_dict))
+    except ValueError as e:
+        state.set_error(f"Pretrained model not loaded: {e}. The current model is kept.")
+        return False
+    state.set_notice(f"Loaded the pretrained {preset} model: training continues from its trained weights.")
+    return True
+
+
 def model_file_box() -> None:
     """Sidebar expander: download the session's model as .npz; upload one back (validated)."""
-    from cnnviz.ui import state
+    from cnnviz.ui import resources, state
 
     with st.sidebar.expander("Model file (.npz)", expanded=False):
         tr, cfg, lock = state.get_trainer(), state.get_config(), st.session_state["train_lock"]
+        if cfg.preset != "custom" and resources.pretrained(cfg.preset) is not None:
+            st.button(f"Start from pretrained {cfg.preset} weights", key="load_pretrained",
+                      on_click=load_pretrained, args=(cfg.preset,), icon=":material/school:",
+                      help=f"Replace this session's model by the shipped assets/models/{cfg.preset}.npz "
+                           "(trained by `python -m cnnviz assets`), to explore a trained network at once")
         st.download_button(
             "Download model", lambda: _model_bytes(tr, cfg, lock),
             file_name=f"cnnviz-{cfg.preset}-seed{cfg.seed}.npz", mime="application/octet-stream",
