@@ -10,10 +10,6 @@ Images are NCHW. Arrays stay float32 unless the input is float64 (the gradient-c
 
 from __future__ import annotations
 
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 
 __all__ = [
@@ -29,7 +25,6 @@ __all__ = [
     "LAYER_TYPES",
     "as_rng",
     "init_weights",
-    "conv_threads",
 ]
 
 INIT_SCHEMES = ("he", "glorot", "tutorial")
@@ -114,92 +109,6 @@ def _matmul_rows_sum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     for c in range(0, L, cols):
         total += np.matmul(a[:, :, c:c + cols], b[:, c:c + cols, :])
     return total.sum(axis=0)
-
-# Threads for large convolutions. NumPy releases the GIL inside matmul and array copies, so the two halves
-# of a convolution (its output rows: each thread copies the input rows its half needs and writes its own
-# slice of the preallocated output; the filter gradient is the sum of the halves' partial products) can run
-# on two cores at once. Small work (single-image predict, small batches) stays on the calling thread, where
-# handing work to another thread would cost more than it saves. A helper thread that is busy (another app
-# session's convolution) is never waited for: its part then runs on the calling thread, so that many sessions
-# never queue behind each other and a process never runs more than (threads - 1) helpers besides its callers.
-_CONV_THREAD_MIN_MACS = 4_000_000  # multiply-adds of a convolution below which it runs on one thread
-_helpers: ThreadPoolExecutor | None = None  # created lazily, once per process
-_helpers_free: threading.Semaphore | None = None  # idle helper threads
-_helpers_size = 0
-_helpers_lock = threading.Lock()
-
-
-def _usable_cores() -> int:
-    """Cores this process may run on (the affinity mask on Linux, else os.cpu_count())."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
-def conv_threads() -> int:
-    """Threads a large convolution may use: the environment variable CNNVIZ_CONV_THREADS (1 disables the
-    threading; a server that runs many sessions at once may prefer 1), by default 2 when the process may run
-    on at least 2 cores, and never more than those cores."""
-    cores = _usable_cores()
-    raw = os.environ.get("CNNVIZ_CONV_THREADS", "").strip()
-    try:
-        wanted = int(raw) if raw else 2
-    except ValueError:
-        wanted = 1
-    return max(1, min(wanted, cores))
-
-
-def _reset_helpers_after_fork() -> None:
-    """A forked child has no helper threads: let it create its own pool."""
-    global _helpers, _helpers_free, _helpers_size, _helpers_lock
-    _helpers, _helpers_free, _helpers_size = None, None, 0
-    _helpers_lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_helpers_after_fork)
-
-
-def _helper_pool(n: int) -> tuple[ThreadPoolExecutor, threading.Semaphore]:
-    """The process's pool of at least ``n`` helper threads and its semaphore of idle ones."""
-    global _helpers, _helpers_free, _helpers_size
-    with _helpers_lock:
-        if _helpers is None or _helpers_size < n:
-            if _helpers is not None:
-                _helpers.shutdown(wait=False)  # running parts finish; they release their own semaphore
-            _helpers = ThreadPoolExecutor(max_workers=n, thread_name_prefix="cnnviz-conv")
-            _helpers_free = threading.Semaphore(n)
-            _helpers_size = n
-        return _helpers, _helpers_free
-
-
-def _row_cuts(n_rows: int, macs: int) -> list[int]:
-    """Boundaries [0, ..., n_rows] of the parts a convolution of ``macs`` multiply-adds is split into
-    (one part unless the work is large and ``conv_threads()`` > 1)."""
-    parts = min(conv_threads(), n_rows) if macs >= _CONV_THREAD_MIN_MACS else 1
-    return [n_rows * k // parts for k in range(parts + 1)]
-
-
-def _run_parts(fn, cuts: list[int]) -> list:
-    """[fn(cuts[0], cuts[1]), fn(cuts[1], cuts[2]), ...]: the first part on the calling thread, the others on
-    idle helper threads (or on the calling thread when no helper is idle). Results in part order."""
-    if len(cuts) <= 2:
-        return [fn(cuts[0], cuts[-1])]
-    pool, free = _helper_pool(len(cuts) - 2)
-
-    def on_helper(lo: int, hi: int):
-        try:
-            return fn(lo, hi)
-        finally:
-            free.release()
-
-    others = [pool.submit(on_helper, lo, hi) if free.acquire(blocking=False) else None
-              for lo, hi in zip(cuts[1:-1], cuts[2:], strict=True)]
-    results = [fn(cuts[0], cuts[1])]
-    for fut, lo, hi in zip(others, cuts[1:-1], cuts[2:], strict=True):
-        results.append(fn(lo, hi) if fut is None else fut.result())
-    return results
 
 
 def _check_int(name: str, value, minimum: int) -> int:
@@ -371,53 +280,37 @@ class Conv2D(Layer):
 
     def _forward_fast(self, x: np.ndarray) -> np.ndarray:
         _, Ho, Wo = self.output_shape(x.shape[1:])
-        N = x.shape[0]
+        N, C, H, Wd = x.shape
         dtype = x.dtype
         W, b = self.params["W"], self.params["b"]
         p = self.padding
-
-        def rows(r0: int, r1: int) -> np.ndarray:  # padded input rows r0..r1-1: (r1 - r0, C, Wp, N)
-            return _to_nlast(x, p, r0, r1)
-
-        out, parts = _correlate_nlast(rows, W.astype(dtype, copy=False), self.stride, Ho, Wo, N, dtype,
-                                      bias=b.astype(dtype, copy=False))  # out (F, H_out, W_out, N)
-        self._cache = ("fast", x.shape, parts)
+        xt = _to_nlast(x, p)  # (Hp, C, Wp, N)
+        out, win = _correlate_nlast(xt, W.astype(dtype, copy=False), self.stride, Ho, Wo)  # (F, Ho, Wo, N)
+        out += b.astype(dtype, copy=False)[:, None, None, None]
+        self._cache = ("fast", x.shape, win)
         return out.transpose(3, 0, 1, 2)  # (N, F, H_out, W_out) view
 
     def _backward_fast(self, dout: np.ndarray, need_dx: bool) -> np.ndarray | None:
-        _, x_shape, parts = self._cache
+        _, x_shape, win = self._cache
         N, C, H, Wd = x_shape
         W = self.params["W"]
         F, _, K, _ = W.shape
         _, _, Ho, Wo = dout.shape
         p, s = self.padding, self.stride
-        dtype = parts[0][2].dtype
+        dtype = win.dtype
         L = Wo * N
         dT = np.ascontiguousarray(dout.transpose(1, 2, 3, 0), dtype=dtype)  # (F, H_out, W_out, N)
-        windows = {y0: win for y0, _, win in parts}
-
-        def grads_part(y0: int, y1: int):
-            """(dW (F, KH*C*KW), db (F,)) from output rows y0..y1-1, with the forward's window view."""
-            h = y1 - y0
-            d3 = dT[:, y0:y1].reshape(F, h, L)  # (F, h, W_out*N) view
-            db = d3.reshape(F, h * L).sum(axis=1)  # (F,)
-            # per output row y: win[y] (R, L) @ dout[:, y].T (L, F), summed over rows
-            win = windows[y0]
-            if F <= 3:  # few rows: matrix-vector products per filter, as in _correlate_part
-                g = np.empty((F, win.shape[1]), dtype=dtype)
-                for f in range(F):
-                    g[f] = np.matmul(win, d3[f][:, :, None]).sum(axis=0)[:, 0]  # (h, R, 1) summed
-            else:
-                g = _matmul_rows_sum(win, d3.transpose(1, 2, 0)).T  # (F, R)
-            return g, db
-
-        # the same parts as the forward (each part's window view covers its own rows only)
-        partial = _run_parts(grads_part, [y0 for y0, _, _ in parts] + [parts[-1][1]])
-        g, db = partial[0]
-        for g_k, db_k in partial[1:]:
-            g = g + g_k
-            db = db + db_k
-        self.grads["b"] = db  # (F,)
+        d2 = dT.reshape(F, Ho * L)  # (F, P)
+        self.grads["b"] = d2.sum(axis=1)  # (F,)
+        # per output row y: win[y] (R, L) @ dout[:, y].T (L, F), summed over rows
+        R = K * C * K
+        d3 = dT.reshape(F, Ho, L)  # (F, H_out, W_out*N)
+        if F <= 3:  # few rows: matrix-vector products per filter, as in _correlate_nlast
+            g = np.empty((F, R), dtype=dtype)
+            for f in range(F):
+                g[f] = np.matmul(win, d3[f][:, :, None]).sum(axis=0)[:, 0]  # (H_out, R, 1) summed
+        else:
+            g = _matmul_rows_sum(win, d3.transpose(1, 2, 0)).T  # (F, R)
         self.grads["W"] = np.ascontiguousarray(g.reshape(F, K, C, K).transpose(0, 2, 1, 3))  # (F, C, KH, KW)
         if not need_dx:
             return None
@@ -427,7 +320,7 @@ class Conv2D(Layer):
             dpad = np.zeros((Ho + 2 * q, F, Wo + 2 * q, N), dtype=dtype)  # (Ho + 2q, F, Wo + 2q, N)
             dpad[q:q + Ho, :, q:q + Wo] = dT.transpose(1, 0, 2, 3)
             Wflip = W.astype(dtype, copy=False)[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)  # (C, F, KH, KW)
-            dxt, _ = _correlate_nlast(lambda r0, r1: dpad[r0:r1], Wflip, 1, H, Wd, N, dtype)  # (C, H, W, N)
+            dxt, _ = _correlate_nlast(dpad, Wflip, 1, H, Wd)  # (C, H, W, N)
             return dxt.transpose(3, 0, 1, 2)  # (N, C, H, W) view
         # strided: scatter the window gradients back (col2im on the column-shifted layout)
         R = K * C * K
@@ -451,67 +344,44 @@ class Conv2D(Layer):
 # row y the KH*C*KW rows (i, c, j) of its window are consecutive rows of colsj, so one strided view gives
 # every row's window, and batched matmuls (a (F, R) @ (R, W_out*N) product per output row) do the
 # convolution. The output is (F, H_out, W_out, N) in memory; Flatten then reshapes it without a copy.
-# Output rows are independent, so a large convolution is cut into parts of consecutive output rows that run
-# on separate threads (see _run_parts); each part copies the input rows it needs (K - 1 rows more than its
-# own share when the stride is 1) and writes its own rows of the output.
 
 
-def _to_nlast(x: np.ndarray, p: int, r0: int = 0, r1: int | None = None) -> np.ndarray:
-    """Rows r0..r1-1 (default: all) of x zero-padded by p, images innermost:
-    (N, C, H, W) -> (r1 - r0, C, W + 2p, N)."""
+def _to_nlast(x: np.ndarray, p: int) -> np.ndarray:
+    """(N, C, H, W) -> zero-padded (H + 2p, C, W + 2p, N): images on the innermost axis."""
     N, C, H, W = x.shape
-    r1 = H + 2 * p if r1 is None else r1
-    lo, hi = max(r0, p), min(r1, p + H)  # the padded rows that hold image rows
-    xt = (np.empty if p == 0 else np.zeros)((r1 - r0, C, W + 2 * p, N), dtype=x.dtype)
-    if hi > lo:
-        xt[lo - r0:hi - r0, :, p:p + W] = x[:, :, lo - p:hi - p].transpose(2, 1, 3, 0)  # (rows, C, W, N)
+    xt = np.empty((H + 2 * p, C, W + 2 * p, N), dtype=x.dtype) if p == 0 else \
+        np.zeros((H + 2 * p, C, W + 2 * p, N), dtype=x.dtype)
+    xt[p:p + H, :, p:p + W] = x.transpose(2, 1, 3, 0)  # (H, C, W, N)
     return xt
 
 
-def _correlate_part(xr: np.ndarray, Wr: np.ndarray, K: int, s: int, out: np.ndarray) -> np.ndarray:
-    """One part of a correlation: out (F, h, W_out, N), a slice of output rows, from xr (rows, C, Wp, N),
-    the padded input rows they need (xr[0] is the first one's top row). Returns the window view
-    (h, KH*C*KW, W_out*N) of this part, which the filter gradient reuses."""
-    F, h, Wo, N = out.shape
-    C = xr.shape[1]
+def _correlate_nlast(xt: np.ndarray, W: np.ndarray, s: int, Ho: int, Wo: int):
+    """Cross-correlate padded images xt (Hp, C, Wp, N) with filters W (F, C, K, K), stride s.
+
+    Returns (out (F, H_out, W_out, N), win): win (H_out, K*C*K, W_out*N) is the window view, which the
+    filter gradient reuses.
+    """
+    Hp, C, Wp, N = xt.shape
+    F, _, K, _ = W.shape
     L = Wo * N
-    colsj = np.empty((xr.shape[0], C, K, Wo, N), dtype=xr.dtype)  # [y, c, j, x, n] = xr[y, c, x*s + j, n]
+    colsj = np.empty((Hp, C, K, Wo, N), dtype=xt.dtype)  # colsj[y, c, j, x, n] = xt[y, c, x*s + j, n]
     for j in range(K):
-        colsj[:, :, j] = xr[:, :, j:j + s * (Wo - 1) + 1:s]
+        colsj[:, :, j] = xt[:, :, j:j + s * (Wo - 1) + 1:s]
     R = K * C * K
     item = colsj.itemsize
     win = np.lib.stride_tricks.as_strided(
-        colsj, shape=(h, R, L), strides=(s * C * K * L * item, L * item, item), writeable=False
-    )  # (h, KH*C*KW, W_out*N): win[y, (i, c, j), (x, n)] = xr[y*s + i, c, x*s + j, n]
+        colsj, shape=(Ho, R, L), strides=(s * C * K * L * item, L * item, item), writeable=False
+    )  # (H_out, KH*C*KW, W_out*N): win[y, (i, c, j), (x, n)] = xt[y*s + i, c, x*s + j, n]
+    Wr = W.transpose(0, 2, 1, 3).reshape(F, R)  # (F, KH*C*KW), rows in (i, c, j) order
+    out = np.empty((F, Ho, Wo, N), dtype=xt.dtype)  # (F, H_out, W_out, N)
     if F <= 3:
         # OpenBLAS is slow on products with 1-3 rows (measured: 0.47 ms here vs 0.33 ms for one
         # matrix-vector product per filter, tutorial net on 200 images)
         for f in range(F):
-            np.matmul(win.transpose(0, 2, 1), Wr[f], out=out[f].reshape(h, L))  # (h, L, R) @ (R,)
+            np.matmul(win.transpose(0, 2, 1), Wr[f], out=out[f].reshape(Ho, L))  # (H_out, L, R) @ (R,)
     else:
-        _matmul_rows(Wr, win, out.reshape(F, h, L).transpose(1, 0, 2))  # per output row: (F, R) @ (R, L)
-    return win
-
-
-def _correlate_nlast(rows, W: np.ndarray, s: int, Ho: int, Wo: int, N: int, dtype, bias=None):
-    """Cross-correlate N padded images with filters W (F, C, K, K), stride s, plus ``bias`` (F,) if given.
-
-    ``rows(r0, r1)`` returns padded input rows r0..r1-1 as (r1 - r0, C, Wp, N). Returns (out, parts):
-    out (F, H_out, W_out, N), and parts [(y0, y1, win), ...], the output rows of each part and its window
-    view (see _correlate_part). Large work is split over threads (see _run_parts); the results do not
-    depend on the split.
-    """
-    F, C, K, _ = W.shape
-    Wr = W.transpose(0, 2, 1, 3).reshape(F, K * C * K)  # (F, KH*C*KW), rows in (i, c, j) order
-    out = np.empty((F, Ho, Wo, N), dtype=dtype)  # (F, H_out, W_out, N)
-
-    def part(y0: int, y1: int):
-        win = _correlate_part(rows(y0 * s, (y1 - 1) * s + K), Wr, K, s, out[:, y0:y1])
-        if bias is not None:
-            out[:, y0:y1] += bias[:, None, None, None]
-        return y0, y1, win
-
-    return out, _run_parts(part, _row_cuts(Ho, N * F * Ho * Wo * K * C * K))
+        _matmul_rows(Wr, win, out.reshape(F, Ho, L).transpose(1, 0, 2))  # per output row: (F, R) @ (R, L)
+    return out, win
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ the tutorial's worked example, max-pool tie routing, dtype handling and the fast
 
 import numpy as np
 import pytest
+from gradcheck import numerical_grad, rel_error
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -17,27 +18,6 @@ from cnnviz.layers import (
     Sigmoid,
     Tanh,
 )
-
-
-def numerical_grad(f, x, eps=1e-6):
-    """Central-difference gradient of the scalar f() with respect to the array x (changed in place)."""
-    g = np.zeros_like(x)
-    it = np.nditer(x, flags=["multi_index"])
-    for _ in it:
-        idx = it.multi_index
-        old = x[idx]
-        x[idx] = old + eps
-        fp = f()
-        x[idx] = old - eps
-        fm = f()
-        x[idx] = old
-        g[idx] = (fp - fm) / (2 * eps)
-    return g
-
-
-def rel_error(a, b):
-    """||a - b|| / (||a|| + ||b||): scale-free, and not dominated by entries that are ~0."""
-    return np.linalg.norm(a - b) / max(1e-12, np.linalg.norm(a) + np.linalg.norm(b))
 
 
 def to64(layer):

@@ -2,25 +2,9 @@
 
 import numpy as np
 import pytest
+from gradcheck import numerical_grad, rel_error
 
 from cnnviz.losses import MSE, BinaryCrossEntropy, SoftmaxCrossEntropy, get_loss, softmax
-
-
-def numerical_grad(f, x, eps=1e-6):
-    g = np.zeros_like(x)
-    for idx in np.ndindex(x.shape):
-        old = x[idx]
-        x[idx] = old + eps
-        fp = f()
-        x[idx] = old - eps
-        fm = f()
-        x[idx] = old
-        g[idx] = (fp - fm) / (2 * eps)
-    return g
-
-
-def rel_error(a, b):
-    return np.linalg.norm(a - b) / max(1e-12, np.linalg.norm(a) + np.linalg.norm(b))
 
 
 def test_mse_is_the_tutorials_half_squared_error_mean_over_batch():
