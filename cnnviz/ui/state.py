@@ -94,19 +94,27 @@ def apply_config(d: dict) -> RunConfig | None:
     """
     try:
         cfg = RunConfig.from_dict(d, max_train_size=resources.max_train_size())
-        serving.check_server_cost(cfg)  # no single step may hold a shared server's CPU for long
-        with session_guard.heavy_work():
-            trainer = Trainer(cfg, resources.dataset(cfg.task, cfg.train_size))
+        _install(cfg)
     except (ValueError, TypeError) as e:
         set_error(f"Configuration not applied: {e}. The current model is kept.")
         return None
+    return cfg
+
+
+def _install(cfg: RunConfig, net=None) -> None:
+    """Build a trainer for ``cfg`` (on ``net``'s weights if given) and make it this session's model.
+
+    Raises ValueError, before anything is replaced, for a network too costly for a shared server.
+    """
+    serving.check_server_cost(cfg)  # no single step may hold a shared server's CPU for long
+    with session_guard.heavy_work():
+        trainer = Trainer(cfg, resources.dataset(cfg.task, cfg.train_size), net=net)
     with _lock():
         st.session_state["config"] = cfg
         st.session_state["trainer"] = trainer
         st.session_state["playing"] = False
         _replay_user_digits(trainer)
         _bump()
-    return cfg
 
 
 def _replay_user_digits(trainer: Trainer) -> None:
@@ -179,12 +187,4 @@ def train(max_steps: int, budget_s: float | None = None, live: bool = False) -> 
 
 def replace_model(net, cfg: RunConfig) -> None:
     """Use an uploaded network (already validated) with its config; Reset returns to these weights."""
-    serving.check_server_cost(cfg)  # ValueError (shown by the upload box) for a too costly network
-    with session_guard.heavy_work():
-        trainer = Trainer(cfg, resources.dataset(cfg.task, cfg.train_size), net=net)
-    with _lock():
-        st.session_state["config"] = cfg
-        st.session_state["trainer"] = trainer
-        st.session_state["playing"] = False
-        _replay_user_digits(trainer)
-        _bump()
+    _install(cfg, net)  # ValueError (shown by the upload box) for a too costly network
