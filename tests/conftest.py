@@ -26,14 +26,17 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_streamlit(app: str = "app.py", env: dict | None = None):
-    """Start ``streamlit run`` on a free loopback port; return (process, url) once /_stcore/health answers."""
+def start_streamlit(app: str = "app.py", env: dict | None = None, extra_args: tuple[str, ...] = ()):
+    """Start ``streamlit run`` on a free loopback port; return (process, url) once /_stcore/health answers.
+
+    Also used by scripts/measure_ui.py and scripts/loadtest.py (``extra_args`` for e.g. the session TTL).
+    """
     port = _free_port()
     url = f"http://127.0.0.1:{port}/"
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", app, "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-         "--server.fileWatcherType", "none"],
+         "--server.fileWatcherType", "none", *extra_args],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, **(env or {})},
     )
     deadline = time.time() + 60
