@@ -57,7 +57,7 @@ def _import_torch():
 def environment(torch=None) -> dict:
     """Machine, versions and BLAS threading (threadpoolctl when installed) for the table's header."""
     info = {
-        "date_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date_utc": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "python": platform.python_version(),
         "machine": platform.machine(),
         "cores": _n_cores(),

@@ -30,7 +30,7 @@ import statistics
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -267,7 +267,7 @@ def main() -> int:
 
     signal.signal(signal.SIGALRM, _alarm)
     signal.alarm(a.max_seconds)
-    print(f"cnnviz UI measurements  {datetime.now(timezone.utc):%Y-%m-%d %H:%M:%S} UTC  "
+    print(f"cnnviz UI measurements  {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC  "
           f"cpus={os.cpu_count()}  load average at start: {load()}", flush=True)
     errors: list[str] = []
     proc = ctx = None
@@ -302,7 +302,7 @@ def main() -> int:
     print("\n".join(lines))
     print(f"\n(b) and (d) exclude {a.warmup} warm-up click(s)/stroke(s); p90 is nearest-rank.")
     print(f"errors: {len(errors)}" + "".join(f"\n  {e}" for e in errors))
-    print(f"load average at end: {load()}  ({datetime.now(timezone.utc):%H:%M:%S} UTC)")
+    print(f"load average at end: {load()}  ({datetime.now(UTC):%H:%M:%S} UTC)")
     return 1 if errors else 0
 
 
