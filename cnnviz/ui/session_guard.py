@@ -95,19 +95,23 @@ def _in_fragment_body() -> bool:
 
 
 @contextmanager
-def training_slot(live: bool) -> Iterator[serving.SlotResult]:
+def training_slot(live: bool, status=None, max_wait_s: float | None = None) -> Iterator[serving.SlotResult]:
     """Hold one of the server's training slots for the duration of the ``with`` block (if granted).
 
-    ``live`` (a Play tick): wait up to LIVE_WAIT_S, in slices, showing the place in line in a placeholder
-    (which also lets a click preempt the wait). Otherwise (a button) wait up to CLICK_WAIT_S. Yields the
+    ``live`` (a Play tick): wait up to LIVE_WAIT_S, in slices, showing the place in line in ``status`` (a
+    placeholder the caller created at a fixed place of its page, so that the element tree keeps one shape
+    from run to run; its updates also let a click preempt the wait). Otherwise (a button) wait up to
+    CLICK_WAIT_S. ``max_wait_s`` overrides the wait (0: take a slot only if one is free now). Yields the
     SlotResult; the caller trains only if ``.granted``. The slot is released when the block exits.
     """
     srv, key = server(), session_key()
     limiter = srv.limiter
     if live:
         srv.registry.tick(key)
-    deadline = time.monotonic() + (LIVE_WAIT_S if live else CLICK_WAIT_S)
-    status = st.empty() if live and _in_fragment_body() else None  # not from a button's callback
+    wait = (LIVE_WAIT_S if live else CLICK_WAIT_S) if max_wait_s is None else max_wait_s
+    deadline = time.monotonic() + wait
+    if not (live and _in_fragment_body()):  # no status line from a button's callback
+        status = None
     res = limiter.acquire(key, 0.0)
     try:  # from here on, any exit (including a click preempting a caption update) releases a granted slot
         while not res.granted and time.monotonic() < deadline:

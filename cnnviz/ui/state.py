@@ -141,13 +141,16 @@ def reset() -> None:
         _bump()
 
 
-def train(max_steps: int, budget_s: float | None = None, live: bool = False) -> int:
+def train(max_steps: int, budget_s: float | None = None, live: bool = False, status=None,
+          wait: bool = True) -> int:
     """Run up to ``max_steps`` steps, stopping before one that would overrun ``budget_s``; returns steps done.
 
     The work runs inside one of the server's fair CPU slots (``session_guard.training_slot``; ``live`` = a
     Play tick, which shows its place in line while waiting). Divergence stops live training and leaves a
     clear message; the trainer has already restored the last good weights. If another run of this session
-    holds the model, or no CPU slot came free in time, nothing is done (returns 0).
+    holds the model, or no CPU slot came free in time, nothing is done (returns 0). ``status``: the
+    placeholder for a live tick's status line. ``wait=False``: neither wait for a CPU slot nor for the model
+    (a full rerun after a click must return fast; the fragment's next tick trains).
     """
     tr = get_trainer()
     lock = _lock()
@@ -159,13 +162,13 @@ def train(max_steps: int, budget_s: float | None = None, live: bool = False) -> 
                    "interaction, to leave the CPU to others. Press Play to continue.")
         return 0
     done = 0
-    with session_guard.training_slot(live) as slot:
+    with session_guard.training_slot(live, status=status, max_wait_s=None if wait else 0.0) as slot:
         if not slot.granted:
             if not live:
                 set_error("The server is busy: no CPU slot came free within "
                           f"{session_guard.CLICK_WAIT_S:.0f} s. Nothing was trained; please try again.")
             return 0
-        if not lock.acquire(timeout=5.0):
+        if not lock.acquire(timeout=5.0 if wait else 0.0):
             return 0
         try:
             t0 = last = time.perf_counter()

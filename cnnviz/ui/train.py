@@ -29,7 +29,7 @@ def _step(n: int) -> None:
     if state.train(n) and n > 1:
         state.get_trainer().validate_now()
     if st.session_state.get("_replay_empty"):  # the replay still says "train a few steps": redraw it too
-        st.rerun(scope=[LIVE_KEY, REPLAY_KEY])
+        st.rerun(scope=[_live_key(), REPLAY_KEY])
 
 
 def _set_playing(on: bool) -> None:
@@ -155,12 +155,26 @@ def _draw_live(tr) -> None:
         common.plot(curves_figure(tr, s, height=360), key="train_curves")
 
 
+def _live_key() -> str:
+    """The live fragment's key (for ``st.rerun(scope=...)``): the playing and the paused live part are two
+    fragments (``_live_playing`` / ``_live_paused``, see ``render``), each with its own key."""
+    return LIVE_KEY + "_playing" if st.session_state.get("playing") else LIVE_KEY
+
+
 def _interval() -> float | None:
     """Seconds between live redraws for the session's speed, or None when not playing."""
     ss = st.session_state
     if not ss.get("playing"):
         return None
     return state.SPEEDS.get(ss.get("speed"), state.SPEEDS[state.DEFAULT_SPEED])[0]
+
+
+def _is_fragment_rerun() -> bool:
+    """True in a run of the fragment alone (its timer or a click inside it), False in a full script run."""
+    from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    return bool(ctx is not None and ctx.fragment_ids_this_run)
 
 
 def _live(interval: float | None) -> None:
@@ -170,15 +184,30 @@ def _live(interval: float | None) -> None:
     (play, pause, reset, speed, divergence), a full rerun restarts the fragment with the new timer.
     """
     ss = st.session_state
+    # One placeholder for the status line, always created (empty when paused): the fragment's element tree
+    # keeps the same shape whether playing or not, so a delta of an older run can never address a block
+    # where the newer run put an element (the frontend's "'setIn' cannot be called on an ElementNode").
+    status = st.empty()
     if ss.get("playing"):
         _, budget, max_steps = state.SPEEDS.get(ss.get("speed"), state.SPEEDS[state.DEFAULT_SPEED])
-        state.train(max_steps, budget_s=budget if budget > 0 else None)
+        # In a full rerun (a click: Play, speed, ...) train only if a slot and the model are free right now,
+        # so that the click returns fast; the timer's ticks do the waiting.
+        state.train(max_steps, budget_s=budget if budget > 0 else None, status=status,
+                    wait=_is_fragment_rerun())
     tr = state.get_trainer()
     changed = _step_controls(tr)
     if changed or _interval() != interval:  # e.g. an epoch run, or divergence during this tick
         st.rerun()
     common.show_error()
     _draw_live(tr)
+
+
+def _live_playing(interval: float | None) -> None:
+    _live(interval)
+
+
+def _live_paused(interval: float | None) -> None:
+    _live(interval)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -224,7 +253,11 @@ def render() -> None:
     st.caption(f"{cfg.describe()} · {tr.net.n_params:,} parameters · {tr.n_train:,} training images")
     _live_controls()
     interval = _interval()
-    st.fragment(_live, run_every=interval, key=LIVE_KEY)(interval)
+    # Two fragment functions: Streamlit derives a fragment's id from its function's name (not its key), so
+    # the playing and the paused live part are different fragments, and a run_every tick the browser still
+    # sends after Pause names a fragment this run did not register: the server skips it.
+    body = _live_playing if interval else _live_paused
+    st.fragment(body, run_every=interval, key=_live_key())(interval)
     if not common.presentation():
         st.fragment(_replay_fragment, key=REPLAY_KEY)()
 
