@@ -119,8 +119,12 @@ def test_every_page_opens_without_error(page):
 def test_evaluate_shows_confusion_matrix_and_galleries(page):
     page.locator('[data-testid="stSidebarNav"] a', has_text="Evaluate").click()
     wait_idle(page)
-    page.wait_for_function("""() => [...document.querySelectorAll('.js-plotly-plot')]
-        .some(gd => gd.layout.title.text === 'Confusion matrix')""", timeout=30_000)
+    # the page's figures are drawn one after another: wait until all three are there (or time out)
+    page.wait_for_function("""() => {
+        const t = [...document.querySelectorAll('.js-plotly-plot')].map(gd => gd.layout.title.text);
+        return t.includes('Confusion matrix') && t.some(s => s.startsWith('Accuracy per true class'))
+            && t.some(s => s.startsWith('The ') && s.includes('errors'));
+    }""", timeout=30_000)
     titles = page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot')]"
                            ".map(gd => gd.layout.title.text)")
     assert any(t.startswith("The ") and "errors" in t for t in titles), titles
