@@ -34,20 +34,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from tests.conftest import CHROMIUM, CHROMIUM_ARGS, start_streamlit  # noqa: E402
+from tests.conftest import CHROMIUM, CHROMIUM_ARGS, STEP_JS, start_streamlit  # noqa: E402
 
 MAX_SESSIONS, MAX_DURATION = 60, 600
 IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
-STEP_JS = """() => {
-  for (const m of document.querySelectorAll('[data-testid="stMetric"]')) {
-    const l = m.querySelector('[data-testid="stMetricLabel"]');
-    if (l && l.innerText.trim() === 'Step') {
-      const v = m.querySelector('[data-testid="stMetricValue"]');
-      return v ? parseInt(v.innerText.replace(/[^0-9]/g, ''), 10) : null;
-    }
-  }
-  return null;
-}"""
+
 HIDE_CHARTS_JS = """document.addEventListener('DOMContentLoaded', () => {
   const s = document.createElement('style');
   s.textContent = '[data-testid="stPlotlyChart"] {display: none !important;}';

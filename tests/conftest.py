@@ -19,6 +19,18 @@ CHROMIUM_ARGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
 
+# JavaScript: the Train page's "Step" metric as a number (null before it is drawn).
+STEP_JS = """() => {
+  for (const m of document.querySelectorAll('[data-testid="stMetric"]')) {
+    const l = m.querySelector('[data-testid="stMetricLabel"]');
+    if (l && l.innerText.trim() === 'Step') {
+      const v = m.querySelector('[data-testid="stMetricValue"]');
+      return v ? parseInt(v.innerText.replace(/[^0-9]/g, ''), 10) : null;
+    }
+  }
+  return null;
+}"""
+
 
 def _free_port() -> int:
     with socket.socket() as s:

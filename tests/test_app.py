@@ -6,13 +6,13 @@ trains one tick, which is how live training is tested here.
 
 from __future__ import annotations
 
-import base64
 import json
 import math
 from pathlib import Path
 
 import numpy as np
 import pytest
+from apptest_helpers import chart_spec, plotly_array
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,20 +55,6 @@ DIVERGING = {"preset": "custom", "loss": "mse", "optimizer": "sgd", "lr": 10.0, 
                  {"type": "Dense", "in_features": 1152, "out_features": 10}]}
 
 
-def _spec(at: AppTest, key: str) -> dict:
-    charts = [c for c in at.get("plotly_chart") if key in str(c.proto.id)]
-    assert charts, f"no chart with key {key}"
-    return json.loads(charts[0].proto.spec)
-
-
-def _arr(v) -> np.ndarray:
-    """A Plotly JSON array: a plain list, or Plotly's typed-array form {"dtype", "bdata", "shape"}."""
-    if isinstance(v, dict) and "bdata" in v:
-        a = np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"]))
-        return a.reshape([int(n) for n in str(v["shape"]).split(",")]) if "shape" in v else a
-    return np.asarray(v)
-
-
 def _texts(at: AppTest) -> str:
     return " ".join(str(e.value) for e in [*at.error, *at.success, *at.info, *at.warning])
 
@@ -86,22 +72,22 @@ def test_app_opens_on_train_with_every_control(app):
     tr = app.session_state["trainer"]
     assert tr.step_count == 0 and app.session_state["config"].preset == "classroom"
     assert any(m.label == "Val accuracy" for m in app.metric)
-    spec = _spec(app, "train_filters")
+    spec = chart_spec(app, "train_filters")
     assert spec["data"][0]["type"] == "heatmap"
 
 
 def test_step_and_step10_grow_the_history_and_change_the_figures(app):
-    before = _spec(app, "train_filters")["data"][0]["z"]
+    before = chart_spec(app, "train_filters")["data"][0]["z"]
     app.button(key="btn_step").click().run()
     tr = app.session_state["trainer"]
     assert tr.step_count == 1 and len(tr.history) == 1
-    after = _spec(app, "train_filters")["data"][0]["z"]
+    after = chart_spec(app, "train_filters")["data"][0]["z"]
     assert after != before
     app.button(key="btn_step10").click().run()
     assert app.session_state["trainer"].step_count == 11
     assert app.session_state["trainer"].last_val[0] == 11  # Step ×10 validates: the curves are current
-    curves = _spec(app, "train_curves")
-    assert max(len(_arr(t["x"])) for t in curves["data"]) == 11
+    curves = chart_spec(app, "train_curves")
+    assert max(len(plotly_array(t["x"])) for t in curves["data"]) == 11
     assert next(m for m in app.metric if m.label == "Step").value == "11"
     assert not app.exception
 
@@ -241,10 +227,10 @@ def test_model_download_roundtrip_and_bad_upload_keeps_the_model(tmp_path):
 
 
 def test_presentation_mode_hides_extras_and_scales_figures(app):
-    h = _spec(app, "train_curves")["layout"]["height"]
+    h = chart_spec(app, "train_curves")["layout"]["height"]
     app.toggle(key="presentation").set_value(True).run()
     assert not app.exception
-    assert _spec(app, "train_curves")["layout"]["height"] > h
+    assert chart_spec(app, "train_curves")["layout"]["height"] > h
     assert not [c for c in app.code if '"preset"' in c.value]  # config box hidden
     assert "sb_apply" in {b.key for b in app.button}  # essentials stay
 
@@ -252,25 +238,25 @@ def test_presentation_mode_hides_extras_and_scales_figures(app):
 def test_evaluate_page_ten_digits():
     at = page_test("evaluate", "state.train(20)").run()
     assert not at.exception
-    cm = _spec(at, "eval_cm")
-    assert _arr(cm["data"][0]["text"]).sum() == 1000 and len(cm["data"][0]["x"]) == 10
-    assert _spec(at, "eval_wrong")["data"][0]["type"] == "heatmap"
+    cm = chart_spec(at, "eval_cm")
+    assert plotly_array(cm["data"][0]["text"]).sum() == 1000 and len(cm["data"][0]["x"]) == 10
+    assert chart_spec(at, "eval_wrong")["data"][0]["type"] == "heatmap"
     acc = next(m for m in at.metric if m.label == "Accuracy").value
     assert acc.endswith("%")
     at.selectbox(key="eval_true_digits").select(3).run()
     at.selectbox(key="eval_pred_digits").select(3).run()
-    assert "True 3 correctly classified as 3" in _spec(at, "eval_cell")["layout"]["title"]["text"]
+    assert "True 3 correctly classified as 3" in chart_spec(at, "eval_cell")["layout"]["title"]["text"]
     assert not at.exception
 
 
 def test_evaluate_page_binary_tutorial_net_and_training_images():
     at = page_test("evaluate", f"sidebar.load_config_upload('t.json', {_tutorial_json()!r}.encode())").run()
     assert not at.exception
-    cm = _spec(at, "eval_cm")
-    assert _arr(cm["data"][0]["text"]).shape == (2, 2)
+    cm = chart_spec(at, "eval_cm")
+    assert plotly_array(cm["data"][0]["text"]).shape == (2, 2)
     assert cm["data"][0]["x"] == ["0–4", "5–9"]
     at.segmented_control(key="eval_which").set_value("train").run()
-    assert _arr(_spec(at, "eval_cm")["data"][0]["text"]).sum() == 200
+    assert plotly_array(chart_spec(at, "eval_cm")["data"][0]["text"]).sum() == 200
     assert not at.exception
 
 

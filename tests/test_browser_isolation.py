@@ -6,20 +6,11 @@ Uses the lead's fixtures (``browser``, ``app_url``) and ``wait_idle`` from conft
 from __future__ import annotations
 
 import pytest
-from conftest import wait_idle
+from conftest import STEP_JS, wait_idle
 
 pytestmark = pytest.mark.browser
 
-STEP_JS = """() => {
-  for (const m of document.querySelectorAll('[data-testid="stMetric"]')) {
-    const l = m.querySelector('[data-testid="stMetricLabel"]');
-    if (l && l.innerText.trim() === 'Step') {
-      const v = m.querySelector('[data-testid="stMetricValue"]');
-      return v ? parseInt(v.innerText.replace(/[^0-9]/g, ''), 10) : null;
-    }
-  }
-  return null;
-}"""
+
 
 
 def _open(browser, url):

@@ -3,13 +3,12 @@ browser tests in test_browser_draw.py do), the model choice, uploads, and teachi
 
 from __future__ import annotations
 
-import base64
 import io
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from apptest_helpers import chart_spec, plotly_array
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -52,20 +51,6 @@ def with_drawing(digit: int, extra: str = "") -> AppTest:
     return page(f"st.session_state['drawing'] = np.array({img.tolist()}, dtype=np.float32)\n{extra}")
 
 
-def chart(at: AppTest, key: str) -> dict:
-    charts = [c for c in at.get("plotly_chart") if str(c.proto.id).endswith(key)]
-    assert charts, f"no chart with key {key}: {[c.proto.id for c in at.get('plotly_chart')]}"
-    return json.loads(charts[0].proto.spec)
-
-
-def arr(v) -> np.ndarray:
-    """A Plotly JSON array: a plain list, or Plotly's typed-array form {"dtype", "bdata", "shape"}."""
-    if isinstance(v, dict) and "bdata" in v:
-        a = np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"]))
-        return a.reshape([int(n) for n in str(v["shape"]).split(",")]) if "shape" in v else a
-    return np.asarray(v)
-
-
 def guess(at: AppTest) -> str:
     """The big answer text of the page (the class name in .draw-guess)."""
     for el in at.get("html"):
@@ -87,8 +72,8 @@ def test_empty_page_invites_drawing():
     at.run()
     assert not at.exception
     assert any("Draw a digit from 0 to 9" in el.proto.body for el in at.get("html"))
-    proba = chart(at, "draw_proba")
-    assert [d["type"] for d in proba["data"]] == ["bar"] and arr(proba["data"][0]["y"]).max() == 0
+    proba = chart_spec(at, "draw_proba")
+    assert [d["type"] for d in proba["data"]] == ["bar"] and plotly_array(proba["data"][0]["y"]).max() == 0
     assert not [c for c in at.get("plotly_chart") if str(c.proto.id).endswith("draw_saliency")]
     assert [b.label for b in at.button][:2] == ["Clear", "Undo"]
 
@@ -101,17 +86,17 @@ def test_drawing_from_session_state_is_classified_by_the_pretrained_model(digit)
     assert not at.exception
     assert at.session_state["draw_model"] == "pretrained"
     assert guess(at) == str(digit)
-    proba = chart(at, "draw_proba")["data"][0]
-    assert list(arr(proba["x"])) == [str(k) for k in range(10)]
-    assert arr(proba["y"]).sum() == pytest.approx(1.0, abs=1e-6)
-    assert int(np.argmax(arr(proba["y"]))) == digit
+    proba = chart_spec(at, "draw_proba")["data"][0]
+    assert list(plotly_array(proba["x"])) == [str(k) for k in range(10)]
+    assert plotly_array(proba["y"]).sum() == pytest.approx(1.0, abs=1e-6)
+    assert int(np.argmax(plotly_array(proba["y"]))) == digit
     assert proba["marker"]["color"][digit] != proba["marker"]["color"][(digit + 1) % 10]  # top highlighted
-    shown = arr(chart(at, "draw_input")["data"][0]["z"]).astype(np.float32)
+    shown = plotly_array(chart_spec(at, "draw_input")["data"][0]["z"]).astype(np.float32)
     np.testing.assert_allclose(shown, validation_digit(digit), atol=1e-6)  # the 28x28 the network sees
     for key in ("draw_saliency", "draw_occlusion"):
-        data = chart(at, key)["data"]
-        assert len(data) == 2 and arr(data[1]["z"]).shape == (28, 28)
-    fm = chart(at, "draw_fmaps")
+        data = chart_spec(at, key)["data"]
+        assert len(data) == 2 and plotly_array(data[1]["z"]).shape == (28, 28)
+    fm = chart_spec(at, "draw_fmaps")
     assert "8 filters" in fm["layout"]["title"]["text"]
 
 
@@ -132,8 +117,8 @@ def test_session_model_is_used_when_chosen():
     at.run()
     assert not at.exception
     assert any("This session's model" in c.value for c in at.caption)
-    proba = chart(at, "draw_proba")["data"][0]
-    assert len(arr(proba["x"])) == 10
+    proba = chart_spec(at, "draw_proba")["data"][0]
+    assert len(plotly_array(proba["x"])) == 10
 
 
 def test_tutorial_binary_network_is_shown_as_0_4_vs_5_9():
@@ -144,9 +129,9 @@ def test_tutorial_binary_network_is_shown_as_0_4_vs_5_9():
     at.run()
     assert not at.exception
     assert at.session_state["trainer"].config.task == "gt4"
-    proba = chart(at, "draw_proba")["data"][0]
-    assert list(arr(proba["x"])) == ["0–4", "5–9"]
-    assert arr(proba["y"]).sum() == pytest.approx(1.0)
+    proba = chart_spec(at, "draw_proba")["data"][0]
+    assert list(plotly_array(proba["x"])) == ["0–4", "5–9"]
+    assert plotly_array(proba["y"]).sum() == pytest.approx(1.0)
     assert guess(at) in ("0–4", "5–9")
     assert any("0–4 or 5–9" in c.value for c in at.caption)
 
@@ -159,7 +144,7 @@ def test_teach_adds_your_digit_and_training_changes_the_answer():
     assert not at.exception
     assert len(at.session_state["user_digits"]) == 1 and at.session_state["user_digits"][0][1] == 2
     assert at.session_state["trainer"].n_user_examples == 1
-    assert chart(at, "draw_user_digits")["layout"]["title"]["text"].startswith("Your digits (1)")
+    assert chart_spec(at, "draw_user_digits")["layout"]["title"]["text"].startswith("Your digits (1)")
     steps = at.session_state["trainer"].step_count
     at.button(key="draw_train").click().run()
     assert not at.exception
@@ -206,7 +191,7 @@ def test_bad_uploads_get_a_clear_message_and_the_page_keeps_working(name, data, 
     errors = [e.value for e in at.error]
     assert any(name in e and message in e for e in errors), errors
     np.testing.assert_array_equal(at.session_state["drawing"], before)  # the drawing is kept
-    assert chart(at, "draw_proba")
+    assert chart_spec(at, "draw_proba")
 
 
 def test_presentation_mode_scales_the_figures():
@@ -215,7 +200,8 @@ def test_presentation_mode_scales_the_figures():
     assert not at.exception
     normal = with_drawing(9)
     normal.run()
-    assert chart(at, "draw_proba")["layout"]["height"] > chart(normal, "draw_proba")["layout"]["height"]
+    big, small = chart_spec(at, "draw_proba"), chart_spec(normal, "draw_proba")
+    assert big["layout"]["height"] > small["layout"]["height"]
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -1,0 +1,23 @@
+"""Helpers for reading Plotly charts out of a ``streamlit.testing.v1.AppTest`` run."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import numpy as np
+
+
+def chart_spec(at, key: str) -> dict:
+    """The Plotly JSON (data, layout) of the chart drawn with ``key`` (``st.plotly_chart(..., key=key)``)."""
+    charts = [c for c in at.get("plotly_chart") if str(c.proto.id).endswith(key)]
+    assert charts, f"no chart with key {key}: {[c.proto.id for c in at.get('plotly_chart')]}"
+    return json.loads(charts[0].proto.spec)
+
+
+def plotly_array(v) -> np.ndarray:
+    """A Plotly JSON array: a plain list, or Plotly's typed-array form {"dtype", "bdata", "shape"}."""
+    if isinstance(v, dict) and "bdata" in v:
+        a = np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"]))
+        return a.reshape([int(n) for n in str(v["shape"]).split(",")]) if "shape" in v else a
+    return np.asarray(v)
