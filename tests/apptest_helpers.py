@@ -7,6 +7,13 @@ import json
 
 import numpy as np
 
+# A config whose training blows up within ~20 steps: a linear output trained with MSE and SGD at lr 10.
+DIVERGING = {"preset": "custom", "loss": "mse", "optimizer": "sgd", "lr": 10.0, "momentum": 0.9,
+             "train_size": 500, "layers": [
+                 {"type": "Conv2D", "in_channels": 1, "out_channels": 8, "kernel_size": 5},
+                 {"type": "ReLU"}, {"type": "MaxPool2D", "size": 2}, {"type": "Flatten"},
+                 {"type": "Dense", "in_features": 1152, "out_features": 10}]}
+
 
 def chart_spec(at, key: str) -> dict:
     """The Plotly JSON (data, layout) of the chart drawn with ``key`` (``st.plotly_chart(..., key=key)``)."""

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from apptest_helpers import chart_spec, plotly_array
+from apptest_helpers import DIVERGING, chart_spec, plotly_array
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,14 +45,6 @@ def _tutorial_json() -> str:
     from cnnviz.config import preset_config
 
     return json.dumps(preset_config("tutorial").to_dict())
-
-
-# A config whose training blows up within ~20 steps: a linear output trained with MSE and SGD at lr 10.
-DIVERGING = {"preset": "custom", "loss": "mse", "optimizer": "sgd", "lr": 10.0, "momentum": 0.9,
-             "train_size": 500, "layers": [
-                 {"type": "Conv2D", "in_channels": 1, "out_channels": 8, "kernel_size": 5},
-                 {"type": "ReLU"}, {"type": "MaxPool2D", "size": 2}, {"type": "Flatten"},
-                 {"type": "Dense", "in_features": 1152, "out_features": 10}]}
 
 
 def _texts(at: AppTest) -> str:

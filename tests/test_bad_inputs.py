@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from apptest_helpers import DIVERGING
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -609,13 +610,6 @@ def test_download_then_upload_in_another_session_continues_the_run():
     np.testing.assert_array_equal(tb.predict_proba(x), ta.predict_proba(x))  # bit for bit
     metrics = {m.label: m.value for m in b.metric}
     assert metrics.get("Step") == "6"
-
-
-DIVERGING = {"preset": "custom", "loss": "mse", "optimizer": "sgd", "lr": 10.0, "momentum": 0.9,
-             "train_size": 500, "layers": [
-                 {"type": "Conv2D", "in_channels": 1, "out_channels": 8, "kernel_size": 5},
-                 {"type": "ReLU"}, {"type": "MaxPool2D", "size": 2}, {"type": "Flatten"},
-                 {"type": "Dense", "in_features": 1152, "out_features": 10}]}
 
 
 def diverge_script(config: dict) -> None:
