@@ -117,6 +117,7 @@ class Trainer:
         self._diff: dict[str, np.ndarray] = {}  # scratch for ΔW
         self._prev_opt: tuple[int, dict[str, dict[str, np.ndarray]]] | None = None
         self._has_prev = False
+        self._rolled_back = False  # True after a divergence restored the saved weights (nothing left to undo)
         self._explode_at: float | None = None
         self._rebuild_train_set()
         self._order = self._order_rng.permutation(self.n_train)
@@ -333,9 +334,11 @@ class Trainer:
                 state[name][key] = buf
         self._prev_opt = (self.optimizer.t, state)
         self._has_prev = True
+        self._rolled_back = False
 
     def _diverged(self, what: str, before_update: bool) -> None:
         """Restore the last weights whose loss was finite (and the optimiser state then) and raise."""
+        at = self.step_count + 1
         restored = "No update had succeeded yet; the weights are unchanged"
         if self._has_prev:
             for name, p in self.net.named_params():
@@ -343,17 +346,39 @@ class Trainer:
             t, state = self._prev_opt
             self.optimizer.t = t
             self.optimizer.state = {n: {k: a.copy() for k, a in s.items()} for n, s in state.items()}
-            good_step = self.step_count - 1 if before_update else self.step_count
-            restored = f"The weights of step {good_step} were restored"
+            restored = f"The weights of step {self.step_count} were restored"
+            if before_update and not self._rolled_back:  # the latest update led here: undo it, so that
+                self._forget_last_step()  # the step counter matches the weights
+                restored = (f"Step {at - 1}'s update led there, so it was undone: the weights of step "
+                            f"{self.step_count} were restored")
+            self._rolled_back = True  # the saved weights are now the current ones
         for layer in self.net.layers:
             for key, g in layer.grads.items():
                 if not np.all(np.isfinite(g)):
                     layer.grads[key] = np.zeros_like(g)
         cfg = self.config
         raise TrainingDiverged(
-            f"Training diverged at step {self.step_count + 1}: {what}. The learning rate {cfg.lr:g} "
+            f"Training diverged at step {at}: {what}. The learning rate {cfg.lr:g} "
             f"({cfg.optimizer}) is probably too high: lower it (e.g. to {cfg.lr / 10:g}) and reset. "
             f"{restored}.")
+
+    def _forget_last_step(self) -> None:
+        """Undo the bookkeeping of the latest step (its update was rolled back): the step counter, its history
+        record, validation point and filter snapshot. The latest step keeps a snapshot (with a zero gradient
+        if none was recorded for it: its true gradient is not kept)."""
+        k = self.step_count
+        self.step_count = k - 1
+        while self.history and self.history[-1].step >= k:
+            self.history.pop()
+        while len(self.val_history) > 1 and self.val_history[-1][0] >= k:
+            self.val_history.pop()
+        while len(self.snapshots) > 1 and self.snapshots[-1].step >= k:
+            self.snapshots.pop()
+        self._tail = False
+        if self.snapshots[-1].step != self.step_count and self._conv_index is not None:
+            W = self.net.layers[self._conv_index].params["W"]
+            self.snapshots.append(Snapshot(self.step_count, W.copy(), np.zeros_like(W)))
+            self._tail = True  # unscheduled: the next step replaces it
 
     # ------------------------------------------------------------------------------------------------------
     # Snapshots of the first conv layer

@@ -213,10 +213,34 @@ def test_nan_loss_restores_the_weights_before_the_last_update(digits):
     w2 = _weights(tr.net)
     tr.step()
     tr.net.layers[4].params["W"][0, 0] = np.inf  # as if step 3's update had produced inf
-    with pytest.raises(TrainingDiverged, match="loss became nan"):
+    with pytest.raises(TrainingDiverged, match="at step 4: the loss became nan") as err:
         tr.step()
     assert all(np.array_equal(w2[n], p) for n, p in tr.net.named_params())
     assert all(np.all(np.isfinite(g)) for _, g in tr.net.named_grads())
+    # step 3's update is undone: the counter, the history and the replay all end at step 2 again
+    msg = str(err.value)
+    assert "Step 3's update led there, so it was undone: the weights of step 2 were restored" in msg
+    assert tr.step_count == 2
+    assert [r.step for r in tr.history] == [1, 2]
+    assert tr.snapshots[-1].step == 2 and np.array_equal(tr.snapshots[-1].filters, w2["0.W"])
+    assert tr.val_history[-1][0] <= 2
+    assert tr.step().step == 3  # and training goes on from step 2's weights
+
+
+def test_a_second_divergence_does_not_undo_another_step(digits):
+    """After a rollback the saved weights are the current ones: diverging again keeps them and the counter."""
+    tr = Trainer(preset_config("classroom", train_size=100), _small(digits))
+    tr.run(2)
+    w2 = _weights(tr.net)
+    tr.step()
+    tr.net.layers[4].params["W"][0, 0] = np.inf
+    with pytest.raises(TrainingDiverged):
+        tr.step()
+    tr.net.layers[0].params["b"][:] = np.nan  # as if the weights were broken again without an update
+    with pytest.raises(TrainingDiverged, match="weights of step 2 were restored"):
+        tr.step()
+    assert tr.step_count == 2 and len(tr.history) == 2
+    assert all(np.array_equal(w2[n], p) for n, p in tr.net.named_params())
 
 
 def test_divergence_on_the_very_first_step(digits):
