@@ -11,6 +11,11 @@ provides the pieces the app glues together in ``cnnviz.ui.session_guard``:
 - ``SessionRegistry``: last interaction and last training tick per session id, so that a tab left playing
   unattended for a long time is paused and forgotten sessions are reaped (bounded size, no references to
   session objects).
+- ``live_interval`` and ``TickCost``: the fair share of live ticks. Every playing session asks for a redraw
+  every 0.25 s, and one tick costs about 0.15 CPU-seconds (training plus figures), while one Python process
+  serves all sessions on about one core. When many sessions play, each one's redraw interval grows (0.25,
+  0.5, 1, 2, 4, 8 s) so that all live ticks together stay within a share of the process, leaving the rest
+  for clicks and page loads. A session alone keeps its 0.25 s.
 - ``estimate_cost`` / ``check_server_cost``: the compute one atomic unit of training work needs (one step,
   or one validation pass), refused above ``SERVER_LIMITS`` with a clear message. Memory is bounded by
   ``cnnviz.config.LIMITS["step_memory_mb"]``; this bounds time, so that no single step holds a CPU slot for
@@ -34,8 +39,8 @@ import numpy as np
 
 from cnnviz.config import INPUT_SHAPE, layer_shapes, normalize_layer
 
-__all__ = ["FairLimiter", "SessionRegistry", "SlotResult", "estimate_cost", "check_server_cost",
-           "SERVER_LIMITS", "default_slots", "rss_bytes", "private_nbytes", "VAL_IMAGES"]
+__all__ = ["FairLimiter", "SessionRegistry", "SlotResult", "TickCost", "live_interval", "estimate_cost",
+           "check_server_cost", "SERVER_LIMITS", "default_slots", "rss_bytes", "private_nbytes", "VAL_IMAGES"]
 
 VAL_IMAGES = 1000  # the validation set every trainer evaluates on its schedule
 
@@ -290,6 +295,12 @@ class SessionRegistry:
         with self._lock:
             return self._reap(self._clock())
 
+    def ticked_within(self, key: str, window_s: float = 10.0) -> bool:
+        """True if this session had a live-training tick within the last ``window_s`` seconds."""
+        with self._lock:
+            info = self._sessions.get(key)
+            return info is not None and info.ticks > 0 and self._clock() - info.last_tick <= window_s
+
     def counts(self, window_s: float = 10.0) -> dict[str, int]:
         """Sessions known, seen within ``window_s``, and training within ``window_s``."""
         with self._lock:
@@ -304,6 +315,64 @@ class SessionRegistry:
 
     def __contains__(self, key: object) -> bool:
         return key in self._sessions
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Fair share of live ticks
+# ----------------------------------------------------------------------------------------------------------
+LIVE_INTERVALS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)  # the redraw intervals a playing session may get, in s
+LIVE_SHARE = 0.6  # share of the process's capacity that all live ticks together may use
+PROCESS_CORES = 1.0  # one Python process (one GIL) runs every session's script: about one core's work
+TICK_COST_S = 0.15  # CPU-seconds of one Normal-speed tick (0.1 s training + figures), until measured
+
+
+def live_interval(n_playing: int, tick_cost_s: float, cores: float, base: float = 0.25,
+                  current: float | None = None, share: float = LIVE_SHARE,
+                  levels: tuple[float, ...] = LIVE_INTERVALS, hysteresis: float = 0.75) -> float:
+    """Seconds between one playing session's live redraws when ``n_playing`` sessions play at once.
+
+    ``n`` sessions ticking every ``I`` seconds at ``tick_cost_s`` CPU-seconds a tick need ``n * cost / I``
+    cores; the process can give live ticks ``share * min(cores, PROCESS_CORES)``. The answer is the smallest
+    level >= ``base`` (the session's own speed) that fits, or the largest level if none does. A session alone
+    always gets ``base``. ``current`` is the interval running now: slowing down happens at once, speeding up
+    only to a level that fits with room to spare (within ``hysteresis`` of the budget), so that a count
+    wavering at a boundary does not restart every session's timer back and forth.
+    """
+    if n_playing <= 1:
+        return base
+    budget = share * min(float(cores), PROCESS_CORES)
+    need = n_playing * max(0.0, tick_cost_s) / budget  # the shortest interval the budget allows
+    options = [lv for lv in levels if lv >= base] or [base]
+
+    def fitting(shortest: float) -> float:
+        return next((lv for lv in options if lv >= shortest), options[-1])
+
+    chosen = fitting(need)
+    if current is not None and chosen < current:
+        chosen = min(current, fitting(need / hysteresis))
+    return chosen
+
+
+class TickCost:
+    """Exponential moving average of the CPU-seconds one live tick costs, over every session (thread-safe)."""
+
+    def __init__(self, initial_s: float = TICK_COST_S, alpha: float = 0.1):
+        self._value, self.alpha = float(initial_s), float(alpha)
+        self.samples = 0
+        self._lock = threading.Lock()
+
+    def add(self, seconds: float) -> None:
+        """Record the CPU time of one tick (ignored if not a positive finite number)."""
+        if not (math.isfinite(seconds) and seconds > 0):
+            return
+        with self._lock:
+            self._value += self.alpha * (seconds - self._value)
+            self.samples += 1
+
+    @property
+    def seconds(self) -> float:
+        with self._lock:
+            return self._value
 
 
 # ----------------------------------------------------------------------------------------------------------

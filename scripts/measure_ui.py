@@ -27,7 +27,6 @@ import math
 import os
 import signal
 import statistics
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -36,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.conftest import CHROMIUM, CHROMIUM_ARGS, start_streamlit  # noqa: E402
+from tests.conftest import CHROMIUM, CHROMIUM_ARGS, start_streamlit, stop_streamlit  # noqa: E402
 
 IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 
@@ -110,17 +109,6 @@ def load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def stop(proc: subprocess.Popen | None) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
-
-
 def wait_idle(pg, timeout: float = 60_000) -> None:
     pg.wait_for_selector(IDLE, timeout=timeout)
 
@@ -161,11 +149,11 @@ def first_interactive(browser, reps: int) -> tuple[list[float], list[float], tup
             interactive.append(time.perf_counter() - t0)
         except BaseException:
             ctx.close()
-            stop(proc)
+            stop_streamlit(proc)
             raise
         if i < reps - 1:
             ctx.close()
-            stop(proc)
+            stop_streamlit(proc)
         else:
             last = (proc, url, ctx, pg)  # the last server and its fresh session are used for (b) and (c)
     return health, interactive, last
@@ -297,7 +285,7 @@ def main() -> int:
             browser.close()
     finally:
         signal.alarm(0)
-        stop(proc)
+        stop_streamlit(proc)
     print(f"\n{'measurement':<52} {'median':>8} {'p90':>8} {'min':>8} {'max':>8}")
     print("\n".join(lines))
     print(f"\n(b) and (d) exclude {a.warmup} warm-up click(s)/stroke(s); p90 is nearest-rank.")

@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -38,23 +39,32 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_streamlit(app: str = "app.py", env: dict | None = None, extra_args: tuple[str, ...] = ()):
+def start_streamlit(app: str = "app.py", env: dict | None = None, extra_args: tuple[str, ...] = (),
+                    stderr_pipe: bool = False):
     """Start ``streamlit run`` on a free loopback port; return (process, url) once /_stcore/health answers.
 
-    Also used by scripts/measure_ui.py and scripts/loadtest.py (``extra_args`` for e.g. the session TTL).
+    Also used by scripts/measure_ui.py and the load tests (``extra_args`` for e.g. the session TTL). The
+    server's log goes to a temporary file, which never fills up and blocks the server as an unread pipe
+    would; ``stderr_pipe=True`` gives a pipe instead, for a caller that reads it all the time.
     """
     port = _free_port()
     url = f"http://127.0.0.1:{port}/"
+    log = subprocess.PIPE if stderr_pipe else tempfile.TemporaryFile()
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", app, "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
          "--server.fileWatcherType", "none", *extra_args],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, **(env or {})},
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log, env={**os.environ, **(env or {})},
     )
     deadline = time.time() + 60
     while time.time() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited: {proc.stderr.read().decode(errors='replace')[-2000:]}")
+            if stderr_pipe:
+                text = proc.stderr.read()
+            else:
+                log.seek(0)
+                text = log.read()
+            raise RuntimeError(f"streamlit exited: {text.decode(errors='replace')[-2000:]}")
         try:
             if urllib.request.urlopen(url + "_stcore/health", timeout=1).read() == b"ok":
                 return proc, url
@@ -64,6 +74,18 @@ def start_streamlit(app: str = "app.py", env: dict | None = None, extra_args: tu
     raise RuntimeError("streamlit did not become healthy within 60 s")
 
 
+def stop_streamlit(proc: subprocess.Popen | None) -> None:
+    """Stop a server from ``start_streamlit`` (terminate, then kill if it does not exit within 10 s)."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
 @pytest.fixture(scope="module")
 def app_url():
     """URL of a fresh Streamlit server running app.py (one per test module)."""
@@ -71,11 +93,7 @@ def app_url():
         pytest.skip(f"browser tests need Debian's chromium at {CHROMIUM} (apt-get install chromium)")
     proc, url = start_streamlit()
     yield url
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop_streamlit(proc)
 
 
 @pytest.fixture(scope="module")

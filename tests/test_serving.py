@@ -12,7 +12,7 @@ import pytest
 
 from cnnviz import serving
 from cnnviz.config import RunConfig, custom_layers, preset_config
-from cnnviz.serving import FairLimiter, SessionRegistry
+from cnnviz.serving import FairLimiter, SessionRegistry, TickCost, live_interval
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
@@ -197,6 +197,71 @@ def test_registry_size_is_bounded():
     assert len(reg) == 5 and "s19" in reg and "s0" not in reg
 
 
+def test_registry_knows_who_ticked_recently():
+    clock = FakeClock()
+    reg = SessionRegistry(clock=clock)
+    reg.interaction("looker")
+    reg.tick("player")
+    assert reg.ticked_within("player", 10) and not reg.ticked_within("looker", 10)
+    assert not reg.ticked_within("unknown", 10)
+    clock.t += 11
+    assert not reg.ticked_within("player", 10)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Fair share of live ticks
+# ----------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("n_playing", "expected"), [
+    (0, 0.25), (1, 0.25),  # alone: the speed's own interval, whatever a tick costs
+    (2, 0.5),  # 2 x 0.15 s / 0.6 core = 0.5 s
+    (3, 1.0), (4, 1.0),  # 0.75 s -> 1 s; 1.0 s
+    (5, 2.0), (8, 2.0),  # 1.25 s -> 2 s; 2.0 s
+    (10, 4.0),  # 2.5 s -> 4 s
+    (30, 8.0), (60, 8.0),  # 7.5 s -> 8 s; 15 s: the longest level (the limiter's line does the rest)
+])
+def test_live_interval_worked_examples(n_playing, expected):
+    """Budget on 2 cores: 0.6 of one core (one process); a tick costs 0.15 CPU-s."""
+    assert live_interval(n_playing, tick_cost_s=0.15, cores=2) == expected
+
+
+def test_live_interval_follows_the_measured_cost_and_the_process_capacity():
+    assert live_interval(10, tick_cost_s=0.03, cores=2) == 0.5  # 10 x 0.03 / 0.6 = 0.5 s
+    assert live_interval(10, tick_cost_s=0.0, cores=2) == 0.25
+    assert live_interval(4, tick_cost_s=0.15, cores=16) == 1.0  # more cores do not lift the GIL's one core
+    assert live_interval(4, tick_cost_s=0.15, cores=0.5) == 2.0  # half a core: 4 x 0.15 / 0.3 = 2 s
+    assert live_interval(4, tick_cost_s=0.15, cores=2, share=0.3) == 2.0
+
+
+def test_live_interval_never_runs_faster_than_the_sessions_own_speed():
+    assert live_interval(1, tick_cost_s=0.15, cores=2, base=0.5) == 0.5  # Slow, alone
+    assert live_interval(2, tick_cost_s=0.03, cores=2, base=0.5) == 0.5  # 0.1 s would fit; Slow stays 0.5
+    assert live_interval(10, tick_cost_s=0.04, cores=2, base=0.5) == 1.0  # 0.67 s -> 1 s
+    assert live_interval(3, tick_cost_s=0.1, cores=2, base=3.0) == 4.0  # an unusual base: the next level up
+    assert live_interval(3, tick_cost_s=0.1, cores=2, base=9.0) == 9.0  # beyond every level: the base
+
+
+def test_live_interval_slows_at_once_but_speeds_up_only_with_room_to_spare():
+    cost = {"tick_cost_s": 0.15, "cores": 2}
+    assert live_interval(10, current=1.0, **cost) == 4.0  # more players: slower at once
+    assert live_interval(7, current=4.0, **cost) == 4.0  # 2 s would fit (1.75 s), but not within 75 %
+    assert live_interval(5, current=4.0, **cost) == 2.0  # 1.25 s / 0.75 = 1.67 s: 2 s fits with room
+    assert live_interval(1, current=4.0, **cost) == 0.25  # alone again: the speed's own interval
+    assert live_interval(4, current=2.0, **cost) == 2.0  # 1 s fits exactly, not with room: stays at 2 s
+    assert live_interval(3, current=2.0, **cost) == 1.0  # 0.75 s / 0.75 = 1 s
+
+
+def test_tick_cost_is_a_moving_average_that_ignores_nonsense():
+    cost = TickCost(initial_s=0.15, alpha=0.5)
+    assert cost.seconds == pytest.approx(0.15) and cost.samples == 0
+    cost.add(0.25)
+    assert cost.seconds == pytest.approx(0.2)
+    cost.add(0.2)
+    assert cost.seconds == pytest.approx(0.2) and cost.samples == 2
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        cost.add(bad)
+    assert cost.seconds == pytest.approx(0.2) and cost.samples == 2
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Compute cost
 # ----------------------------------------------------------------------------------------------------------
@@ -339,3 +404,27 @@ def test_a_closed_session_leaves_nothing_behind():
     assert srv.limiter.position(key) is None and not srv.limiter.holds(key)
     srv.registry.forget(key)
     assert key not in srv.registry
+
+
+def test_many_players_slow_the_redraws_and_the_page_says_so(monkeypatch):
+    """With nine other sessions ticking, a tick costing 0.15 s and 2 cores, this session's timer gets 4 s
+    (10 x 0.15 / 0.6 = 2.5 s) and its status line tells the student why; alone, it keeps 0.25 s."""
+    from cnnviz.ui import session_guard, train
+
+    monkeypatch.setattr(session_guard.os, "cpu_count", lambda: 2)
+    at = _app().run()
+    srv = session_guard.server()
+    monkeypatch.setattr(srv, "tick_cost", TickCost(initial_s=0.15, alpha=0.0))  # alpha 0: stays 0.15
+    monkeypatch.setattr(srv, "registry", SessionRegistry())  # no sessions of earlier tests
+    at.session_state["playing"] = True
+    at.run()
+    assert at.session_state[train.INTERVAL_KEY] == 0.25
+    assert "redraws every" not in " ".join(c.value for c in at.caption)
+    for k in range(9):
+        srv.registry.tick(f"player-{k}")
+    at.run()  # a full run: the fragment is registered with the class's interval
+    assert not at.exception
+    assert at.session_state[train.INTERVAL_KEY] == 4.0
+    at.run()
+    captions = " ".join(c.value for c in at.caption)
+    assert "redraws every 4 s instead of every 0.25 s" in captions, captions

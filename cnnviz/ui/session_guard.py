@@ -15,6 +15,10 @@ once because the browser drives the fragment's timer).
   thirty students opening the page at once do not all allocate their first evaluation's buffers together.
 - ``note_interaction()`` (every full script run) and ``unattended()``: a session that has been playing with
   no interaction for ``IDLE_PAUSE_S`` is paused by the Train page.
+- ``redraw_interval(base)`` and ``record_tick_cost(s)``: the fair share of live ticks. The Train page asks
+  for its fragment's ``run_every`` interval here; when many sessions play it grows beyond the speed's own
+  (``serving.live_interval``, from the sessions that ticked recently and the measured cost of a tick), and
+  the status line says so.
 """
 
 from __future__ import annotations
@@ -35,21 +39,24 @@ WAIT_SLICE_S = 0.2  # ... in slices of this length, updating its place in line i
 CLICK_WAIT_S = 10.0  # a Step / epoch click waits at most this long
 HEAVY_WAIT_S = 30.0  # building a model waits at most this long for a slot, then runs anyway
 IDLE_PAUSE_S = 60.0 * float(os.environ.get("CNNVIZ_IDLE_PAUSE_MIN", "30"))  # pause unattended live training
+PLAYING_WINDOW_S = 10.0  # a session that ticked within this many seconds counts as playing (the fair share)
 KEY = "_session_key"
 
 
 @dataclass
 class Server:
-    """The server-wide objects: the fair limiter and the session registry."""
+    """The server-wide objects: the fair limiter, the session registry and the measured cost of a tick."""
 
     limiter: serving.FairLimiter
     registry: serving.SessionRegistry
+    tick_cost: serving.TickCost
 
 
 @st.cache_resource(show_spinner=False)
 def server() -> Server:
-    """This process's limiter and registry (created once, shared by every session by design)."""
-    return Server(serving.FairLimiter(), serving.SessionRegistry(idle_pause_s=IDLE_PAUSE_S))
+    """This process's limiter, registry and tick cost (created once, shared by every session by design)."""
+    registry = serving.SessionRegistry(idle_pause_s=IDLE_PAUSE_S)
+    return Server(serving.FairLimiter(), registry, serving.TickCost())
 
 
 def session_key() -> str:
@@ -71,6 +78,22 @@ def unattended() -> bool:
     return _in_fragment_body() and server().registry.unattended(session_key())
 
 
+def redraw_interval(base: float, current: float | None = None) -> float:
+    """Seconds between this session's live redraws: ``base`` (its speed's interval) when few sessions play,
+    longer when the server's fair share of live ticks says so (``serving.live_interval``; ``current``: the
+    interval running now, for its hysteresis). This session counts as playing even before its first tick."""
+    srv, key = server(), session_key()
+    n = srv.registry.counts(PLAYING_WINDOW_S)["training"]
+    if not srv.registry.ticked_within(key, PLAYING_WINDOW_S):
+        n += 1
+    return serving.live_interval(n, srv.tick_cost.seconds, os.cpu_count() or 1, base=base, current=current)
+
+
+def record_tick_cost(cpu_s: float) -> None:
+    """Report the CPU time one live tick took (training and drawing), for the fair share."""
+    server().tick_cost.add(cpu_s)
+
+
 def leave_line() -> None:
     """Give up this session's place in the line (it stopped playing)."""
     server().limiter.leave(session_key())
@@ -84,6 +107,16 @@ def _wait_text(res: serving.SlotResult, slots: int) -> str:
             "by itself.")
 
 
+def _live_text(n_training: int, slots: int, redraw: tuple[float, float] | None) -> str:
+    """The status line of a live tick that got its slot; says so when the class slows this view's redraws."""
+    text = (f"Training live · {n_training} session{'s' if n_training != 1 else ''} training on this server, "
+            f"{slots} CPU slot{'s' if slots != 1 else ''} shared fairly")
+    if redraw is not None and redraw[0] > redraw[1]:
+        text += (f". To share the server fairly while others train too, your view redraws every "
+                 f"{redraw[0]:g} s instead of every {redraw[1]:g} s")
+    return text
+
+
 def _in_fragment_body() -> bool:
     """True while the live fragment's body runs (where a status line belongs), not in a widget callback."""
     try:  # Streamlit 1.67's thread state; without it there is simply no status line (waiting still works)
@@ -95,14 +128,16 @@ def _in_fragment_body() -> bool:
 
 
 @contextmanager
-def training_slot(live: bool, status=None, max_wait_s: float | None = None) -> Iterator[serving.SlotResult]:
+def training_slot(live: bool, status=None, max_wait_s: float | None = None,
+                  redraw: tuple[float, float] | None = None) -> Iterator[serving.SlotResult]:
     """Hold one of the server's training slots for the duration of the ``with`` block (if granted).
 
     ``live`` (a Play tick): wait up to LIVE_WAIT_S, in slices, showing the place in line in ``status`` (a
     placeholder the caller created at a fixed place of its page, so that the element tree keeps one shape
     from run to run; its updates also let a click preempt the wait). Otherwise (a button) wait up to
-    CLICK_WAIT_S. ``max_wait_s`` overrides the wait (0: take a slot only if one is free now). Yields the
-    SlotResult; the caller trains only if ``.granted``. The slot is released when the block exits.
+    CLICK_WAIT_S. ``max_wait_s`` overrides the wait (0: take a slot only if one is free now). ``redraw``:
+    (interval running, the speed's own interval) for the status line. Yields the SlotResult; the caller trains
+    only if ``.granted``. The slot is released when the block exits.
     """
     srv, key = server(), session_key()
     limiter = srv.limiter
@@ -120,9 +155,7 @@ def training_slot(live: bool, status=None, max_wait_s: float | None = None) -> I
             res = limiter.acquire(key, min(WAIT_SLICE_S, max(0.0, deadline - time.monotonic())))
         if status is not None:
             if res.granted:
-                c, n = srv.registry.counts(), limiter.slots
-                status.caption(f"Training live · {c['training']} session{'s' if c['training'] != 1 else ''} "
-                               f"training on this server, {n} CPU slot{'s' if n != 1 else ''} shared fairly")
+                status.caption(_live_text(srv.registry.counts()["training"], limiter.slots, redraw))
             else:
                 status.caption(_wait_text(res, limiter.slots))
         yield res

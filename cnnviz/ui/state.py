@@ -142,7 +142,7 @@ def reset() -> None:
 
 
 def train(max_steps: int, budget_s: float | None = None, live: bool = False, status=None,
-          wait: bool = True) -> int:
+          wait: bool = True, redraw: tuple[float, float] | None = None) -> int:
     """Run up to ``max_steps`` steps, stopping before one that would overrun ``budget_s``; returns steps done.
 
     The work runs inside one of the server's fair CPU slots (``session_guard.training_slot``; ``live`` = a
@@ -150,7 +150,8 @@ def train(max_steps: int, budget_s: float | None = None, live: bool = False, sta
     clear message; the trainer has already restored the last good weights. If another run of this session
     holds the model, or no CPU slot came free in time, nothing is done (returns 0). ``status``: the
     placeholder for a live tick's status line. ``wait=False``: neither wait for a CPU slot nor for the model
-    (a full rerun after a click must return fast; the fragment's next tick trains).
+    (a full rerun after a click must return fast; the fragment's next tick trains). ``redraw``: (interval
+    running, the speed's own) for the status line, which says when the class slows this session's redraws.
     """
     tr = get_trainer()
     lock = _lock()
@@ -162,7 +163,8 @@ def train(max_steps: int, budget_s: float | None = None, live: bool = False, sta
                    "interaction, to leave the CPU to others. Press Play to continue.")
         return 0
     done = 0
-    with session_guard.training_slot(live, status=status, max_wait_s=None if wait else 0.0) as slot:
+    with session_guard.training_slot(live, status=status, max_wait_s=None if wait else 0.0,
+                                     redraw=redraw) as slot:
         if not slot.granted:
             if not live:
                 set_error("The server is busy: no CPU slot came free within "

@@ -5,19 +5,25 @@ only that fragment, not the sidebar and the rest of the app, which keeps a click
 fragment has ``run_every``: each tick trains for a bounded time (``state.SPEEDS``), then redraws.
 Play/Pause, speed and Reset change that timer, so they sit outside the fragment and cause a full rerun
 (which also interrupts a running tick at its next drawing call). The replay has its own fragment.
+
+When many students play on one server, the timer's interval grows beyond the speed's own: the server's fair
+share of live ticks (``session_guard.redraw_interval``), fed with the CPU time each tick measures here. The
+status line then says how often this view redraws, and why.
 """
 
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import streamlit as st
 
 from cnnviz import figures
-from cnnviz.ui import common, state
+from cnnviz.ui import common, session_guard, state
 
 LIVE_KEY, REPLAY_KEY = "train_live", "train_replay_fragment"  # fragment keys
+INTERVAL_KEY = "_live_interval"  # session state: the live timer's interval of the last full run
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -161,12 +167,17 @@ def _live_key() -> str:
     return LIVE_KEY + "_playing" if st.session_state.get("playing") else LIVE_KEY
 
 
-def _interval() -> float | None:
-    """Seconds between live redraws for the session's speed, or None when not playing."""
-    ss = st.session_state
-    if not ss.get("playing"):
+def _speed() -> tuple[float, float, int]:
+    """(interval, training budget per tick, max steps per tick) of the session's speed."""
+    return state.SPEEDS.get(st.session_state.get("speed"), state.SPEEDS[state.DEFAULT_SPEED])
+
+
+def _interval(current: float | None = None) -> float | None:
+    """Seconds between live redraws, or None when not playing: the speed's interval, stretched by the
+    server's fair share when many sessions play (``current``: the interval running now)."""
+    if not st.session_state.get("playing"):
         return None
-    return state.SPEEDS.get(ss.get("speed"), state.SPEEDS[state.DEFAULT_SPEED])[0]
+    return session_guard.redraw_interval(_speed()[0], current)
 
 
 def _is_fragment_rerun() -> bool:
@@ -184,22 +195,27 @@ def _live(interval: float | None) -> None:
     (play, pause, reset, speed, divergence), a full rerun restarts the fragment with the new timer.
     """
     ss = st.session_state
+    cpu0, tick = time.thread_time(), _is_fragment_rerun()
     # One placeholder for the status line, always created (empty when paused): the fragment's element tree
     # keeps the same shape whether playing or not, so a delta of an older run can never address a block
     # where the newer run put an element (the frontend's "'setIn' cannot be called on an ElementNode").
     status = st.empty()
+    trained = 0
     if ss.get("playing"):
-        _, budget, max_steps = state.SPEEDS.get(ss.get("speed"), state.SPEEDS[state.DEFAULT_SPEED])
+        base, budget, max_steps = _speed()
         # In a full rerun (a click: Play, speed, ...) train only if a slot and the model are free right now,
         # so that the click returns fast; the timer's ticks do the waiting.
-        state.train(max_steps, budget_s=budget if budget > 0 else None, status=status,
-                    wait=_is_fragment_rerun())
+        trained = state.train(max_steps, budget_s=budget if budget > 0 else None, status=status, wait=tick,
+                              redraw=(interval, base) if interval else None)
     tr = state.get_trainer()
     changed = _step_controls(tr)
-    if changed or _interval() != interval:  # e.g. an epoch run, or divergence during this tick
+    # e.g. an epoch run, divergence during this tick, or the class's fair share moved to another interval
+    if changed or _interval(interval) != interval:
         st.rerun()
     common.show_error()
     _draw_live(tr)
+    if tick and trained:  # a timer tick's CPU time, training and drawing: what the fair share divides
+        session_guard.record_tick_cost(time.thread_time() - cpu0)
 
 
 def _live_playing(interval: float | None) -> None:
@@ -252,7 +268,8 @@ def render() -> None:
     st.title("Train")
     st.caption(f"{cfg.describe()} · {tr.net.n_params:,} parameters · {tr.n_train:,} training images")
     _live_controls()
-    interval = _interval()
+    interval = _interval(st.session_state.get(INTERVAL_KEY))
+    st.session_state[INTERVAL_KEY] = interval
     # Two fragment functions: Streamlit derives a fragment's id from its function's name (not its key), so
     # the playing and the paused live part are different fragments, and a run_every tick the browser still
     # sends after Pause names a fragment this run did not register: the server skips it.
