@@ -78,7 +78,9 @@ def canvas_to_mnist(rgba: np.ndarray) -> np.ndarray:
         a = a[:, :, None]  # (H, W, 1)
     if a.ndim != 3 or a.shape[2] not in (1, 3, 4) or a.shape[0] < 1 or a.shape[1] < 1:
         raise ValueError(f"expected canvas pixels of shape (H, W, 4), got {np.shape(rgba)}")
-    a = a.astype(np.float32) / (255.0 if a.dtype == np.uint8 or a.max() > 1.0 else 1.0)
+    scale = 255.0 if a.dtype == np.uint8 else None
+    a = np.nan_to_num(a.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)  # damaged pixels: no ink
+    a /= scale or (255.0 if a.max(initial=0.0) > 1.0 else 1.0)
     if a.shape[2] == 1:
         return ink_to_mnist(a[:, :, 0])
     lum = a[:, :, 0] * 0.299 + a[:, :, 1] * 0.587 + a[:, :, 2] * 0.114  # (H, W)

@@ -99,6 +99,7 @@ def test_image_file_random_bytes(data):
     _only_value_error(image_file_to_mnist, data)
 
 
+@pytest.mark.filterwarnings("ignore:Corrupt EXIF data")  # Pillow's own note on the mutated EXIF blocks
 @FUZZ
 @given(mutated(VALID_IMAGES))
 def test_image_file_mutated(data):
