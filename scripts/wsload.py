@@ -312,23 +312,23 @@ class WsSession(SessionStats):
         page = self.page
         key = "btn_play" if page.play_label == "Play" else "btn_pause"
         t0 = await page.click(key)
-        if await page.wait_for(lambda: page.play_label == want and page.play_label_t >= t0, CLICK_TIMEOUT_S):
-            lat = page.play_label_t - t0
-            self.latencies.append(lat)
-            return lat
-        self.errors.append(f"timeout: button did not turn to {want} in {CLICK_TIMEOUT_S:.0f} s")
-        return None
+        return await self._latency(t0, lambda: page.play_label == want and page.play_label_t >= t0,
+                                   lambda: page.play_label_t, f"button did not turn to {want}")
 
     async def click_step(self) -> float | None:
         page = self.page
         before = page.step if page.step is not None else -1
         t0 = await page.click("btn_step")
-        if await page.wait_for(lambda: page.step is not None and page.step > before and page.step_t >= t0,
-                               CLICK_TIMEOUT_S):
-            lat = page.step_t - t0
+        grew = lambda: page.step is not None and page.step > before and page.step_t >= t0  # noqa: E731
+        return await self._latency(t0, grew, lambda: page.step_t, "Step did not update")
+
+    async def _latency(self, t0: float, done, done_at, what: str) -> float | None:
+        """Wait for ``done()``; record and return the seconds from ``t0`` to ``done_at()`` (None: timeout)."""
+        if await self.page.wait_for(done, CLICK_TIMEOUT_S):
+            lat = done_at() - t0
             self.latencies.append(lat)
             return lat
-        self.errors.append(f"timeout: Step did not update within {CLICK_TIMEOUT_S:.0f} s")
+        self.errors.append(f"timeout: {what} within {CLICK_TIMEOUT_S:.0f} s")
         return None
 
     async def read_step(self) -> int | None:
