@@ -25,17 +25,17 @@ MUTED = "#9aa5b8"
 FONT = "Inter, Segoe UI, Helvetica, Arial, sans-serif"
 
 
+def _style_layout(title: str, height: int = 320, scale: float = 1.0) -> dict:
+    """The app-wide look as layout properties: title, font, margins, white background."""
+    return {"title": {"text": title, "x": 0.0, "xanchor": "left", "font": {"size": round(16 * scale)}},
+            "font": {"family": FONT, "size": round(12 * scale)}, "height": round(height * scale),
+            "margin": {"l": 50, "r": 20, "t": round(50 * scale), "b": 45},
+            "plot_bgcolor": "white", "paper_bgcolor": "white"}
+
+
 def style(fig: go.Figure, title: str, height: int = 320, scale: float = 1.0, **layout) -> go.Figure:
-    """Apply the app-wide look: title, font, margins, white background; ``scale`` > 1 for presentation."""
-    fig.update_layout(
-        title={"text": title, "x": 0.0, "xanchor": "left", "font": {"size": round(16 * scale)}},
-        font={"family": FONT, "size": round(12 * scale)},
-        height=round(height * scale),
-        margin={"l": 50, "r": 20, "t": round(50 * scale), "b": 45},
-        plot_bgcolor="white",
-        paper_bgcolor="white",
-        **layout,
-    )
+    """Apply the app-wide look (``_style_layout``), ``scale`` > 1 for presentation, plus extra ``layout``."""
+    fig.update_layout(**_style_layout(title, height, scale), **layout)
     return fig
 
 
@@ -197,54 +197,55 @@ def training_curves(steps: np.ndarray, loss: np.ndarray, acc: np.ndarray, val_st
     """Loss and accuracy against the step, train (per-batch, faint, plus a moving average) vs validation.
 
     steps, loss, acc (n,) from the step records; val_steps, val_loss, val_acc (m,) from the validation runs.
+    Built as one dict of traces and layout (two panels sharing the step axis), validated by Plotly once:
+    it is redrawn on every live tick, and make_subplots plus a dozen updates cost four times as much.
     """
-    from plotly.subplots import make_subplots
-
     steps, loss, acc = (np.asarray(a, dtype=np.float64) for a in (steps, loss, acc))
     val_steps, val_loss, val_acc = (np.asarray(a, dtype=np.float64) for a in (val_steps, val_loss, val_acc))
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08)
     window = smooth if smooth is not None else max(1, min(50, len(steps) // 10))
     ls, as_ = _smooth(loss, window), _smooth(acc, window)
     xs, l_raw, a_raw, l_s, a_s = _thin(steps, loss, acc, ls, as_)
-    panels = ((l_raw, l_s, val_loss, "loss"), (a_raw, a_s, val_acc, "accuracy"))
-    for col, (raw, sm, v, name) in enumerate(panels, start=1):
-        first = col == 1
+    traces = []
+    panels = ((l_raw, l_s, val_loss, "loss", "y"), (a_raw, a_s, val_acc, "accuracy", "y2"))
+    for raw, sm, v, name, yref in panels:
+        first, xref = yref == "y", "x" if yref == "y" else "x2"
+        on = {"xaxis": xref, "yaxis": yref, "showlegend": first, "type": "scatter"}
         if window > 1:
-            fig.add_trace(go.Scatter(x=xs, y=raw, mode="lines", line={"color": TRAIN_COLOUR, "width": 1},
-                                     opacity=0.25, name="train (batch)", legendgroup="raw", showlegend=first,
-                                     hovertemplate="step %{x}<br>batch " + name + " %{y:.4f}<extra></extra>"),
-                          row=col, col=1)
-        fig.add_trace(go.Scatter(x=xs, y=sm, mode="lines+markers" if len(xs) < 40 else "lines",
-                                 line={"color": TRAIN_COLOUR, "width": 2.2},
-                                 marker={"size": round(5 * scale)},
-                                 name="train" + (f" (mean of {window})" if window > 1 else ""),
-                                 legendgroup="train", showlegend=first,
-                                 hovertemplate="step %{x}<br>train " + name + " %{y:.4f}<extra></extra>"),
-                      row=col, col=1)
-        fig.add_trace(go.Scatter(x=val_steps, y=v, mode="lines+markers",
-                                 line={"color": VAL_COLOUR, "width": 2, "dash": "dot"},
-                                 marker={"size": round(6 * scale), "symbol": "diamond"}, name="validation",
-                                 legendgroup="val", showlegend=first,
-                                 hovertemplate="step %{x}<br>validation " + name
-                                               + " %{y:.4f}<extra></extra>"),
-                      row=col, col=1)
-    style(fig, "Training curves", height=height, scale=scale)
-    fig.update_layout(margin={"l": round(60 * scale), "b": round(45 * scale)})
-    fig.update_xaxes(automargin=True)
-    fig.update_yaxes(automargin=True)
+            traces.append({**on, "x": xs, "y": raw, "mode": "lines",
+                           "line": {"color": TRAIN_COLOUR, "width": 1}, "opacity": 0.25,
+                           "name": "train (batch)", "legendgroup": "raw",
+                           "hovertemplate": "step %{x}<br>batch " + name + " %{y:.4f}<extra></extra>"})
+        traces.append({**on, "x": xs, "y": sm, "mode": "lines+markers" if len(xs) < 40 else "lines",
+                       "line": {"color": TRAIN_COLOUR, "width": 2.2}, "marker": {"size": round(5 * scale)},
+                       "name": "train" + (f" (mean of {window})" if window > 1 else ""),
+                       "legendgroup": "train",
+                       "hovertemplate": "step %{x}<br>train " + name + " %{y:.4f}<extra></extra>"})
+        traces.append({**on, "x": val_steps, "y": v, "mode": "lines+markers",
+                       "line": {"color": VAL_COLOUR, "width": 2, "dash": "dot"},
+                       "marker": {"size": round(6 * scale), "symbol": "diamond"}, "name": "validation",
+                       "legendgroup": "val",
+                       "hovertemplate": "step %{x}<br>validation " + name + " %{y:.4f}<extra></extra>"})
     last = max(float(steps[-1]) if len(steps) else 0.0, float(val_steps[-1]) if len(val_steps) else 0.0)
-    fig.update_xaxes(gridcolor="#eef1f6", zeroline=False, rangemode="tozero", tickformat=",d",
-                     range=[0, 5.2] if last < 5 else None)
-    fig.update_xaxes(title_text="step", row=2, col=1)
-    fig.update_yaxes(title_text="loss", gridcolor="#eef1f6", zeroline=False, rangemode="tozero", row=1, col=1)
-    fig.update_yaxes(title_text="accuracy", gridcolor="#eef1f6", zeroline=False, range=[0, 1.02],
-                     tickformat=".0%", row=2, col=1)
-    legend = {"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "right", "x": 1.0}
-    fig.update_layout(legend=legend, hovermode="x unified", margin={"t": round(60 * scale)})
+    grid = {"gridcolor": "#eef1f6", "zeroline": False, "automargin": True}
+    x_axis = {**grid, "domain": [0.0, 1.0], "rangemode": "tozero", "tickformat": ",d",
+              "range": [0, 5.2] if last < 5 else None}
+    layout = _style_layout("Training curves", height, scale)
+    layout.update(
+        xaxis={**x_axis, "anchor": "y", "matches": "x2", "showticklabels": False},
+        xaxis2={**x_axis, "anchor": "y2", "title": {"text": "step"}},
+        yaxis={**grid, "anchor": "x", "domain": [0.54, 1.0], "title": {"text": "loss"},
+               "rangemode": "tozero"},
+        yaxis2={**grid, "anchor": "x2", "domain": [0.0, 0.46], "title": {"text": "accuracy"},
+                "range": [0, 1.02], "tickformat": ".0%"},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "right", "x": 1.0},
+        hovermode="x unified",
+        margin={"l": round(60 * scale), "r": 20, "t": round(60 * scale), "b": round(45 * scale)},
+    )
     if len(steps) == 0:
-        fig.add_annotation(text="no steps yet: press Step or Play", x=0.5, y=0.5, xref="paper", yref="paper",
-                           showarrow=False, font={"size": round(14 * scale), "color": MUTED})
-    return fig
+        layout["annotations"] = [{"text": "no steps yet: press Step or Play", "x": 0.5, "y": 0.5,
+                                  "xref": "paper", "yref": "paper", "showarrow": False,
+                                  "font": {"size": round(14 * scale), "color": MUTED}}]
+    return go.Figure({"data": traces, "layout": layout})
 
 
 def confusion_matrix(cm: np.ndarray, class_names: list[str], selected: tuple[int, int] | None = None,
