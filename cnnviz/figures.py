@@ -72,12 +72,25 @@ def tile(stack: np.ndarray, ncols: int, gap: int = 1) -> tuple[np.ndarray, np.nd
     return tiled, index
 
 
+_TILE_AXIS = {"showticklabels": False, "showgrid": False, "zeroline": False, "ticks": "",
+              "constrain": "domain"}  # image-like axes of the tiled grids
+
+
 def _tile_axes(fig: go.Figure, row: int | None = None, col: int | None = None) -> None:
     """Image-like axes for tiled heatmaps: no ticks or grid, y downwards, square pixels."""
     kw = {} if row is None else {"row": row, "col": col}
-    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, ticks="", constrain="domain", **kw)
-    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, ticks="", autorange="reversed",
-                     scaleanchor="x" if row is None else None, constrain="domain", **kw)
+    fig.update_xaxes(**_TILE_AXIS, **kw)
+    fig.update_yaxes(**_TILE_AXIS, autorange="reversed", scaleanchor="x" if row is None else None, **kw)
+
+
+def _tiled_figure(heatmap: dict, title: str, height: int, scale: float, annotations: list[dict],
+                  margin: dict, **layout) -> go.Figure:
+    """One tiled heatmap (a trace dict) with image-like axes, the app's style and the tile labels, built as
+    one dict and validated by Plotly once (the filter grid is redrawn on every live tick)."""
+    lay = _style_layout(title, height, scale)
+    lay.update(xaxis=dict(_TILE_AXIS), yaxis={**_TILE_AXIS, "autorange": "reversed", "scaleanchor": "x"},
+               annotations=annotations, margin={**lay["margin"], **margin}, **layout)
+    return go.Figure({"data": [{"type": "heatmap", **heatmap}], "layout": lay})
 
 
 def _tile_labels(n: int, ncols: int, h: int, w: int, gap: int, labels: list[str], size: int,
@@ -114,21 +127,18 @@ def filter_grid(W: np.ndarray, title: str = "Learned filters (first conv layer)"
     fidx = np.where(index[..., 0] >= 0, index[..., 0] // C, -1)
     cidx = np.where(index[..., 0] >= 0, index[..., 0] % C, -1)
     custom = np.stack([fidx, cidx, index[..., 1], index[..., 2]], axis=-1)  # (R, Cols, 4)
-    fig = go.Figure(go.Heatmap(
+    heatmap = dict(
         z=tiled, customdata=custom, colorscale=DIVERGING, zmid=0.0, zmin=-zmax, zmax=zmax, hoverongaps=False,
         colorbar={"title": {"text": colorbar_title, "side": "top"}, "orientation": "h",
                   "thickness": round(10 * scale), "len": 0.6, "y": -0.02, "yanchor": "top", "x": 0.5,
                   "xanchor": "center"},
         hovertemplate="filter %{customdata[0]}, channel %{customdata[1]}<br>row %{customdata[2]}, "
                       "col %{customdata[3]}<br>w = %{z:.4f}<extra></extra>",
-    ))
+    )
     nrows = -(-(F * C) // ncols)
-    height = height or (90 + 70 * nrows)
-    style(fig, title, height=height, scale=scale)
-    fig.update_layout(annotations=_tile_labels(F * C, ncols, KH, KW, gap, labels, round(11 * scale)),
-                      margin={"l": 10, "r": 10, "b": round(60 * scale)})
-    _tile_axes(fig)
-    return fig
+    return _tiled_figure(heatmap, title, height or (90 + 70 * nrows), scale,
+                         _tile_labels(F * C, ncols, KH, KW, gap, labels, round(11 * scale)),
+                         margin={"l": 10, "r": 10, "b": round(60 * scale)})
 
 
 def filter_replay(W_then: np.ndarray, W_init: np.ndarray, step: int, scale: float = 1.0,
@@ -305,9 +315,8 @@ def image_gallery(images: np.ndarray, captions: list[str], title: str, ncols: in
     if images.ndim != 3:
         raise ValueError(f"image_gallery expects (n, H, W) images, got {images.shape}")
     n, h, w = images.shape
-    fig = go.Figure()
     if n == 0:
-        style(fig, title, height=140, scale=scale)
+        fig = style(go.Figure(), title, height=140, scale=scale)
         fig.add_annotation(text="no images here", x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
                            font={"size": round(14 * scale), "color": MUTED})
         fig.update_xaxes(visible=False)
@@ -318,14 +327,12 @@ def image_gallery(images: np.ndarray, captions: list[str], title: str, ncols: in
     tiled, index = tile(images, ncols, gap)  # (R, Cols), (R, Cols, 3)
     texts = np.asarray(hover if hover is not None else captions, dtype=object)
     hover_grid = np.where(index[..., 0] >= 0, texts[np.maximum(index[..., 0], 0)], "")  # (R, Cols)
-    fig.add_trace(go.Heatmap(z=tiled, colorscale=IMAGE, zmin=0, zmax=1, showscale=False, hoverongaps=False,
-                             text=hover_grid, hovertemplate="%{text}<extra></extra>"))
+    heatmap = dict(z=tiled, colorscale=IMAGE, zmin=0, zmax=1, showscale=False, hoverongaps=False,
+                   text=hover_grid, hovertemplate="%{text}<extra></extra>")
     nrows = -(-n // ncols)
-    style(fig, title, height=height or (80 + 120 * nrows), scale=scale)
-    fig.update_layout(annotations=_tile_labels(n, ncols, h, w, gap, captions, round(11 * scale)),
-                      margin={"l": 10, "r": 10}, plot_bgcolor="white")
-    _tile_axes(fig)
-    return fig
+    return _tiled_figure(heatmap, title, height or (80 + 120 * nrows), scale,
+                         _tile_labels(n, ncols, h, w, gap, captions, round(11 * scale)),
+                         margin={"l": 10, "r": 10})
 
 
 def class_accuracy(acc: np.ndarray, class_names: list[str], overall: float | None = None,
@@ -767,16 +774,14 @@ def feature_maps_figure(maps: np.ndarray, title: str, ncols: int = 8, scale: flo
     finite = maps[np.isfinite(maps)]
     lo = float(finite.min()) if finite.size else 0.0
     hi = float(finite.max()) if finite.size else 1.0
-    fig = go.Figure(go.Heatmap(
+    heatmap = dict(
         z=tiled, colorscale=SEQUENTIAL, zmin=lo, zmax=hi if hi > lo else lo + 1e-6, hoverongaps=False,
         customdata=index, text=hover,
         hovertemplate="%{text}<br>row %{customdata[1]}, col %{customdata[2]}<br>value %{z:.3g}"
                       "<extra></extra>",
         colorbar={"title": {"text": "activation", "side": "right"}, "thickness": 10, "len": 0.9},
-    ))
+    )
     nrows = -(-n // ncols)
-    style(fig, title, height=height or (70 + 125 * nrows), scale=scale)
-    fig.update_layout(annotations=_tile_labels(n, ncols, h, w, gap, labels, round(11 * scale)),
-                      margin={"l": 10, "r": 10, "b": 10})
-    _tile_axes(fig)
-    return fig
+    return _tiled_figure(heatmap, title, height or (70 + 125 * nrows), scale,
+                         _tile_labels(n, ncols, h, w, gap, labels, round(11 * scale)),
+                         margin={"l": 10, "r": 10, "b": 10})
