@@ -151,10 +151,11 @@ def load_model_upload(name: str, raw: bytes) -> bool:
     return True
 
 
-def _on_model_upload() -> None:
-    f = st.session_state.get("model_file")
+def pass_upload(loader, key: str) -> None:
+    """A file uploader's ``on_change``: hand the file now under ``key`` to ``loader(name, raw bytes)``."""
+    f = st.session_state.get(key)
     if f is not None:
-        load_model_upload(f.name, f.getvalue())
+        loader(f.name, f.getvalue())
 
 
 def load_pretrained(preset: str) -> bool:
@@ -196,5 +197,6 @@ def model_file_box() -> None:
             key="model_download", on_click="ignore", icon=":material/download:",
             help="The weights, the layer spec, this config and the training history in one .npz (no "
                  "pickle): upload it again later, on any cnnviz server, to continue where you stopped")
-        st.file_uploader("Load a model (.npz)", type=["npz"], key="model_file", on_change=_on_model_upload,
+        st.file_uploader("Load a model (.npz)", type=["npz"], key="model_file", on_change=pass_upload,
+                         args=(load_model_upload, "model_file"),
                          help="A model saved by cnnviz; every array is checked, a bad file is rejected")

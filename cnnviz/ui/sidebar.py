@@ -147,12 +147,6 @@ def load_config_upload(name: str, raw: bytes) -> bool:
     return True
 
 
-def _on_config_upload() -> None:
-    f = st.session_state.get("sb_config_file")
-    if f is not None:
-        load_config_upload(f.name, f.getvalue())
-
-
 def _pending(current: C.RunConfig) -> bool:
     """True when the widgets describe something other than the current config."""
     try:
@@ -242,6 +236,6 @@ def _config_box(cfg: C.RunConfig) -> None:
                            mime="application/json", key="sb_config_download", on_click="ignore",
                            icon=":material/download:")
         st.file_uploader("Load a config (.json)", type=["json"], key="sb_config_file",
-                         on_change=_on_config_upload,
+                         on_change=common.pass_upload, args=(load_config_upload, "sb_config_file"),
                          help="A config downloaded from cnnviz; values are checked before anything is "
                               "rebuilt")
