@@ -74,10 +74,11 @@ class Trainer:
     """Trains ``from_spec(config.layers)`` on ``data`` with the config's loss, optimiser and schedule.
 
     The Dataset is never modified (it may be shared between sessions); user examples added with
-    ``add_examples`` live in this trainer only.
+    ``add_examples`` live in this trainer only. With ``parallel`` (a ``cnnviz.parallel.ParallelStep`` for
+    the config's layers and loss) each step's forward and backward are split over its processes.
     """
 
-    def __init__(self, config: RunConfig, data: Dataset, net: Network | None = None):
+    def __init__(self, config: RunConfig, data: Dataset, net: Network | None = None, parallel=None):
         config.validate(max_train_size=max(config.train_size, data.n_train))
         if data.task != config.task:
             data = Dataset(data.x_train, data.y_train, data.x_val, data.y_val, config.task, data.source)
@@ -86,6 +87,7 @@ class Trainer:
         self._extra_x = np.zeros((0, *INPUT_SHAPE), dtype=np.float32)  # (n, 1, 28, 28)
         self._extra_y = np.zeros(0, dtype=np.int64)
         self._initial_net = net.copy() if net is not None else None
+        self.parallel = parallel
         self.reset()
 
     # ------------------------------------------------------------------------------------------------------
@@ -259,15 +261,19 @@ class Trainer:
         idx = self._next_batch()
         x = self._x if idx is None else self._x[idx]  # (B, 1, 28, 28)
         y = self._targets if idx is None else self._targets[idx]
-        out = self.net.forward(x)  # (B, K)
-        loss = self.loss_fn.forward(out, y)
+        if self.parallel is not None:  # forward and backward, split over processes
+            loss, out = self.parallel.step(self.net, self.loss_fn, x, y)
+        else:
+            out = self.net.forward(x)  # (B, K)
+            loss = self.loss_fn.forward(out, y)
         if not math.isfinite(loss):
             self._diverged(f"the loss became {loss}", before_update=True)
         if self._explode_at is None:
             self._explode_at = max(loss, 1.0) * EXPLODE_FACTOR
         elif loss > self._explode_at:
             self._diverged(f"the loss exploded to {loss:.3g}", before_update=True)
-        self.net.backward(self.loss_fn.backward())
+        if self.parallel is None:
+            self.net.backward(self.loss_fn.backward())
         grad_norms = {name: _norm(g) for name, g in self.net.named_grads()}
         if not all(map(math.isfinite, grad_norms.values())):
             self._diverged("the gradients became NaN/inf", before_update=True)

@@ -31,6 +31,18 @@ def test_quick_bench_cli_prints_every_row_and_json(capsys):
     assert ("PyTorch not installed" in table) == (res["environment"]["torch"] is None)
 
 
+def test_quick_bench_on_two_threads_splits_the_tutorial_step_and_shows_one_process_too(capsys):
+    assert bench.main(["--quick", "--json", "--repeat", "2", "--no-memory", "--threads", "2"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    cases = [r["case"] for r in res["rows"]]
+    assert cases == [CASES[0], "  the same, cnnviz in one process", *CASES[1:]]
+    one, split = res["rows"][1], res["rows"][0]
+    assert one["cnnviz"] > 0 and one["loops"] == split["loops"] and one["cnnviz"] != split["cnnviz"]
+    assert res["summary"]["speedup_vs_loops_one_process"] == pytest.approx(one["loops"] / one["cnnviz"])
+    table = bench.format_table(res)
+    assert "splits the tutorial net's batch over 2 processes" in table and "in one process:" in table
+
+
 def test_quick_bench_without_torch_measures_memory(monkeypatch, capsys):
     monkeypatch.setattr(bench, "_import_torch", lambda: None)
     assert bench.main(["--quick", "--repeat", "2", "--memory-images", "50", "--threads", "1"]) == 0

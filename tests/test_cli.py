@@ -47,6 +47,16 @@ def test_train_from_a_config_file(tmp_path, capsys):
     assert "tutorial: task gt4" in text and "full batch" in text and "final validation accuracy" in text
 
 
+def test_train_with_two_worker_processes_matches_one(capsys):
+    args = ["train", "--preset", "tutorial", "--epochs", "4", "--seed", "2"]
+    finals = []
+    for workers in ("1", "2"):
+        assert main([*args, "--workers", workers]) == 0
+        finals.append(capsys.readouterr().out.split("final validation accuracy: ")[1])
+    # the same steps, the batch split over two processes: equal up to float rounding in the loss's last digit
+    assert finals[0].split("(loss")[0] == finals[1].split("(loss")[0]
+
+
 @pytest.mark.parametrize("config_text, message", [
     ('{"preset": "classroom", "lr": "fast"}', "lr"),
     ('{"preset": "classroom", "batch_size": [32]}', "batch_size"),
@@ -65,6 +75,8 @@ def test_bad_config_files_give_a_clear_error(tmp_path, capsys, config_text, mess
 def test_bad_arguments(tmp_path, capsys):
     assert main(["train", "--epochs", "0"]) == 2
     assert "--epochs" in capsys.readouterr().err
+    assert main(["train", "--epochs", "1", "--workers", "0"]) == 2
+    assert "--workers must be at least 1" in capsys.readouterr().err
     assert main(["train", "--lr", "1000", "--epochs", "1"]) == 2
     assert "lr" in capsys.readouterr().err
     assert main(["train", "--epochs", "1", "--idx-dir", str(tmp_path)]) == 2
