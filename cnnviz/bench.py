@@ -26,6 +26,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .blas import AVX512_KERNELS, openblas_kernels
 from .network import PRESET_LAYERS, PRESET_LOSS, build
 from .parallel import ParallelStep
 
@@ -67,6 +68,7 @@ def environment(torch=None) -> dict:
         "loadavg": [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None,
         "numpy": np.__version__,
         "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
+        "blas_kernels": openblas_kernels(),
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
         "blas": None,
         "torch": None,
@@ -481,13 +483,18 @@ def format_table(res: dict) -> str:
         + ("  [--quick: few repeats, small samples]" if res["quick"] else ""),
         f"machine: {env['machine']}, {env['cores']} cores, load average {env['loadavg']}; "
         f"Python {env['python']}; NumPy {env['numpy']}",
-        f"BLAS: {blas}; OPENBLAS_CORETYPE={env['OPENBLAS_CORETYPE']}; "
-        f"OMP_NUM_THREADS={env['OMP_NUM_THREADS']}",
+        f"BLAS: {blas}; kernels {env['blas_kernels'] or 'unknown'}; OPENBLAS_CORETYPE="
+        f"{env['OPENBLAS_CORETYPE']}; OMP_NUM_THREADS={env['OMP_NUM_THREADS']}",
         torch_line,
         f"data: {env['data']}. Times: median of {res['repeat']} samples (alternating blocks) after "
         f"{res['warmup']} warm-up calls; a train step is a full forward + loss + backward on the batch "
         "passed in, nothing cached.",
     ]
+    core = env["OPENBLAS_CORETYPE"]
+    if core and core.lower() not in AVX512_KERNELS:
+        lines.append(f"OPENBLAS_CORETYPE={core} pins OpenBLAS's kernels; on a CPU with AVX-512 its own "
+                     "choice runs cnnviz faster. To compare: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "
+                     "python -m cnnviz bench")
     if env["threads"] > 1:
         lines.append(f"cnnviz splits the tutorial net's batch over {env['threads']} processes "
                      "(cnnviz.parallel; PyTorch gets as many threads); the next row shows it in one process.")

@@ -14,6 +14,8 @@ import math
 
 import numpy as np
 
+from .blas import AVX512_KERNELS, openblas_kernels
+
 __all__ = [
     "Layer",
     "Conv2D",
@@ -66,6 +68,13 @@ def init_weights(shape, fan_in: int, fan_out: int, rng, scheme: str = "he") -> n
 # took 14 ms (median) on two threads and 0.02 ms on one. So the products below are split into pieces
 # under that size, and every BLAS call stays on the calling thread.
 _SERIAL_MACS = 1 << 18
+
+# OpenBLAS's AVX-512 kernels (SkylakeX and later) have small-matrix routines that multiply a 3-row matrix
+# fast; its AVX2 kernels (Haswell, Zen) do not, and one matrix-vector product per filter beats them there.
+# Measured for the tutorial net's convolution on 100 images: Haswell 0.23 ms as a product, 0.18 ms as three
+# matrix-vector products; SkylakeX 0.08 ms as a product. OpenBLAS picks its kernels from the CPU model when
+# NumPy loads, or from OPENBLAS_CORETYPE (see cnnviz.blas).
+FAST_SMALL_PRODUCTS = openblas_kernels().lower() in AVX512_KERNELS
 
 
 def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -307,7 +316,7 @@ class Conv2D(Layer):
         # per output row y: win[y] (R, L) @ dout[:, y].T (L, F), summed over rows
         R = K * C * K
         d3 = dT.reshape(F, Ho, L)  # (F, H_out, W_out*N)
-        if F <= 3:  # few rows: matrix-vector products per filter, as in _correlate_nlast
+        if F <= 3 and not FAST_SMALL_PRODUCTS:  # matrix-vector products per filter, as in _correlate_nlast
             per_row = np.empty((F, Ho, R, 1), dtype=dtype)
             for f in range(F):
                 np.matmul(win, d3[f][:, :, None], out=per_row[f])  # (H_out, R, L) @ (H_out, L, 1)
@@ -379,9 +388,8 @@ def _correlate_nlast(xt: np.ndarray, W: np.ndarray, s: int, Ho: int, Wo: int):
     win.flags.writeable = False
     Wr = W.transpose(0, 2, 1, 3).reshape(F, R)  # (F, KH*C*KW), rows in (i, c, j) order
     out = np.empty((F, Ho, Wo, N), dtype=xt.dtype)  # (F, H_out, W_out, N)
-    if F <= 3:
-        # OpenBLAS is slow on products with 1-3 rows (measured: 0.47 ms here vs 0.33 ms for one
-        # matrix-vector product per filter, tutorial net on 200 images)
+    if F <= 3 and not FAST_SMALL_PRODUCTS:
+        # OpenBLAS's AVX2 kernels are slow on products with 1-3 rows (see FAST_SMALL_PRODUCTS)
         for f in range(F):
             np.matmul(win.transpose(0, 2, 1), Wr[f], out=out[f].reshape(Ho, L))  # (H_out, L, R) @ (R,)
     else:

@@ -7,6 +7,7 @@ from gradcheck import numerical_grad, rel_error
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from cnnviz import layers as layers_module
 from cnnviz.layers import (
     LAYER_TYPES,
     AvgPool2D,
@@ -80,9 +81,17 @@ CONV_CASES = [
 ]
 
 
+@pytest.fixture(params=[False, True], ids=["per-filter-products", "one-product"])
+def small_products(request, monkeypatch):
+    """Run a test with both ways the fast path multiplies 1-3 filters (as on AVX2 and on AVX-512 OpenBLAS
+    kernels), whichever kernels this machine has."""
+    monkeypatch.setattr(layers_module, "FAST_SMALL_PRODUCTS", request.param)
+    return request.param
+
+
 @pytest.mark.parametrize("fast", [True, False], ids=["fast", "general"])
 @pytest.mark.parametrize("case", CONV_CASES)
-def test_conv_matches_naive_loops(case, fast):
+def test_conv_matches_naive_loops(case, fast, small_products):
     N, C, H, W, F, K, s, p = case
     rng = np.random.default_rng(1)
     layer = to64(Conv2D(C, F, K, stride=s, padding=p, rng=rng))
@@ -97,7 +106,7 @@ def test_conv_matches_naive_loops(case, fast):
 
 @pytest.mark.parametrize("fast", [True, False], ids=["fast", "general"])
 @pytest.mark.parametrize("case", CONV_CASES)
-def test_conv_gradients(case, fast):
+def test_conv_gradients(case, fast, small_products):
     N, C, H, W, F, K, s, p = case
     rng = np.random.default_rng(2)
     layer = Conv2D(C, F, K, stride=s, padding=p, rng=rng)
@@ -117,7 +126,7 @@ def test_conv_tutorial_worked_example():
 
 
 @pytest.mark.parametrize("case", CONV_CASES + [(5, 1, 28, 28, 3, 5, 1, 0), (7, 8, 14, 14, 16, 5, 1, 2)])
-def test_conv_fast_path_equals_general_path(case):
+def test_conv_fast_path_equals_general_path(case, small_products):
     """The images-innermost fast path gives the general im2col path's output and gradients (float32),
     also for an input whose memory is not NCHW (as the fast path's own outputs are)."""
     N, C, H, W, F, K, s, p = case
