@@ -7,8 +7,9 @@ are combined, weighted by slice size. Every loss here is a mean over the batch, 
 exactly the full batch's loss and gradient (up to float rounding).
 
 Why processes and not threads: each slice is about a hundred small NumPy calls, and two threads hand the
-GIL to each other at every one of them. Measured for the tutorial net on 200 images on 2 cores: one
-process 1.13 ms, two threads 0.77 ms, two processes 0.69 ms (a slice of 100 alone: 0.62 ms).
+GIL to each other at every one of them. Measured for the tutorial net on 200 images on 2 cores (OpenBLAS's
+AVX2 kernels): one process 1.03 ms, two threads 0.73 ms, two processes 0.60 ms (a slice of 100 alone:
+0.54 ms).
 
 Weights, inputs, targets, gradients and outputs pass through one shared-memory block per helper; a pipe
 carries a few bytes per step. The helpers never update weights: they read the caller's weights each step.
@@ -130,7 +131,7 @@ class ParallelStep:
         self.loss_name = loss_name
         self.workers = int(workers)
         self._procs, self._conns, self._shms, self._arrays = [], [], [], []
-        self._key = None  # (rows, x shape, t shape, t dtype, outputs) of the current shared blocks
+        self._key = None  # (rows, x shape, t shape, t dtype) the current shared blocks were made for
         ctx = mp.get_context("spawn")  # never fork: the app's process has threads
         for _ in range(self.workers - 1):
             mine, theirs = ctx.Pipe()

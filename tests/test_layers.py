@@ -357,3 +357,14 @@ def test_split_matmul_cuts_any_dimension(monkeypatch):
     for m, k, n in [(50, 3, 2), (2, 3, 50), (2, 50, 3), (7, 7, 7), (1, 1, 1)]:
         a, b = rng.random((m, k)), rng.random((k, n))
         np.testing.assert_allclose(layers_mod._matmul(a, b), a @ b, rtol=1e-12)
+
+
+def test_outer_product_in_single_thread_blocks_equals_numpy():
+    """Dense's outer product runs in row blocks (one BLAS thread each); blocks must tile the result."""
+    from cnnviz.layers import _SERIAL_MACS, _outer
+
+    rng = np.random.default_rng(9)
+    col = rng.standard_normal((1728, 1)).astype(np.float32)
+    row = rng.standard_normal((1, 333)).astype(np.float32)
+    assert 1728 * 333 > 2 * _SERIAL_MACS  # three blocks or more
+    np.testing.assert_array_equal(_outer(col, row), col * row)
