@@ -259,3 +259,6 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: no traceback (worker processes are closed on the way out)
+        print("\ninterrupted", file=sys.stderr)
+        return 130

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
+import signal
 import struct
 import sys
 import time
@@ -58,6 +59,7 @@ def _views(buf, regions) -> dict[str, np.ndarray]:
 
 def _worker_main(conn, spec: list[dict], loss_name: str) -> None:
     """A helper's loop: (re)attach to a shared block on "C", run one slice on "S", stop on "Q" or EOF."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's to handle; it then closes us
     net, loss_fn = from_spec(spec), get_loss(loss_name)
     shm, arrays = None, None
     conn.send_bytes(b"R")

@@ -158,3 +158,28 @@ def test_confusion_matrix_text():
 def test_python_dash_m_entry_point():
     out = subprocess.run([sys.executable, "-m", "cnnviz", "--help"], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0 and "train" in out.stdout and "assets" in out.stdout
+
+
+def test_ctrl_c_stops_training_and_its_worker_processes_quietly():
+    import os
+    import signal
+    import time
+
+    cmd = [sys.executable, "-m", "cnnviz", "train", "--preset", "tutorial", "--epochs", "500",
+           "--workers", "2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, cwd=Path(__file__).resolve().parents[1])
+    while "validation" not in proc.stdout.readline():  # training is under way (a line every 25 epochs)
+        assert proc.poll() is None
+    os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: to the whole process group
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and err.strip() == "interrupted"  # no tracebacks, from us or the workers
+    deadline = time.monotonic() + 10  # the worker processes (and multiprocessing's helper) exit with it
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("processes of the interrupted run are still alive")
