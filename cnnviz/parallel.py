@@ -208,6 +208,9 @@ class ParallelStep:
             return _run_slice(net, loss_fn, x, t, 1.0)
         if net.spec() != self.spec:
             raise ValueError("ParallelStep: the network's layers differ from the spec its workers were given")
+        if loss_fn.name != self.loss_name:
+            raise ValueError(f"ParallelStep: the loss is {loss_fn.name!r}, "
+                             f"its workers use {self.loss_name!r}")
         cuts = [n * k // self.workers for k in range(self.workers + 1)]  # slice k is x[cuts[k]:cuts[k + 1]]
         x, t = np.asarray(x, dtype=np.float32), np.asarray(t)
         self._configure(net, n - cuts[-2], x, t)

@@ -94,9 +94,11 @@ def test_an_error_in_this_process_leaves_the_helpers_in_step(classroom_pool):
     _assert_same_step(classroom_pool, "classroom", "softmax_ce", X[:120], DIGITS[:120])
 
 
-def test_a_network_of_other_layers_is_refused(tutorial_pool):
+def test_a_network_of_other_layers_or_another_loss_is_refused(tutorial_pool):
     with pytest.raises(ValueError, match="differ from the spec"):
         tutorial_pool.step(build("classroom"), get_loss("mse"), X[:100], np.zeros((100, 10), np.float32))
+    with pytest.raises(ValueError, match="the loss is 'bce', its workers use 'mse'"):
+        tutorial_pool.step(build("tutorial"), get_loss("bce"), X[:100], np.zeros((100, 1), np.float32))
 
 
 def test_close_stops_the_helpers_and_frees_the_shared_memory():
