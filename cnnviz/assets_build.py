@@ -17,12 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnviz.data import ASSETS_DIR, SUBSET_PATH, _check_images_labels
+from cnnviz.train.data import ASSETS_DIR, SUBSET_PATH, _check_images_labels
 
 MODELS_DIR = ASSETS_DIR / "models"
 
 # How each shipped model is trained: the preset's defaults with these overrides, for this many epochs.
-# "augment": each epoch trains on mildly shifted/rotated/scaled copies (cnnviz.augment; 1 in 4 images clean).
+# "augment": each epoch trains on mildly shifted/rotated/scaled copies (cnnviz.train.augment; 1 in 4
+# images clean).
 PRETRAINED: dict[str, dict] = {
     "tutorial": {"epochs": 300, "overrides": {}, "augment": False},  # full batch on its 200 images
     "classroom": {"epochs": 30, "overrides": {"lr_decay": 0.9}, "augment": True},
@@ -36,10 +37,10 @@ def train_pretrained(name: str, out_path: str | os.PathLike, log: Callable[[str]
     """Train a preset by its PRETRAINED recipe, save it (float32, compressed, with its config).
 
     Returns the validation accuracy."""
-    from cnnviz.config import preset_config
-    from cnnviz.data import load_dataset
-    from cnnviz.io import save_model
-    from cnnviz.trainer import Trainer, train_epochs
+    from cnnviz.train.config import preset_config
+    from cnnviz.train.data import load_dataset
+    from cnnviz.train.model_file import save_model
+    from cnnviz.train.trainer import Trainer, train_epochs
 
     recipe = PRETRAINED[name]
     cfg = preset_config(name, **recipe["overrides"])
@@ -52,7 +53,7 @@ def train_pretrained(name: str, out_path: str | os.PathLike, log: Callable[[str]
             log(f"  {name}: epoch {epoch}/{epochs}: validation accuracy {val[2]:.2%}")
 
     if recipe["augment"]:
-        from cnnviz.augment import augment  # the Draw helper's batch augmentation
+        from cnnviz.train.augment import augment  # the Draw helper's batch augmentation
 
         rng = np.random.default_rng(cfg.seed + 1)
         x_clean = trainer.data.x_train
@@ -111,8 +112,8 @@ def build_subset(out_path: str | os.PathLike = SUBSET_PATH) -> tuple[np.ndarray,
 
 
 def _draw_trainer() -> Callable | None:
-    """The Draw page's model builder ``train_draw_model`` (cnnviz.augment or cnnviz.drawing), if present."""
-    for module in ("cnnviz.augment", "cnnviz.drawing"):
+    """The Draw page's model builder ``train_draw_model``, if present."""
+    for module in ("cnnviz.train.augment", "cnnviz.drawing.convert"):
         try:
             mod = importlib.import_module(module)
         except ImportError:
@@ -144,7 +145,7 @@ def build_all(models: tuple[str, ...] = ("tutorial", "classroom", "deeper", "dra
         if name == "draw":
             fn = _draw_trainer()
             if fn is None:
-                log("draw.npz: skipped, cnnviz.augment.train_draw_model is not available in this tree")
+                log("draw.npz: skipped, cnnviz.train.augment.train_draw_model is not available in this tree")
                 continue
             t0 = time.perf_counter()
             acc = fn(models_dir / "draw.npz", log=log)

@@ -3,7 +3,7 @@
     python -m cnnviz train --preset classroom --epochs 5 --out my.npz   # a progress bar, then val accuracy
     python -m cnnviz train --config run.json --idx-dir ~/mnist          # full MNIST from IDX files
     python -m cnnviz evaluate assets/models/classroom.npz               # accuracy, per class, confusion
-    python -m cnnviz bench                                              # speed (see cnnviz.bench)
+    python -m cnnviz bench                                              # speed (see cnnviz.perf.bench)
     python -m cnnviz assets                                             # rebuild everything in assets/
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnviz.config import LIMITS, OPTIMIZERS, PRESETS, TRAIN_SIZE_IDX_MAX, RunConfig
+from cnnviz.train.config import LIMITS, OPTIMIZERS, PRESETS, TRAIN_SIZE_IDX_MAX, RunConfig
 
 BAR_WIDTH = 30
 
@@ -81,8 +81,8 @@ class Progress:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from cnnviz.data import load_dataset
-    from cnnviz.trainer import Trainer
+    from cnnviz.train.data import load_dataset
+    from cnnviz.train.trainer import Trainer
 
     cfg = _build_config(args)
     _in_epochs(args.epochs)
@@ -92,14 +92,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     with ExitStack() as stack:
         parallel = None
         if args.workers > 1:
-            from cnnviz.parallel import ParallelStep
+            from cnnviz.perf.parallel import ParallelStep
 
             parallel = stack.enter_context(ParallelStep(cfg.layers, cfg.loss, workers=args.workers))
         return _train(args, cfg, data, Trainer(cfg, data, parallel=parallel))
 
 
 def _train(args: argparse.Namespace, cfg: RunConfig, data, trainer) -> int:
-    from cnnviz.trainer import TrainingDiverged, train_epochs
+    from cnnviz.train.trainer import TrainingDiverged, train_epochs
 
     print(cfg.describe())
     print(f"{trainer.net.n_params} parameters; {data.n_train} training and {data.n_val} validation images "
@@ -127,7 +127,7 @@ def _train(args: argparse.Namespace, cfg: RunConfig, data, trainer) -> int:
     print(f"final validation accuracy: {val_acc:.2%} (loss {val_loss:.4f}, {data.n_val} images) "
           f"after {trainer.step_count} steps in {time.perf_counter() - t0:.1f} s")
     if args.out:
-        from cnnviz.io import save_model
+        from cnnviz.train.model_file import save_model
 
         save_model(args.out, trainer.net, cfg, extra={"val_acc": val_acc, "steps": trainer.step_count,
                                                      "epochs": args.epochs})
@@ -158,9 +158,9 @@ def format_confusion(cm: np.ndarray, names: list[str]) -> str:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from cnnviz.data import load_dataset, task_targets
-    from cnnviz.io import load_model_and_config
-    from cnnviz.trainer import Trainer
+    from cnnviz.train.data import load_dataset, task_targets
+    from cnnviz.train.model_file import load_model_and_config
+    from cnnviz.train.trainer import Trainer
 
     net, cfg_dict = load_model_and_config(args.model)
     if cfg_dict is None:
@@ -192,7 +192,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_bench(rest: list[str]) -> int:
     try:
-        from cnnviz import bench
+        from cnnviz.perf import bench
     except ImportError as e:
         print(f"error: the benchmark module is not available: {e}", file=sys.stderr)
         return 1

@@ -42,7 +42,7 @@ def page_test(page: str, setup: str = "") -> AppTest:
 
 
 def _tutorial_json() -> str:
-    from cnnviz.config import preset_config
+    from cnnviz.train.config import preset_config
 
     return json.dumps(preset_config("tutorial").to_dict())
 
@@ -190,9 +190,9 @@ def test_diverging_learning_rate_pauses_with_a_message_and_keeps_working():
 
 
 def test_model_download_roundtrip_and_bad_upload_keeps_the_model(tmp_path):
-    from cnnviz import io
-    from cnnviz.config import preset_config
-    from cnnviz.network import build
+    from cnnviz.nn.network import build
+    from cnnviz.train import model_file as io
+    from cnnviz.train.config import preset_config
 
     net = build("tutorial", rng=np.random.default_rng(3))
     raw = io.model_to_bytes(net, preset_config("tutorial"))
@@ -253,7 +253,7 @@ def test_evaluate_page_binary_tutorial_net_and_training_images():
 
 
 def test_full_mnist_from_idx_files_when_configured(tmp_path, monkeypatch):
-    from cnnviz import data
+    from cnnviz.train import data
 
     rng = np.random.default_rng(0)
     images, labels = data.load_subset()

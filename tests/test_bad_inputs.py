@@ -23,9 +23,10 @@ from apptest_helpers import DIVERGING
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from cnnviz import io, serving
-from cnnviz.config import LIMITS, RunConfig, preset_config
-from cnnviz.network import build
+from cnnviz.nn.network import build
+from cnnviz.serve import serving
+from cnnviz.train import model_file as io
+from cnnviz.train.config import LIMITS, RunConfig, preset_config
 
 TIMEOUT = 60
 
@@ -213,7 +214,7 @@ BAD_MODEL_NAMES = [
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Core: cnnviz.io
+# Core: cnnviz.train.model_file
 # ----------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", BAD_MODEL_NAMES)
 def test_bad_model_file_raises_a_clear_value_error(name):
@@ -268,8 +269,8 @@ def test_load_model_from_path_and_file_object(tmp_path):
 # ----------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("preset", ["tutorial", "classroom", "deeper"])
 def test_model_round_trip_reproduces_predictions_bit_for_bit(preset):
-    from cnnviz.data import load_dataset
-    from cnnviz.trainer import Trainer
+    from cnnviz.train.data import load_dataset
+    from cnnviz.train.trainer import Trainer
 
     cfg = preset_config(preset, train_size=200)
     tr = Trainer(cfg, load_dataset(cfg.task, cfg.train_size))
@@ -394,11 +395,11 @@ def test_app_rejects_every_bad_model_upload_and_keeps_the_model():
 
 
 def test_app_refuses_a_model_too_costly_for_a_shared_server():
-    from cnnviz.config import custom_layers
+    from cnnviz.train.config import custom_layers
 
     layers = custom_layers(n_conv=3, filters=32, kernel=9, padding=4)
     cfg = RunConfig.from_dict({"preset": "custom", "layers": layers, "batch_size": 64})
-    from cnnviz.network import from_spec
+    from cnnviz.nn.network import from_spec
 
     raw = io.model_to_bytes(from_spec(layers, rng=0), cfg)
     at = _run_uploads("model", [("costly.npz", raw)])
@@ -412,7 +413,7 @@ def test_app_rejects_every_bad_config_upload_and_keeps_the_model():
              if not (isinstance(d, dict) and any(isinstance(v, float) and math.isnan(v) for v in d.values()))]
     files += [("nan.json", b'{"lr": NaN}'), ("binary.json", bytes(range(256))), ("deep.json", b"[" * 100_000),
               ("huge.json", b" " * 300_000), ("costly.json", json.dumps({"preset": "custom", "layers": [
-                  *__import__("cnnviz.config", fromlist=["x"]).custom_layers(
+                  *__import__("cnnviz.train.config", fromlist=["x"]).custom_layers(
                       n_conv=3, filters=32, kernel=9, padding=4)], "batch_size": 64}).encode())]
     at = _run_uploads("config", files)
     for name, ok, error in at.session_state["_results"]:
@@ -530,8 +531,8 @@ def _assert_model_untouched_draw(at: AppTest) -> None:
 # Nothing lost: a whole session in one file; divergence keeps the last good weights
 # ----------------------------------------------------------------------------------------------------------
 def test_session_file_restores_model_config_and_history():
-    from cnnviz.data import load_dataset
-    from cnnviz.trainer import Trainer
+    from cnnviz.train.data import load_dataset
+    from cnnviz.train.trainer import Trainer
 
     cfg = preset_config("classroom", train_size=500, val_every=3)
     data = load_dataset(cfg.task, cfg.train_size)
@@ -563,8 +564,8 @@ def test_session_file_restores_model_config_and_history():
     (lambda s: s["history"].update(step=list(range(5000))), "at most"),
 ])
 def test_bad_session_history_is_refused(edit, message):
-    from cnnviz.data import load_dataset
-    from cnnviz.trainer import Trainer
+    from cnnviz.train.data import load_dataset
+    from cnnviz.train.trainer import Trainer
 
     cfg = preset_config("tutorial")
     tr = Trainer(cfg, load_dataset(cfg.task, cfg.train_size))

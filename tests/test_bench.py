@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from cnnviz import bench
+from cnnviz.perf import bench
 
 CASES = ("tutorial net, 200 images: train step", "classroom, batch 64: train step",
          "classroom, batch 256: train step", "classroom: predict 1 image", "tutorial: predict 1 image")

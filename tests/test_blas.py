@@ -1,4 +1,4 @@
-"""cnnviz.blas reads back the kernel set NumPy's OpenBLAS runs; the layers choose their products by it."""
+"""perf.blas reads back the kernel set NumPy's OpenBLAS runs; the layers choose their products by it."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import os
 
 import pytest
 
-from cnnviz import blas, layers
+from cnnviz.nn import layers
+from cnnviz.perf import blas
 
 
 def test_the_kernel_name_is_read_from_the_library():

@@ -13,8 +13,8 @@ import pytest
 
 from cnnviz import assets_build
 from cnnviz.cli import confusion_matrix, format_confusion, main
-from cnnviz.data import load_subset
-from cnnviz.io import load_model_and_config
+from cnnviz.train.data import load_subset
+from cnnviz.train.model_file import load_model_and_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -98,7 +98,7 @@ def test_divergence_is_reported(tmp_path, capsys):
 
 
 def test_train_on_idx_files(tmp_path, capsys):
-    from cnnviz.data import write_idx_images, write_idx_labels
+    from cnnviz.train.data import write_idx_images, write_idx_labels
 
     images, labels = load_subset()
     write_idx_images(tmp_path / "train-images-idx3-ubyte.gz", images[::10])  # 500 images
@@ -117,10 +117,10 @@ def test_bench_is_delegated_lazily(monkeypatch):
         seen["argv"] = argv
         return 0
 
-    fake = types.ModuleType("cnnviz.bench")
+    fake = types.ModuleType("cnnviz.perf.bench")
     fake.main = fake_main
-    monkeypatch.setitem(sys.modules, "cnnviz.bench", fake)
-    monkeypatch.setattr("cnnviz.bench", fake, raising=False)
+    monkeypatch.setitem(sys.modules, "cnnviz.perf.bench", fake)
+    monkeypatch.setattr("cnnviz.perf.bench", fake, raising=False)
     assert main(["bench", "--quick", "--no-torch"]) == 0
     assert seen["argv"] == ["--quick", "--no-torch"]
 

@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from cnnviz.config import (
+from cnnviz.nn.network import PRESET_LAYERS, from_spec
+from cnnviz.train.config import (
     LIMITS,
     RunConfig,
     count_params,
@@ -16,7 +17,6 @@ from cnnviz.config import (
     layer_shapes,
     preset_config,
 )
-from cnnviz.network import PRESET_LAYERS, from_spec
 
 
 @pytest.mark.parametrize("name", ["tutorial", "classroom", "deeper", "custom"])

@@ -9,8 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from cnnviz import data
-from cnnviz.data import (
+from cnnviz.train import data
+from cnnviz.train.data import (
     Dataset,
     fixed_split,
     load_dataset,
@@ -233,8 +233,9 @@ def test_idx_dir_errors(tmp_path):
 
 
 def test_no_runtime_dependency_on_mlxtend():
-    code = ("import sys, cnnviz.data, cnnviz.trainer, cnnviz.io, cnnviz.cli, cnnviz.assets_build; "
-            "cnnviz.data.load_dataset('digits', 100); print('mlxtend' in sys.modules)")
+    code = ("import sys, cnnviz.train.data, cnnviz.train.trainer, cnnviz.train.model_file, "
+            "cnnviz.cli, cnnviz.assets_build; "
+            "cnnviz.train.data.load_dataset('digits', 100); print('mlxtend' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=data.ASSETS_DIR.parent, capture_output=True,
                          text=True)
     assert out.stdout.strip() == "False", out.stderr

@@ -38,7 +38,7 @@ def page(setup: str = "") -> AppTest:
 
 def validation_digit(digit: int) -> np.ndarray:
     """The first validation image of ``digit`` as (28, 28) float32 in [0, 1]."""
-    from cnnviz.data import fixed_split, load_subset
+    from cnnviz.train.data import fixed_split, load_subset
 
     images, labels = load_subset()
     _, val_idx = fixed_split(labels)
@@ -104,7 +104,7 @@ def test_drawing_from_session_state_is_classified_by_the_pretrained_model(digit)
 def test_pretrained_model_is_never_mutated():
     at = with_drawing(3)
     at.run()
-    from cnnviz.io import load_model
+    from cnnviz.train.model_file import load_model
 
     fresh = dict(load_model(DRAW_MODEL).named_params())
     held = at.session_state["draw_pretrained"][1]  # this session's private copy
@@ -122,7 +122,7 @@ def test_session_model_is_used_when_chosen():
 
 
 def test_tutorial_binary_network_is_shown_as_0_4_vs_5_9():
-    setup = ("from cnnviz.config import preset_config\n"
+    setup = ("from cnnviz.train.config import preset_config\n"
              "state.apply_config(preset_config('tutorial').to_dict())\n"
              "st.session_state['draw_model'] = 'session'")
     at = with_drawing(8, setup)
@@ -205,10 +205,10 @@ def test_presentation_mode_scales_the_figures():
 
 
 # ----------------------------------------------------------------------------------------------------------
-# The Draw page's figure builders (cnnviz.figures, "--- Draw ---" block), arrays in, figures out
+# The Draw page's figure builders (cnnviz.viz.figures, "--- Draw ---" block), arrays in, figures out
 # ----------------------------------------------------------------------------------------------------------
 def test_digit_input_figure():
-    from cnnviz import figures
+    from cnnviz.viz import figures
 
     img = validation_digit(4)
     fig = figures.digit_input_figure(img, "What the network sees")
@@ -218,7 +218,7 @@ def test_digit_input_figure():
 
 
 def test_explanation_overlay_is_centred_on_zero_with_a_transparent_middle():
-    from cnnviz import figures
+    from cnnviz.viz import figures
 
     img = validation_digit(4)
     heat = np.linspace(-0.2, 0.6, 784).reshape(28, 28)
@@ -231,7 +231,7 @@ def test_explanation_overlay_is_centred_on_zero_with_a_transparent_middle():
 
 
 def test_feature_maps_figure_tiles_every_map_with_labels():
-    from cnnviz import figures
+    from cnnviz.viz import figures
 
     maps = np.random.default_rng(0).random((8, 28, 28)).astype(np.float32)
     fig = figures.feature_maps_figure(maps, "Feature maps", ncols=4)

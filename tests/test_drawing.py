@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from cnnviz.drawing import MAX_FILE_BYTES, canvas_to_mnist, image_file_to_mnist
+from cnnviz.drawing.convert import MAX_FILE_BYTES, canvas_to_mnist, image_file_to_mnist
 
 ROOT = Path(__file__).resolve().parents[1]
 DRAW_MODEL = ROOT / "assets" / "models" / "draw.npz"
@@ -192,8 +192,8 @@ def _render_on_canvas(images: np.ndarray, size: int, y0: int, x0: int, grow: int
 ])
 def test_draw_model_keeps_95_percent_on_rerendered_validation(size, y0, x0, grow, name):
     """Validation digits re-drawn onto the canvas at other sizes/positions/thicknesses still read >= 95%."""
-    from cnnviz.data import fixed_split, load_subset
-    from cnnviz.io import load_model
+    from cnnviz.train.data import fixed_split, load_subset
+    from cnnviz.train.model_file import load_model
 
     images, labels = load_subset()
     _, val_idx = fixed_split(labels)
@@ -390,14 +390,14 @@ def test_fuzzed_files_never_crash():
 # augment (the draw model's training augmentation)
 # ----------------------------------------------------------------------------------------------------------
 def _mnist_batch(n: int = 64) -> np.ndarray:
-    from cnnviz.data import load_subset, to_input
+    from cnnviz.train.data import load_subset, to_input
 
     images, _ = load_subset()
     return to_input(images[:n])  # (n, 1, 28, 28)
 
 
 def test_augment_shapes_range_and_determinism():
-    from cnnviz.augment import augment
+    from cnnviz.train.augment import augment
 
     x = _mnist_batch()
     a = augment(x, np.random.default_rng(0))
@@ -410,7 +410,7 @@ def test_augment_shapes_range_and_determinism():
 
 
 def test_augment_without_transformations_is_the_identity():
-    from cnnviz.augment import augment
+    from cnnviz.train.augment import augment
 
     x = _mnist_batch(16)
     same = augment(x, np.random.default_rng(0), max_shift=0, max_rotation=0, scale_range=(1, 1),
@@ -419,7 +419,7 @@ def test_augment_without_transformations_is_the_identity():
 
 
 def test_augment_shift_moves_the_centre_of_mass():
-    from cnnviz.augment import augment
+    from cnnviz.train.augment import augment
 
     x = _mnist_batch(32)
     a = augment(x, np.random.default_rng(0), max_shift=2, max_rotation=0, scale_range=(1, 1), max_shear=0,
@@ -429,7 +429,7 @@ def test_augment_shift_moves_the_centre_of_mass():
 
 
 def test_augment_thickness_changes_ink_not_place():
-    from cnnviz.augment import augment
+    from cnnviz.train.augment import augment
 
     x = _mnist_batch(32)
     fixed = {"max_shift": 0, "max_rotation": 0, "scale_range": (1, 1), "max_shear": 0, "p_thickness": 1.0}
@@ -444,7 +444,7 @@ def test_augment_thickness_changes_ink_not_place():
 
 
 def test_augment_rotation_keeps_mass_near_the_centre():
-    from cnnviz.augment import augment
+    from cnnviz.train.augment import augment
 
     x = _mnist_batch(32)
     a = augment(x, np.random.default_rng(0), max_shift=0, max_rotation=15, scale_range=(1, 1), max_shear=0,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cnnviz.explain import conv_step_through, occlusion, saliency
-from cnnviz.layers import Dense, Flatten
-from cnnviz.network import Network, build
+from cnnviz.nn.layers import Dense, Flatten
+from cnnviz.nn.network import Network, build
+from cnnviz.viz.explain import conv_step_through, occlusion, saliency
 
 TUTORIAL_IMAGE = np.array([[1, 7, 2], [11, 1, 23], [2, 2, 2]])
 TUTORIAL_KERNEL = np.array([[1, 1], [0, 1]])

@@ -1,4 +1,4 @@
-"""Unit tests of the Train / Evaluate figure builders in cnnviz.figures (arrays in, go.Figure out)."""
+"""Unit tests of the Train / Evaluate figure builders in cnnviz.viz.figures (arrays in, go.Figure out)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from cnnviz import figures
+from cnnviz.viz import figures
 
 
 def _rng():

@@ -15,10 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from cnnviz import io
-from cnnviz.config import preset_config
-from cnnviz.drawing import canvas_to_mnist, image_file_to_mnist
-from cnnviz.network import build
+from cnnviz.drawing.convert import canvas_to_mnist, image_file_to_mnist
+from cnnviz.nn.network import build
+from cnnviz.train import model_file as io
+from cnnviz.train.config import preset_config
 
 FUZZ = settings(max_examples=300, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

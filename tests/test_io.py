@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cnnviz.config import preset_config
-from cnnviz.io import (
+from cnnviz.nn.network import build, from_spec
+from cnnviz.train.config import preset_config
+from cnnviz.train.model_file import (
     MAX_FILE_BYTES,
     load_model,
     load_model_and_config,
@@ -21,7 +22,6 @@ from cnnviz.io import (
     model_to_bytes,
     save_model,
 )
-from cnnviz.network import build, from_spec
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "models"
 
@@ -75,7 +75,7 @@ def test_save_refuses_nan_weights():
 
 @pytest.mark.parametrize("name, minimum", [("tutorial", 0.6), ("classroom", 0.97), ("deeper", 0.975)])
 def test_shipped_models_load_and_meet_their_accuracy(name, minimum):
-    from cnnviz.data import load_dataset
+    from cnnviz.train.data import load_dataset
 
     net, cfg = load_model_and_config(ASSETS / f"{name}.npz")
     assert cfg is not None and cfg["preset"] == name

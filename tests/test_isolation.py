@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 from streamlit.testing.v1 import AppTest
 
-from cnnviz import io
-from cnnviz.config import preset_config
-from cnnviz.network import build
+from cnnviz.nn.network import build
+from cnnviz.train import model_file as io
+from cnnviz.train.config import preset_config
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TIMEOUT = 60

@@ -7,8 +7,8 @@ from gradcheck import numerical_grad, rel_error
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from cnnviz import layers as layers_module
-from cnnviz.layers import (
+from cnnviz.nn import layers as layers_module
+from cnnviz.nn.layers import (
     LAYER_TYPES,
     AvgPool2D,
     Conv2D,
@@ -303,7 +303,7 @@ def test_pool_same_result_for_any_memory_layout(cls, size, stride, shape):
 def test_products_split_for_one_thread_give_same_results(case, fast, monkeypatch):
     """The products are split into pieces small enough for one BLAS thread; force tiny pieces (so every
     split path runs) and compare with unsplit products."""
-    import cnnviz.layers as layers_mod
+    import cnnviz.nn.layers as layers_mod
 
     N, C, H, W, F, K, s, p = case
     rng = np.random.default_rng(11)
@@ -350,7 +350,7 @@ def test_conv_random_shapes_match_oracle_and_general_path(N, C, H, W, F, K, s, p
 
 
 def test_split_matmul_cuts_any_dimension(monkeypatch):
-    import cnnviz.layers as layers_mod
+    import cnnviz.nn.layers as layers_mod
 
     monkeypatch.setattr(layers_mod, "_SERIAL_MACS", 37)
     rng = np.random.default_rng(12)
@@ -361,7 +361,7 @@ def test_split_matmul_cuts_any_dimension(monkeypatch):
 
 def test_outer_product_in_single_thread_blocks_equals_numpy():
     """Dense's outer product runs in row blocks (one BLAS thread each); blocks must tile the result."""
-    from cnnviz.layers import _SERIAL_MACS, _outer
+    from cnnviz.nn.layers import _SERIAL_MACS, _outer
 
     rng = np.random.default_rng(9)
     col = rng.standard_normal((1728, 1)).astype(np.float32)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from gradcheck import numerical_grad, rel_error
 
-from cnnviz.losses import MSE, BinaryCrossEntropy, SoftmaxCrossEntropy, get_loss, softmax
+from cnnviz.nn.losses import MSE, BinaryCrossEntropy, SoftmaxCrossEntropy, get_loss, softmax
 
 
 def test_mse_is_the_tutorials_half_squared_error_mean_over_batch():

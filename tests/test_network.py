@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from gradcheck import numerical_grad, rel_error
 
-from cnnviz.layers import Conv2D, Dense, Sigmoid
-from cnnviz.losses import MSE, SoftmaxCrossEntropy
-from cnnviz.network import PRESET_LAYERS, Network, build, from_spec, infer_shapes
-from cnnviz.optim import SGD, Adam
+from cnnviz.nn.layers import Conv2D, Dense, Sigmoid
+from cnnviz.nn.losses import MSE, SoftmaxCrossEntropy
+from cnnviz.nn.network import PRESET_LAYERS, Network, build, from_spec, infer_shapes
+from cnnviz.nn.optim import SGD, Adam
 
 ASSET = Path(__file__).resolve().parents[1] / "assets" / "mnist_5k.npz"
 
@@ -172,7 +172,7 @@ def test_predict_proba_sigmoid_output_is_one_column():
 
 
 def _flatten():
-    from cnnviz.layers import Flatten
+    from cnnviz.nn.layers import Flatten
     return Flatten()
 
 

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from cnnviz.layers import Dense
-from cnnviz.network import Network
-from cnnviz.optim import SGD, Adam, make_optimizer
+from cnnviz.nn.layers import Dense
+from cnnviz.nn.network import Network
+from cnnviz.nn.optim import SGD, Adam, make_optimizer
 
 
 def one_param_net(w, g):

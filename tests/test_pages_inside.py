@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from cnnviz import figures
-from cnnviz.explain import conv_step_through
-from cnnviz.network import build
+from cnnviz.nn.network import build
 from cnnviz.ui import gradients, inside
+from cnnviz.viz import figures
+from cnnviz.viz.explain import conv_step_through
 
 RNG_SEED = 0
 
@@ -225,7 +225,7 @@ def test_dense_input_shape(preset, shape):
 
 
 def test_history_series_and_tutorial_comparison():
-    from cnnviz.trainer import StepRecord
+    from cnnviz.train.trainer import StepRecord
 
     hist = [StepRecord(s, 1, 1.0, 0.5, 1.0, {"0.W": 0.1 * s}, {"0.W": 1e-3}) for s in (1, 2, 3)]
     steps, series = gradients.history_series(hist, "grad_norms")
@@ -247,7 +247,7 @@ def _page_script(page: str, preset: str, steps: int, drawing: bool) -> None:
     import numpy as np
     import streamlit as st
 
-    from cnnviz.config import preset_config
+    from cnnviz.train.config import preset_config
     from cnnviz.ui import state
 
     if "config" not in st.session_state:
@@ -364,8 +364,8 @@ CUSTOM = [  # (custom_layers kwargs, task, loss): every layer type, padding, str
 
 @pytest.mark.parametrize("kw,task,loss", CUSTOM)
 def test_helpers_on_custom_architectures(kw, task, loss):
-    from cnnviz.config import custom_layers
-    from cnnviz.network import from_spec
+    from cnnviz.nn.network import from_spec
+    from cnnviz.train.config import custom_layers
 
     net = from_spec(custom_layers(task=task, loss=loss, **kw), rng=0)
     img = _image()
@@ -392,7 +392,7 @@ def _custom_script(kw: dict, task: str, loss: str, page: str) -> None:
 
     import streamlit as st
 
-    from cnnviz.config import custom_layers, preset_config
+    from cnnviz.train.config import custom_layers, preset_config
     from cnnviz.ui import state
 
     if "config" not in st.session_state:
@@ -415,9 +415,9 @@ def test_pages_on_custom_architectures(kw, task, loss):
 
 
 def test_last_update_is_the_change_the_step_made():
-    from cnnviz.config import preset_config
-    from cnnviz.data import Dataset
-    from cnnviz.trainer import Trainer
+    from cnnviz.train.config import preset_config
+    from cnnviz.train.data import Dataset
+    from cnnviz.train.trainer import Trainer
 
     rng = np.random.default_rng(6)
     x = rng.random((64, 1, 28, 28)).astype(np.float32)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cnnviz.bench import load_data
-from cnnviz.config import RunConfig
-from cnnviz.data import Dataset
-from cnnviz.losses import get_loss
-from cnnviz.network import PRESET_LAYERS, build, from_spec
-from cnnviz.parallel import MIN_SLICE, ParallelStep
-from cnnviz.trainer import Trainer
+from cnnviz.nn.losses import get_loss
+from cnnviz.nn.network import PRESET_LAYERS, build, from_spec
+from cnnviz.perf.bench import load_data
+from cnnviz.perf.parallel import MIN_SLICE, ParallelStep
+from cnnviz.train.config import RunConfig
+from cnnviz.train.data import Dataset
+from cnnviz.train.trainer import Trainer
 
 RNG = np.random.default_rng(3)
 X = RNG.random((150, 1, 28, 28), dtype=np.float32)

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cnnviz import serving
-from cnnviz.config import RunConfig, custom_layers, preset_config
-from cnnviz.serving import FairLimiter, SessionRegistry, TickCost, live_interval
+from cnnviz.serve import serving
+from cnnviz.serve.serving import FairLimiter, SessionRegistry, TickCost, live_interval
+from cnnviz.train.config import RunConfig, custom_layers, preset_config
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
@@ -308,8 +308,8 @@ def test_private_nbytes_splits_shared_read_only_arrays():
 
 def test_session_memory_stays_bounded_while_training(monkeypatch):
     """History and snapshots are capped by the trainer: a session's private arrays stop growing."""
-    from cnnviz import trainer as T
-    from cnnviz.data import load_dataset
+    from cnnviz.train import trainer as T
+    from cnnviz.train.data import load_dataset
 
     monkeypatch.setattr(T, "HISTORY_CAP", 60)
     monkeypatch.setattr(T, "SNAPSHOT_CAP", 12)

@@ -8,10 +8,10 @@ import time
 import numpy as np
 import pytest
 
-from cnnviz import trainer as trainer_mod
-from cnnviz.config import RunConfig, custom_layers, preset_config
-from cnnviz.data import Dataset, load_dataset
-from cnnviz.trainer import Snapshot, StepRecord, Trainer, TrainingDiverged, train_epochs
+from cnnviz.train import trainer as trainer_mod
+from cnnviz.train.config import RunConfig, custom_layers, preset_config
+from cnnviz.train.data import Dataset, load_dataset
+from cnnviz.train.trainer import Snapshot, StepRecord, Trainer, TrainingDiverged, train_epochs
 
 
 @pytest.fixture(scope="module")

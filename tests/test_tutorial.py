@@ -1,4 +1,4 @@
-"""The tutorial's loop algorithm (cnnviz.tutorial): shapes, worked example, agreement with cnnviz's forward
+"""The tutorial's loop algorithm (cnnviz.nn.tutorial): shapes, worked example, agreement with cnnviz's forward
 pass, its vectorised replica, and the gradient comparison against true (numerically checked) gradients."""
 
 from __future__ import annotations
@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cnnviz import tutorial as T
-from cnnviz.data import fixed_split, load_subset
-from cnnviz.layers import Conv2D
-from cnnviz.network import build
+from cnnviz.nn import tutorial as T
+from cnnviz.nn.layers import Conv2D
+from cnnviz.nn.network import build
+from cnnviz.train.data import fixed_split, load_subset
 
 
 @pytest.fixture(scope="module")

@@ -95,7 +95,7 @@ MAX_MODEL_BYTES = 5 * 2**20  # same as server.maxUploadSize in .streamlit/config
 def _model_bytes(trainer, cfg, lock) -> bytes:
     """The trainer's current weights and config as .npz bytes (runs when the user clicks Download, possibly
     on a server thread: it takes the session's training lock so it never reads half-updated weights)."""
-    from cnnviz import io
+    from cnnviz.train import model_file as io
 
     with lock:
         net = trainer.net.copy()
@@ -105,7 +105,7 @@ def _model_bytes(trainer, cfg, lock) -> bytes:
 
 def _config_for_uploaded(net, cfg_dict):
     """A validated RunConfig for an uploaded network: the file's own config, or one inferred from it."""
-    from cnnviz.config import RunConfig, normalize_layer
+    from cnnviz.train.config import RunConfig, normalize_layer
     from cnnviz.ui.resources import max_train_size
 
     spec = net.spec()
@@ -127,12 +127,12 @@ def _config_for_uploaded(net, cfg_dict):
 
 
 def load_model_upload(name: str, raw: bytes) -> bool:
-    """Replace the session's model by an uploaded .npz (validated by cnnviz.io); True on success.
+    """Replace the session's model by an uploaded .npz (validated by model_file); True on success.
 
     Any problem (not a model, corrupt, wrong shapes, NaN weights, a config out of range, too large) leaves a
     clear message for the page and keeps the current model.
     """
-    from cnnviz import io
+    from cnnviz.train import model_file as io
     from cnnviz.ui import state
 
     try:

@@ -3,7 +3,7 @@
 Shows the probabilities of every class, the 28×28 image the network actually receives, why it answered so
 (saliency and occlusion maps over the drawing), the drawing's feature maps, and lets the user teach the
 session's model their own handwriting. The canvas component is used in exactly one function
-(``digit_canvas``); the pixels → 28×28 step is the pure ``cnnviz.drawing.canvas_to_mnist``.
+(``digit_canvas``); the pixels → 28×28 step is the pure ``cnnviz.drawing.convert.canvas_to_mnist``.
 
 Models: the shipped ``assets/models/draw.npz`` (default, loaded once per server by ``resources.pretrained``
 and never touched: this page works on a per-session copy) or the session's own model being trained (read
@@ -17,10 +17,10 @@ import hashlib
 import numpy as np
 import streamlit as st
 
-from cnnviz import figures
-from cnnviz.drawing import canvas_to_mnist, image_file_to_mnist
-from cnnviz.explain import occlusion, saliency
+from cnnviz.drawing.convert import canvas_to_mnist, image_file_to_mnist
 from cnnviz.ui import common, resources, state
+from cnnviz.viz import figures
+from cnnviz.viz.explain import occlusion, saliency
 
 CANVAS_PX = 280
 STROKE_PX = 18  # on a 280 px canvas a digit drawn ~200 px tall becomes ~2 px strokes in 28×28, as in MNIST
@@ -187,7 +187,7 @@ def analyse(net, image: np.ndarray, task: str = "digits") -> dict:
 @st.cache_data(show_spinner=False, max_entries=4)
 def _model_extra(path: str, mtime: float) -> dict:
     """The shipped model file's metadata (validation accuracy, how it was trained); {} if unreadable."""
-    from cnnviz import io
+    from cnnviz.train import model_file as io
 
     try:
         return io.load_model_full(path)[2] or {}

@@ -8,9 +8,9 @@ import math
 import numpy as np
 import streamlit as st
 
-from cnnviz import figures
-from cnnviz.data import task_targets
+from cnnviz.train.data import task_targets
 from cnnviz.ui import common, state
+from cnnviz.viz import figures
 
 CLASS_NAMES = {"digits": [str(d) for d in range(10)], "gt4": ["0–4", "5–9"]}
 GALLERY_N = 24

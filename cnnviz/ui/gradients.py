@@ -3,11 +3,11 @@
 ∂E/∂filter beside each filter with the update −η·∂E/∂f; the dense layer's ∂E/∂W laid out as feature maps
 per output class; the gradient norm and update/parameter ratio of every parameter over the steps (log
 scale, so vanishing sigmoid gradients show); a histogram of each parameter's gradient; and, for the
-tutorial's network, the tutorial's own gradient beside the true one (``cnnviz.tutorial.compare_gradients``).
+tutorial's network, the tutorial's own gradient beside the true one (``tutorial.compare_gradients``).
 
 The pure helpers (``param_label``, ``dense_input_shape``, ``history_series``, ``tutorial_comparison``) take
 plain objects and are tested without a browser; ``render()`` wires widgets to them and to
-``cnnviz.figures``. Nothing here changes the model.
+``cnnviz.viz.figures``. Nothing here changes the model.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from cnnviz import figures
-from cnnviz.network import infer_shapes
+from cnnviz.nn.network import infer_shapes
 from cnnviz.ui import common, state
 from cnnviz.ui.inside import class_names, is_tutorial_net
+from cnnviz.viz import figures
 
 LAYER_WORDS = {"Conv2D": "conv", "Dense": "dense"}
 RATIO_GUIDE = 1e-3  # a common rule of thumb: each step changes a weight by about 0.1 % of its size
@@ -63,9 +63,9 @@ def tutorial_comparison(net, x: np.ndarray, digits: np.ndarray) -> dict:
     """The tutorial's gradient vs the true one at the current weights on the training images.
 
     x (N, 1, 28, 28) in [0, 1], digits (N,). Adds "diff" (tutorial − true filter gradient (3, 1, 5, 5)) to
-    ``cnnviz.tutorial.compare_gradients``'s result.
+    ``cnnviz.nn.tutorial.compare_gradients``'s result.
     """
-    from cnnviz.tutorial import compare_gradients
+    from cnnviz.nn.tutorial import compare_gradients
 
     targets = (np.asarray(digits) > 4).astype(np.float64)  # the tutorial's task: 1 when digit > 4
     res = compare_gradients(net, x, targets)

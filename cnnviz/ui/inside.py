@@ -3,7 +3,7 @@ forward and backward pass written with this sample's live numbers.
 
 The pure helpers (``class_names``, ``loss_target``, ``sample_pass``, ``stages``, ``tutorial_equations``,
 ``general_equations``, ``step_example``) take arrays and networks and return plain data, so the tests can
-check them without a browser. ``render()`` only wires widgets to them and to ``cnnviz.figures``. The page
+check them without a browser. ``render()`` only wires widgets to them and to ``cnnviz.viz.figures``. The page
 works on a copy of the session's network, so nothing here changes the model's weights or the gradients
 that the Gradients page shows.
 """
@@ -16,10 +16,10 @@ import numpy as np
 import streamlit as st
 from numpy.lib.stride_tricks import sliding_window_view
 
-from cnnviz import figures
-from cnnviz.explain import conv_step_through
-from cnnviz.losses import get_loss, softmax
+from cnnviz.nn.losses import get_loss, softmax
 from cnnviz.ui import common, state
+from cnnviz.viz import figures
+from cnnviz.viz.explain import conv_step_through
 
 # The tutorial's worked example: a 3x3 image and a 2x2 filter give the 2x2 output [[9, 32], [14, 26]].
 TUTORIAL_IMAGE = np.array([[1, 7, 2], [11, 1, 23], [2, 2, 2]], dtype=np.float32)

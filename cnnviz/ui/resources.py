@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from cnnviz import config as C
-from cnnviz import data
+from cnnviz.train import config as C
+from cnnviz.train import data
 
 MODELS_DIR = data.ASSETS_DIR / "models"
 
@@ -88,7 +88,7 @@ def dataset(task: str, train_size: int) -> data.Dataset:
 
 @st.cache_resource(show_spinner=False, max_entries=8)
 def _shared_model(path: str, mtime: float):
-    from cnnviz import io
+    from cnnviz.train import model_file as io
 
     net, cfg = io.load_model_and_config(path)
     for _, arr in net.named_params():

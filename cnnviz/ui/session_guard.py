@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from cnnviz import serving
+from cnnviz.serve import serving
 
 LIVE_WAIT_S = 1.5  # a live tick waits at most this long for a slot (then redraws and tries next tick)
 WAIT_SLICE_S = 0.2  # ... in slices of this length, updating its place in line in between

@@ -12,7 +12,7 @@ import json
 
 import streamlit as st
 
-from cnnviz import config as C
+from cnnviz.train import config as C
 from cnnviz.ui import common, resources, state
 
 PRESET_LABELS = {

@@ -21,9 +21,9 @@ import time
 
 import streamlit as st
 
-from cnnviz import serving
-from cnnviz.config import RunConfig, preset_config
-from cnnviz.trainer import Trainer, TrainingDiverged
+from cnnviz.serve import serving
+from cnnviz.train.config import RunConfig, preset_config
+from cnnviz.train.trainer import Trainer, TrainingDiverged
 from cnnviz.ui import resources, session_guard
 
 DEFAULT_PRESET = "classroom"

@@ -19,8 +19,8 @@ import time
 import numpy as np
 import streamlit as st
 
-from cnnviz import figures
 from cnnviz.ui import common, session_guard, state
+from cnnviz.viz import figures
 
 LIVE_KEY, REPLAY_KEY = "train_live", "train_replay_fragment"  # fragment keys
 INTERVAL_KEY = "_live_interval"  # session state: the live timer's interval of the last full run

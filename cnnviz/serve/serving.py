@@ -18,7 +18,7 @@ provides the pieces the app glues together in ``cnnviz.ui.session_guard``:
   for clicks and page loads. A session alone keeps its 0.25 s.
 - ``estimate_cost`` / ``check_server_cost``: the compute one atomic unit of training work needs (one step,
   or one validation pass), refused above ``SERVER_LIMITS`` with a clear message. Memory is bounded by
-  ``cnnviz.config.LIMITS["step_memory_mb"]``; this bounds time, so that no single step holds a CPU slot for
+  ``config.LIMITS["step_memory_mb"]``; this bounds time, so that no single step holds a CPU slot for
   many seconds.
 - ``rss_bytes`` and ``private_nbytes``: measuring what a session costs.
 """
@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cnnviz.config import INPUT_SHAPE, layer_shapes, normalize_layer
+from cnnviz.train.config import INPUT_SHAPE, layer_shapes, normalize_layer
 
 __all__ = ["FairLimiter", "SessionRegistry", "SlotResult", "TickCost", "live_interval", "estimate_cost",
            "check_server_cost", "SERVER_LIMITS", "default_slots", "rss_bytes", "private_nbytes", "VAL_IMAGES"]

@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .layers import Conv2D, Dense, Flatten, Sigmoid
+from cnnviz.nn.layers import Conv2D, Dense, Flatten, Sigmoid
 
 TUTORIAL_LR = 0.01  # the learning rate of the tutorial's code
 N_FILTERS, KSIZE, IMG = 3, 5, 28

@@ -1,6 +1,6 @@
 """Why did the network say that? Convolution step-through, saliency and occlusion maps.
 
-Pure NumPy on top of ``cnnviz.network.Network`` (``forward``, ``backward``, ``predict_proba``): nothing here
+Pure NumPy on top of ``nn.network.Network`` (``forward``, ``backward``, ``predict_proba``): nothing here
 imports Streamlit or Plotly, and nothing changes a network's ``params`` (``backward`` only fills ``grads``).
 """
 

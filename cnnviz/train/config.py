@@ -259,7 +259,7 @@ def custom_layers(n_conv: int = 1, filters: int = 8, kernel: int = 5, activation
 
 
 def _preset_layers(name: str) -> list[dict]:
-    from cnnviz.network import PRESET_LAYERS  # the core owns the preset architectures
+    from cnnviz.nn.network import PRESET_LAYERS  # the core owns the preset architectures
 
     return [dict(s) for s in PRESET_LAYERS[name]]
 

@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from cnnviz.config import INPUT_SHAPE, RunConfig, estimate_step_bytes
-from cnnviz.data import Dataset, task_targets
-from cnnviz.layers import Conv2D
-from cnnviz.losses import get_loss
-from cnnviz.network import Network, from_spec
-from cnnviz.optim import make_optimizer
+from cnnviz.nn.layers import Conv2D
+from cnnviz.nn.losses import get_loss
+from cnnviz.nn.network import Network, from_spec
+from cnnviz.nn.optim import make_optimizer
+from cnnviz.train.config import INPUT_SHAPE, RunConfig, estimate_step_bytes
+from cnnviz.train.data import Dataset, task_targets
 
 EVAL_CHUNK_BYTES = 16 * 2**20  # evaluation runs in chunks that need at most about this much memory
 SNAPSHOT_DENSE_STEPS = 50  # a filter snapshot after every one of the first 50 steps ...
@@ -74,7 +74,7 @@ class Trainer:
     """Trains ``from_spec(config.layers)`` on ``data`` with the config's loss, optimiser and schedule.
 
     The Dataset is never modified (it may be shared between sessions); user examples added with
-    ``add_examples`` live in this trainer only. With ``parallel`` (a ``cnnviz.parallel.ParallelStep`` for
+    ``add_examples`` live in this trainer only. With ``parallel`` (a ``cnnviz.perf.parallel.ParallelStep`` for
     the config's layers and loss) each step's forward and backward are split over its processes.
     """
 

@@ -134,15 +134,15 @@ def train_draw_model(
 
     Each epoch draws freshly augmented copies of every training image (3 in 4 augmented, 1 in 4 clean), trains
     with Adam and a cosine learning-rate decay, and reports the accuracy on the 1,000 untouched validation
-    images. Deterministic for a given ``seed``. Saved with ``cnnviz.io.save_model`` (config and metadata
+    images. Deterministic for a given ``seed``. Saved with ``model_file.save_model`` (config and metadata
     included) so the app's loader and the model-file checks apply to it.
     """
-    from cnnviz.config import RunConfig, preset_config
-    from cnnviz.data import fixed_split, load_subset, to_input
-    from cnnviz.io import save_model
-    from cnnviz.losses import SoftmaxCrossEntropy
-    from cnnviz.network import build
-    from cnnviz.optim import Adam
+    from cnnviz.nn.losses import SoftmaxCrossEntropy
+    from cnnviz.nn.network import build
+    from cnnviz.nn.optim import Adam
+    from cnnviz.train.config import RunConfig, preset_config
+    from cnnviz.train.data import fixed_split, load_subset, to_input
+    from cnnviz.train.model_file import save_model
 
     rng = np.random.default_rng(seed)
     images, labels = load_subset()

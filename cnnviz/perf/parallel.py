@@ -31,8 +31,8 @@ from multiprocessing import shared_memory
 
 import numpy as np
 
-from .losses import Loss, get_loss
-from .network import Network, from_spec, infer_shapes, validate_spec
+from cnnviz.nn.losses import Loss, get_loss
+from cnnviz.nn.network import Network, from_spec, infer_shapes, validate_spec
 
 __all__ = ["ParallelStep"]
 

@@ -1,4 +1,4 @@
-"""Benchmarks: `python -m cnnviz bench` (or `python -m cnnviz.bench`).
+"""Benchmarks: `python -m cnnviz bench` (or `python -m cnnviz.perf.bench`).
 
 From one run it prints a table of per-step times (full forward + loss + backward on the batch passed in,
 nothing cached across steps) for the tutorial network on 200 images -- the tutorial's own Python loops,
@@ -23,12 +23,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
-from .blas import AVX512_KERNELS, openblas_kernels
-from .network import PRESET_LAYERS, PRESET_LOSS, build
-from .parallel import ParallelStep
+from cnnviz.nn.network import PRESET_LAYERS, PRESET_LOSS, build
+from cnnviz.perf.blas import AVX512_KERNELS, openblas_kernels
+from cnnviz.perf.parallel import ParallelStep
 
 TARGETS = {  # the issue's targets: cnnviz / PyTorch time ratios, and the speed-up over the loops
     "tutorial200": 1.5,
@@ -133,7 +134,7 @@ def load_data(n_max: int = 5000) -> tuple[np.ndarray, np.ndarray, str]:
     """Images (N, 1, 28, 28) float32 in [0, 1] and digit labels (N,) int64 from the shipped subset, in the
     stratified training order (then the validation images); random data if the subset is missing."""
     try:
-        from .data import fixed_split, load_subset, to_input
+        from cnnviz.train.data import fixed_split, load_subset, to_input
 
         images, labels = load_subset()
         train_idx, val_idx = fixed_split(labels)
@@ -155,7 +156,7 @@ def _targets(preset: str, labels: np.ndarray) -> np.ndarray:
 def cnnviz_step_fn(preset: str, x: np.ndarray, labels: np.ndarray, parallel=None) -> Callable[[], float]:
     """One cnnviz training step on (x, labels): forward, loss, backward (no update, as for PyTorch); split
     over the processes of ``parallel`` (a ``ParallelStep`` for this preset) when given."""
-    from .losses import get_loss
+    from cnnviz.nn.losses import get_loss
 
     net = build(preset, rng=np.random.default_rng(0))
     loss = get_loss(PRESET_LOSS[preset])
@@ -231,9 +232,9 @@ def time_tutorial_loops(x: np.ndarray, labels: np.ndarray, n_images: int, repeat
     """The tutorial's own loop step on ``n_images`` images, scaled linearly to 200 images.
 
     As in the tutorial, the patches are built once before training (timed separately, also scaled); the
-    step is its loop forward, loss and loop backward (``cnnviz.tutorial.tutorial_step``).
+    step is its loop forward, loss and loop backward (``cnnviz.nn.tutorial.tutorial_step``).
     """
-    from . import tutorial as T
+    from cnnviz.nn import tutorial as T
 
     params = T.init_params(np.random.default_rng(0))
     X = T.to_tutorial_layout(x[:n_images])  # (28, 28, n)
@@ -323,9 +324,9 @@ def memory_child(lib: str, n_images: int) -> dict:
 
 def measure_memory(lib: str, n_images: int, timeout: float = 300) -> dict:
     """Run ``memory_child`` in a subprocess (fresh interpreter) and return its JSON result."""
-    code = (f"import json; from cnnviz.bench import memory_child; "
+    code = (f"import json; from cnnviz.perf.bench import memory_child; "
             f"print(json.dumps(memory_child({lib!r}, {int(n_images)})))")
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = str(Path(__file__).resolve().parents[2])  # the project folder, so the child imports this cnnviz
     env = dict(os.environ)
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     try:
@@ -498,7 +499,7 @@ def format_table(res: dict) -> str:
                      "python -m cnnviz bench")
     if env["threads"] > 1:
         lines.append(f"cnnviz splits the tutorial net's batch over {env['threads']} processes "
-                     "(cnnviz.parallel; PyTorch gets as many threads); the next row shows it in one process.")
+                     "(perf.parallel; PyTorch gets as many threads); the next row shows it in one process.")
     load = (env.get("loadavg") or [0])[0]
     if load > env["cores"]:
         lines.append(f"WARNING: the machine is busy (load {load:.1f} on {env['cores']} cores): medians "

@@ -536,7 +536,7 @@ def conv_step_figure(image: np.ndarray, kernel: np.ndarray, steps: list[dict], i
     """One moment of a convolution: the image with the window outlined, the patch under it, the filter,
     their elementwise product (summing to the output value), and the output map filled up to this step.
 
-    ``steps`` is ``cnnviz.explain.conv_step_through(image, kernel)``: dicts with row, col, patch, product,
+    ``steps`` is ``cnnviz.viz.explain.conv_step_through(image, kernel)``: dicts with row, col, patch, product,
     value, in output order. ``numbers``: write values in the image and output cells (default: only for small
     images; a real 28×28 image shows them on hover). A small example sits on one row of five panels; a large
     image goes on a first row with the output, and the patch, filter and product (with their numbers) below.

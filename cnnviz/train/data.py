@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
+ASSETS_DIR = Path(__file__).resolve().parents[2] / "assets"
 SUBSET_PATH = ASSETS_DIR / "mnist_5k.npz"
 SUBSET_SIZE = 5000
 N_VAL_PER_CLASS = 100  # 1,000 validation images, 100 per digit
