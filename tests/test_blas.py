@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pytest
 
-from cnnviz.nn import layers
+from cnnviz.nn import fast_conv
 from cnnviz.perf import blas
 
 
@@ -26,5 +28,24 @@ def test_it_agrees_with_threadpoolctl():
     assert names and blas.openblas_kernels() in names
 
 
-def test_the_layers_use_one_product_for_few_filters_only_on_avx512_kernels():
-    assert layers.FAST_SMALL_PRODUCTS == (blas.openblas_kernels().lower() in blas.AVX512_KERNELS)
+def test_the_kernel_names_that_multiply_small_matrices_fast():
+    for name in ("SkylakeX", "COOPERLAKE", "sapphirerapids"):
+        assert fast_conv.fast_small_products(name)
+    for name in ("Haswell", "Zen", "SandyBridge", "Prescott", ""):
+        assert not fast_conv.fast_small_products(name)
+
+
+def _small_products_under(coretype: str) -> str:
+    env = {**os.environ, "OPENBLAS_CORETYPE": coretype}
+    code = "from cnnviz.nn import fast_conv; print(fast_conv.FAST_SMALL_PRODUCTS)"
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def test_the_conv_follows_the_kernels_openblas_loaded():
+    """The choice is made from the kernels the library really runs (pinned here with OPENBLAS_CORETYPE)."""
+    assert _small_products_under("Haswell") == "False"
+    with open("/proc/cpuinfo") as f:
+        has_avx512 = "avx512f" in f.read()
+    if has_avx512:  # OpenBLAS ignores a pin to kernels the CPU cannot run
+        assert _small_products_under("SkylakeX") == "True"

@@ -7,7 +7,7 @@ from gradcheck import numerical_grad, rel_error
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from cnnviz.nn import layers as layers_module
+from cnnviz.nn import fast_conv
 from cnnviz.nn.layers import (
     LAYER_TYPES,
     AvgPool2D,
@@ -85,7 +85,7 @@ CONV_CASES = [
 def small_products(request, monkeypatch):
     """Run a test with both ways the fast path multiplies 1-3 filters (as on AVX2 and on AVX-512 OpenBLAS
     kernels), whichever kernels this machine has."""
-    monkeypatch.setattr(layers_module, "FAST_SMALL_PRODUCTS", request.param)
+    monkeypatch.setattr(fast_conv, "FAST_SMALL_PRODUCTS", request.param)
     return request.param
 
 
@@ -303,8 +303,6 @@ def test_pool_same_result_for_any_memory_layout(cls, size, stride, shape):
 def test_products_split_for_one_thread_give_same_results(case, fast, monkeypatch):
     """The products are split into pieces small enough for one BLAS thread; force tiny pieces (so every
     split path runs) and compare with unsplit products."""
-    import cnnviz.nn.layers as layers_mod
-
     N, C, H, W, F, K, s, p = case
     rng = np.random.default_rng(11)
     x = rng.standard_normal((N, C, H, W)).astype(np.float32)
@@ -320,7 +318,7 @@ def test_products_split_for_one_thread_give_same_results(case, fast, monkeypatch
         return [y, dx, conv.grads["W"], conv.grads["b"], dense.grads["W"], dense.grads["b"]]
 
     whole = run()
-    monkeypatch.setattr(layers_mod, "_SERIAL_MACS", 37)
+    monkeypatch.setattr(fast_conv, "_SERIAL_MACS", 37)
     split = run()
     for a, b in zip(whole, split, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
@@ -350,21 +348,48 @@ def test_conv_random_shapes_match_oracle_and_general_path(N, C, H, W, F, K, s, p
 
 
 def test_split_matmul_cuts_any_dimension(monkeypatch):
-    import cnnviz.nn.layers as layers_mod
-
-    monkeypatch.setattr(layers_mod, "_SERIAL_MACS", 37)
+    monkeypatch.setattr(fast_conv, "_SERIAL_MACS", 37)
     rng = np.random.default_rng(12)
     for m, k, n in [(50, 3, 2), (2, 3, 50), (2, 50, 3), (7, 7, 7), (1, 1, 1)]:
         a, b = rng.random((m, k)), rng.random((k, n))
-        np.testing.assert_allclose(layers_mod._matmul(a, b), a @ b, rtol=1e-12)
+        np.testing.assert_allclose(fast_conv.matmul(a, b), a @ b, rtol=1e-12)
 
 
 def test_outer_product_in_single_thread_blocks_equals_numpy():
     """Dense's outer product runs in row blocks (one BLAS thread each); blocks must tile the result."""
-    from cnnviz.nn.layers import _SERIAL_MACS, _outer
-
     rng = np.random.default_rng(9)
     col = rng.standard_normal((1728, 1)).astype(np.float32)
     row = rng.standard_normal((1, 333)).astype(np.float32)
-    assert 1728 * 333 > 2 * _SERIAL_MACS  # three blocks or more
-    np.testing.assert_array_equal(_outer(col, row), col * row)
+    assert 1728 * 333 > 2 * fast_conv._SERIAL_MACS  # three blocks or more
+    np.testing.assert_array_equal(fast_conv.outer(col, row), col * row)
+
+
+@pytest.mark.parametrize("case", CONV_CASES)
+def test_the_loop_reference_in_layers_matches_the_test_oracle_and_both_paths(case):
+    """layers.conv2d_loops (the definition a student reads) equals this file's independent oracle, and the
+    im2col path (Conv2D(fast=False)) and the fast path equal it."""
+    from cnnviz.nn.layers import conv2d_loops
+
+    N, C, H, W, F, K, s, p = case
+    rng = np.random.default_rng(21)
+    x = rng.standard_normal((N, C, H, W))
+    Wt, b = rng.standard_normal((F, C, K, K)), rng.standard_normal(F)
+    ref = conv2d_loops(x, Wt, b, s, p)
+    np.testing.assert_allclose(ref, naive_conv(x, Wt, b, s, p), rtol=1e-12, atol=1e-12)
+    for fast in (False, True):
+        layer = Conv2D(C, F, K, stride=s, padding=p, fast=fast)
+        layer.params = {"W": Wt.copy(), "b": b.copy()}
+        np.testing.assert_allclose(layer.forward(x), ref, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("case", CONV_CASES)
+def test_the_fast_path_returns_plain_nchw(case):
+    """The fast path's memory layout stays inside fast_conv: its output and dx are C-contiguous NCHW."""
+    N, C, H, W, F, K, s, p = case
+    rng = np.random.default_rng(22)
+    layer = Conv2D(C, F, K, stride=s, padding=p, rng=rng)
+    assert layer.fast  # the default
+    y = layer.forward(rng.random((N, C, H, W), dtype=np.float32))
+    assert y.flags.c_contiguous
+    dx = layer.backward(np.ones_like(y))
+    assert dx.shape == (N, C, H, W) and dx.flags.c_contiguous

@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from cnnviz.perf.blas import AVX512_KERNELS, openblas_kernels
+from cnnviz.nn import fast_conv
 
 __all__ = [
     "Layer",
@@ -27,6 +27,9 @@ __all__ = [
     "ReLU",
     "Tanh",
     "LAYER_TYPES",
+    "conv2d_loops",
+    "im2col",
+    "col2im",
     "as_rng",
     "init_weights",
 ]
@@ -60,78 +63,6 @@ def init_weights(shape, fan_in: int, fan_out: int, rng, scheme: str = "he") -> n
     else:
         raise ValueError(f"unknown init scheme {scheme!r}; expected one of {INIT_SCHEMES}")
     return w.astype(np.float32)
-
-
-# OpenBLAS runs a matrix product on one thread when it has at most about 2**18 multiply-adds, and on more
-# threads above that. For the small products of these networks a second thread gains little on an idle
-# machine, and on a busy one it waits for a free core: measured here under load, (64, 1152) @ (1152, 10)
-# took 14 ms (median) on two threads and 0.02 ms on one. So the products below are split into pieces
-# under that size, and every BLAS call stays on the calling thread.
-_SERIAL_MACS = 1 << 18
-
-# OpenBLAS's AVX-512 kernels (SkylakeX and later) have small-matrix routines that multiply a 3-row matrix
-# fast; its AVX2 kernels (Haswell, Zen) do not, and one matrix-vector product per filter beats them there.
-# Measured for the tutorial net's convolution on 100 images: Haswell 0.23 ms as a product, 0.18 ms as three
-# matrix-vector products; SkylakeX 0.08 ms as a product. OpenBLAS picks its kernels from the CPU model when
-# NumPy loads, or from OPENBLAS_CORETYPE (see cnnviz.perf.blas).
-FAST_SMALL_PRODUCTS = openblas_kernels().lower() in AVX512_KERNELS
-
-
-def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """a (M, K) @ b (K, N) in blocks of at most ``_SERIAL_MACS`` multiply-adds (one thread each),
-    cutting the largest of M, N, K (a cut K is summed back)."""
-    m, k = a.shape
-    n = b.shape[1]
-    if m * k * n <= _SERIAL_MACS:
-        return a @ b
-    out = np.empty((m, n), dtype=np.result_type(a.dtype, b.dtype))
-    if m >= n and m >= k:
-        step = max(1, _SERIAL_MACS // (k * n))
-        for i in range(0, m, step):
-            np.matmul(a[i:i + step], b, out=out[i:i + step])
-    elif n >= k:
-        step = max(1, _SERIAL_MACS // (m * k))
-        for i in range(0, n, step):
-            np.matmul(a, b[:, i:i + step], out=out[:, i:i + step])
-    else:
-        step = max(1, _SERIAL_MACS // (m * n))
-        np.matmul(a[:, :step], b[:step], out=out)
-        for i in range(step, k, step):
-            out += a[:, i:i + step] @ b[i:i + step]
-    return out
-
-
-def _outer(col: np.ndarray, row: np.ndarray) -> np.ndarray:
-    """col (M, 1) @ row (1, N) in row blocks of at most ``_SERIAL_MACS`` (one thread each). np.dot, because
-    for this outer product it takes 0.017 ms where broadcasting takes 0.037 ms and np.matmul 0.16 ms (the
-    tutorial net's dense layer, 100 images)."""
-    m, n = col.shape[0], row.shape[1]
-    out = np.empty((m, n), dtype=np.result_type(col.dtype, row.dtype))
-    step = max(1, _SERIAL_MACS // max(1, n))
-    for i in range(0, m, step):
-        np.dot(col[i:i + step], row, out=out[i:i + step])
-    return out
-
-
-def _matmul_rows(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """out[y] = a @ b[y] for a (M, K), b (Y, K, L), out (Y, M, L), in column blocks (one thread each)."""
-    m, k = a.shape
-    L = b.shape[2]
-    cols = max(1, _SERIAL_MACS // max(1, m * k))
-    for c in range(0, L, cols):
-        np.matmul(a, b[:, :, c:c + cols], out=out[:, :, c:c + cols])
-    return out
-
-
-def _matmul_rows_sum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """sum over y of a[y] @ b[y] for a (Y, M, L), b (Y, L, N): (M, N), in blocks along L (one thread each)."""
-    _, m, L = a.shape
-    n = b.shape[2]
-    cols = max(1, _SERIAL_MACS // max(1, m * n))
-    total = np.zeros((a.shape[0], m, n), dtype=np.result_type(a.dtype, b.dtype))  # (Y, M, N)
-    for c in range(0, L, cols):
-        total += np.matmul(a[:, :, c:c + cols], b[:, c:c + cols, :])
-    return total.sum(axis=0)
 
 
 def _check_int(name: str, value, minimum: int) -> int:
@@ -182,26 +113,27 @@ class Layer:
 
 
 class Conv2D(Layer):
-    """2-D cross-correlation with zero padding and stride.
+    """2-D cross-correlation with zero padding and stride (what the tutorial and every framework call
+    convolution).
 
     Input (N, C, H, W), output (N, F, H_out, W_out), H_out = (H + 2*padding - KH) // stride + 1.
     params["W"] is (F, C, KH, KW), params["b"] is (F,).
 
-    Two implementations behind the same API, tested equal: the general path (``fast = False``) is plain
-    im2col by KH*KW slice copies (a loop over kernel offsets, never over pixels or images) and one matrix
-    product; the default fast path (``_forward_fast``) puts the images on the innermost axis, which makes
-    the copies contiguous and the products well shaped (see the comment there).
+    ``forward`` and ``backward`` below are the whole algorithm: im2col turns every window into a column,
+    and one matrix product applies every filter to every window. ``fast=True`` (the default) runs the same
+    arithmetic arranged for speed in ``fast_conv.py``; ``fast=False`` runs the code you read here. Both
+    take and return plain NCHW arrays and are tested equal to a loop oracle and to each other.
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, rng=None, *,
-                 init: str | None = "he"):
+                 init: str | None = "he", fast: bool = True):
         super().__init__()
         self.in_channels = _check_int("in_channels", in_channels, 1)
         self.out_channels = _check_int("out_channels", out_channels, 1)
         self.kernel_size = _check_int("kernel_size", kernel_size, 1)
         self.stride = _check_int("stride", stride, 1)
         self.padding = _check_int("padding", padding, 0)
-        self.fast = True  # images-innermost implementation (tests switch it off to compare)
+        self.fast = bool(fast)
         if init is not None:  # None: no weights, for shape checks only
             self.reset_parameters(rng, init)
         self._cache = None
@@ -226,187 +158,111 @@ class Conv2D(Layer):
             raise ValueError(f"Conv2D kernel {K}x{K} is larger than its padded input {H + 2 * p}x{W + 2 * p}")
         return (self.out_channels, (H + 2 * p - K) // s + 1, (W + 2 * p - K) // s + 1)
 
-    def _pad(self, x: np.ndarray) -> np.ndarray:
-        """Zero-pad H and W by ``padding``: (N, C, H, W) -> (N, C, H + 2p, W + 2p)."""
-        p = self.padding
-        if p == 0:
-            return x
-        N, C, H, W = x.shape
-        xp = np.zeros((N, C, H + 2 * p, W + 2 * p), dtype=x.dtype)
-        xp[:, :, p:p + H, p:p + W] = x
-        return xp
+    def param_shapes(self, in_shape=None) -> dict[str, tuple]:
+        F, C, K = self.out_channels, self.in_channels, self.kernel_size
+        return {"W": (F, C, K, K), "b": (F,)}
+
+    def flops(self, in_shape) -> int:
+        F, Ho, Wo = self.output_shape(in_shape)
+        return 2 * F * Ho * Wo * self.in_channels * self.kernel_size ** 2
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        """x (N, C, H, W) -> (N, F, H_out, W_out)."""
+        """x (N, C, H, W) -> y (N, F, H_out, W_out)."""
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"Conv2D expects input (N, {self.in_channels}, H, W), got {x.shape}")
-        dtype = np.result_type(x.dtype, self.params["W"].dtype)
+        _, Ho, Wo = self.output_shape(x.shape[1:])
+        dtype = np.result_type(x.dtype, self.params["W"].dtype)  # float64 in the gradient checks
         x = x.astype(dtype, copy=False)
+        W = self.params["W"].astype(dtype, copy=False)  # (F, C, KH, KW)
+        b = self.params["b"].astype(dtype, copy=False)  # (F,)
         self._cache = None  # let the allocator reuse the previous step's memory
         if self.fast:
-            return self._forward_fast(x)
-        return self._forward_general(x)
+            y, cache = fast_conv.forward(x, W, b, self.stride, self.padding, Ho, Wo)
+            self._cache = ("fast", cache)
+            return y
+        N = x.shape[0]
+        F, C, K, _ = W.shape
+        p = self.padding
+        xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))  # (N, C, H + 2p, W + 2p), zeros around
+        cols = im2col(xp, K, self.stride, Ho, Wo)  # (C*KH*KW, N*H_out*W_out): one window per column
+        y = W.reshape(F, C * K * K) @ cols  # (F, N*H_out*W_out): every filter times every window
+        y = y.reshape(F, N, Ho, Wo) + b[:, None, None, None]  # (F, N, H_out, W_out)
+        self._cache = ("im2col", x.shape, cols)
+        return y.transpose(1, 0, 2, 3)  # (N, F, H_out, W_out)
 
     def backward(self, dout: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
-        """dout (N, F, H_out, W_out) -> dx (N, C, H, W); fills grads["W"], grads["b"]."""
+        """dout (N, F, H_out, W_out) -> dx (N, C, H, W); fills grads["W"] (F, C, KH, KW) and grads["b"] (F,).
+
+        The forward pass was y = W2 @ cols + b with W2 = W reshaped (F, C*KH*KW), so by the chain rule
+        dW2 = dy @ cols.T (each weight's gradient sums input * dout over every window it touched),
+        db = dy summed over windows, and dcols = W2.T @ dy, which col2im adds back into the pixels.
+        """
         if self._cache is None:
             raise RuntimeError("Conv2D.backward called before forward")
+        W = self.params["W"]
         if self._cache[0] == "fast":
-            return self._backward_fast(dout, need_dx)
-        return self._backward_general(dout, need_dx)
-
-    # -- general path: im2col by slice copies, one matrix product ---------------------------------------
-
-    def _forward_general(self, x: np.ndarray) -> np.ndarray:
-        _, Ho, Wo = self.output_shape(x.shape[1:])
-        dtype = x.dtype
-        W, b = self.params["W"], self.params["b"]
-        N, C = x.shape[:2]
-        F, _, K, _ = W.shape
-        s = self.stride
-        xp = self._pad(x)
-        # im2col: cols[c, i, j, n, y, x] = xp[n, c, y*s + i, x*s + j]
-        cols = np.empty((C, K, K, N, Ho, Wo), dtype=dtype)  # (C, KH, KW, N, H_out, W_out)
-        xt = xp.transpose(1, 0, 2, 3)  # (C, N, Hp, Wp) view
-        for i in range(K):
-            for j in range(K):
-                cols[:, i, j] = xt[:, :, i:i + s * (Ho - 1) + 1:s, j:j + s * (Wo - 1) + 1:s]
-        cols2 = cols.reshape(C * K * K, N * Ho * Wo)  # (C*KH*KW, N*H_out*W_out)
-        out = _matmul(W.reshape(F, C * K * K).astype(dtype, copy=False), cols2)  # (F, N*H_out*W_out)
-        out = out.reshape(F, N, Ho, Wo)  # (F, N, H_out, W_out)
-        out += b.astype(dtype, copy=False)[:, None, None, None]
-        self._cache = ("general", x.shape, cols2)
-        return out.transpose(1, 0, 2, 3)  # (N, F, H_out, W_out) view
-
-    def _backward_general(self, dout: np.ndarray, need_dx: bool) -> np.ndarray | None:
-        _, x_shape, cols2 = self._cache
-        N, C, H, Wd = x_shape
-        W = self.params["W"]
-        F, _, K, _ = W.shape
+            dW, db, dx = fast_conv.backward(dout, W, self._cache[1], self.stride, self.padding, need_dx)
+            self.grads["W"], self.grads["b"] = dW, db
+            return dx
+        _, x_shape, cols = self._cache
+        N = x_shape[0]
+        F, C, K, _ = W.shape
         _, _, Ho, Wo = dout.shape
-        s, p = self.stride, self.padding
-        dtype = cols2.dtype
-        d2 = np.ascontiguousarray(dout.transpose(1, 0, 2, 3), dtype=dtype).reshape(F, N * Ho * Wo)
-        self.grads["b"] = np.einsum("fp->f", d2)  # (F,)
-        self.grads["W"] = _matmul(d2, cols2.T).reshape(W.shape)  # (F, C, KH, KW)
+        W2 = W.reshape(F, C * K * K).astype(cols.dtype, copy=False)  # (F, C*KH*KW)
+        dy = dout.transpose(1, 0, 2, 3).reshape(F, N * Ho * Wo).astype(cols.dtype, copy=False)  # (F, N*Ho*Wo)
+        self.grads["b"] = dy.sum(axis=1)  # (F,)
+        self.grads["W"] = (dy @ cols.T).reshape(W.shape)  # (F, C*KH*KW) -> (F, C, KH, KW)
         if not need_dx:
             return None
-        dcols = _matmul(W.reshape(F, C * K * K).astype(dtype, copy=False).T, d2)  # (C*KH*KW, N*H_out*W_out)
-        dcols = dcols.reshape(C, K, K, N, Ho, Wo)  # (C, KH, KW, N, H_out, W_out)
-        dxp = np.zeros((C, N, H + 2 * p, Wd + 2 * p), dtype=dtype)  # (C, N, Hp, Wp)
-        for i in range(K):
-            for j in range(K):
-                dxp[:, :, i:i + s * (Ho - 1) + 1:s, j:j + s * (Wo - 1) + 1:s] += dcols[:, i, j]
-        return dxp[:, :, p:p + H, p:p + Wd].transpose(1, 0, 2, 3)  # (N, C, H, W) view
+        dcols = W2.T @ dy  # (C*KH*KW, N*H_out*W_out): the gradient of every window
+        return col2im(dcols, x_shape, K, self.stride, self.padding, Ho, Wo)  # (N, C, H, W)
 
-    # -- fast path: images on the innermost axis (see _correlate_nlast) -------------------------------
 
-    def _forward_fast(self, x: np.ndarray) -> np.ndarray:
-        _, Ho, Wo = self.output_shape(x.shape[1:])
-        N, C, H, Wd = x.shape
-        dtype = x.dtype
-        W, b = self.params["W"], self.params["b"]
-        p = self.padding
-        xt = _to_nlast(x, p)  # (Hp, C, Wp, N)
-        out, win = _correlate_nlast(xt, W.astype(dtype, copy=False), self.stride, Ho, Wo)  # (F, Ho, Wo, N)
-        out += b.astype(dtype, copy=False)[:, None, None, None]
-        self._cache = ("fast", x.shape, win)
-        return out.transpose(3, 0, 1, 2)  # (N, F, H_out, W_out) view
+def im2col(xp: np.ndarray, K: int, s: int, Ho: int, Wo: int) -> np.ndarray:
+    """Padded images xp (N, C, Hp, Wp) -> cols (C*K*K, N*H_out*W_out), one K x K window per column:
+    cols[(c, i, j), (n, y, x)] = xp[n, c, y*s + i, x*s + j].
 
-    def _backward_fast(self, dout: np.ndarray, need_dx: bool) -> np.ndarray | None:
-        _, x_shape, win = self._cache
-        N, C, H, Wd = x_shape
-        W = self.params["W"]
-        F, _, K, _ = W.shape
-        _, _, Ho, Wo = dout.shape
-        p, s = self.padding, self.stride
-        dtype = win.dtype
-        L = Wo * N
-        dT = np.ascontiguousarray(dout.transpose(1, 2, 3, 0), dtype=dtype)  # (F, H_out, W_out, N)
-        d2 = dT.reshape(F, Ho * L)  # (F, P)
-        self.grads["b"] = np.einsum("fp->f", d2)  # (F,); 3x faster than d2.sum(axis=1) here
-        # per output row y: win[y] (R, L) @ dout[:, y].T (L, F), summed over rows
-        R = K * C * K
-        d3 = dT.reshape(F, Ho, L)  # (F, H_out, W_out*N)
-        if F <= 3 and not FAST_SMALL_PRODUCTS:  # matrix-vector products per filter, as in _correlate_nlast
-            per_row = np.empty((F, Ho, R, 1), dtype=dtype)
-            for f in range(F):
-                np.matmul(win, d3[f][:, :, None], out=per_row[f])  # (H_out, R, L) @ (H_out, L, 1)
-            g = per_row.sum(axis=1)[:, :, 0]  # (F, R)
-        else:
-            g = _matmul_rows_sum(win, d3.transpose(1, 2, 0)).T  # (F, R)
-        self.grads["W"] = np.ascontiguousarray(g.reshape(F, K, C, K).transpose(0, 2, 1, 3))  # (F, C, KH, KW)
-        if not need_dx:
-            return None
-        q = K - 1 - p
-        if s == 1 and q >= 0:
-            # dx is the correlation of dout, padded by K-1-p, with the flipped filters (F and C swapped)
-            dpad = np.zeros((Ho + 2 * q, F, Wo + 2 * q, N), dtype=dtype)  # (Ho + 2q, F, Wo + 2q, N)
-            dpad[q:q + Ho, :, q:q + Wo] = dT.transpose(1, 0, 2, 3)
-            Wflip = W.astype(dtype, copy=False)[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)  # (C, F, KH, KW)
-            dxt, _ = _correlate_nlast(dpad, Wflip, 1, H, Wd)  # (C, H, W, N)
-            return dxt.transpose(3, 0, 1, 2)  # (N, C, H, W) view
-        # strided: scatter the window gradients back (col2im on the column-shifted layout)
-        R = K * C * K
-        Wr = W.transpose(0, 2, 1, 3).reshape(F, R).astype(dtype, copy=False)  # (F, KH*C*KW)
-        dwin = np.empty((Ho, R, L), dtype=dtype)  # (H_out, R, L): per row Wr.T (R, F) @ dout[:, y] (F, L)
-        _matmul_rows(np.ascontiguousarray(Wr.T), dT.reshape(F, Ho, L).transpose(1, 0, 2), dwin)
-        dwin = dwin.reshape(Ho, K, C, K, Wo, N)  # (H_out, KH, C, KW, W_out, N)
-        Hp, Wp = H + 2 * p, Wd + 2 * p
-        dcolsj = np.zeros((Hp, C, K, Wo, N), dtype=dtype)  # (Hp, C, KW, W_out, N)
-        for i in range(K):
-            dcolsj[i:i + s * (Ho - 1) + 1:s] += dwin[:, i]
-        dxt = np.zeros((Hp, C, Wp, N), dtype=dtype)  # (Hp, C, Wp, N)
+    The loop runs over the K*K kernel offsets (25 for a 5x5 filter), never over pixels or images: offset
+    (i, j) of every window at once is one strided slice of the image."""
+    N, C = xp.shape[:2]
+    cols = np.empty((C, K, K, N, Ho, Wo), dtype=xp.dtype)  # (C, KH, KW, N, H_out, W_out)
+    xt = xp.transpose(1, 0, 2, 3)  # (C, N, Hp, Wp)
+    for i in range(K):
         for j in range(K):
-            dxt[:, :, j:j + s * (Wo - 1) + 1:s] += dcolsj[:, :, j]
-        return dxt[p:p + H, :, p:p + Wd].transpose(3, 1, 0, 2)  # (N, C, H, W) view
+            cols[:, i, j] = xt[:, :, i:i + s * (Ho - 1) + 1:s, j:j + s * (Wo - 1) + 1:s]  # (C, N, Ho, Wo)
+    return cols.reshape(C * K * K, N * Ho * Wo)
 
 
-# Images-innermost convolution. With the images last, a shifted window of the input is a block of long
-# contiguous rows, so the copies run at memcpy speed and the matrix products get W_out * N columns. Only
-# the KW column shifts are copied (colsj: KW times the input, not KH*KW times as in im2col): for output
-# row y the KH*C*KW rows (i, c, j) of its window are consecutive rows of colsj, so one strided view gives
-# every row's window, and batched matmuls (a (F, R) @ (R, W_out*N) product per output row) do the
-# convolution. The output is (F, H_out, W_out, N) in memory; Flatten then reshapes it without a copy.
+def col2im(dcols: np.ndarray, x_shape, K: int, s: int, p: int, Ho: int, Wo: int) -> np.ndarray:
+    """The adjoint of im2col: window gradients dcols (C*K*K, N*H_out*W_out) -> dx (N, C, H, W), adding up
+    where windows overlap and dropping the padding."""
+    N, C, H, W = x_shape
+    dcols = dcols.reshape(C, K, K, N, Ho, Wo)  # (C, KH, KW, N, H_out, W_out)
+    dxp = np.zeros((C, N, H + 2 * p, W + 2 * p), dtype=dcols.dtype)  # (C, N, Hp, Wp)
+    for i in range(K):
+        for j in range(K):
+            dxp[:, :, i:i + s * (Ho - 1) + 1:s, j:j + s * (Wo - 1) + 1:s] += dcols[:, i, j]
+    return dxp[:, :, p:p + H, p:p + W].transpose(1, 0, 2, 3)  # (N, C, H, W)
 
 
-def _to_nlast(x: np.ndarray, p: int) -> np.ndarray:
-    """(N, C, H, W) -> zero-padded (H + 2p, C, W + 2p, N): images on the innermost axis."""
-    N, C, H, W = x.shape
-    xt = np.empty((H + 2 * p, C, W + 2 * p, N), dtype=x.dtype) if p == 0 else \
-        np.zeros((H + 2 * p, C, W + 2 * p, N), dtype=x.dtype)
-    xt[p:p + H, :, p:p + W] = x.transpose(2, 1, 3, 0)  # (H, C, W, N)
-    return xt
-
-
-def _correlate_nlast(xt: np.ndarray, W: np.ndarray, s: int, Ho: int, Wo: int):
-    """Cross-correlate padded images xt (Hp, C, Wp, N) with filters W (F, C, K, K), stride s.
-
-    Returns (out (F, H_out, W_out, N), win): win (H_out, K*C*K, W_out*N) is the window view, which the
-    filter gradient reuses.
-    """
-    Hp, C, Wp, N = xt.shape
-    F, _, K, _ = W.shape
-    L = Wo * N
-    colsj = np.empty((Hp, C, K, Wo, N), dtype=xt.dtype)  # colsj[y, c, j, x, n] = xt[y, c, x*s + j, n]
-    for j in range(K):
-        colsj[:, :, j] = xt[:, :, j:j + s * (Wo - 1) + 1:s]
-    R = K * C * K
-    item = colsj.itemsize
-    # (H_out, KH*C*KW, W_out*N): win[y, (i, c, j), (x, n)] = xt[y*s + i, c, x*s + j, n] (an overlapping view;
-    # the ndarray constructor is as_strided without its 4 us of Python)
-    win = np.ndarray((Ho, R, L), dtype=colsj.dtype, buffer=colsj,
-                     strides=(s * C * K * L * item, L * item, item))
-    win.flags.writeable = False
-    Wr = W.transpose(0, 2, 1, 3).reshape(F, R)  # (F, KH*C*KW), rows in (i, c, j) order
-    out = np.empty((F, Ho, Wo, N), dtype=xt.dtype)  # (F, H_out, W_out, N)
-    if F <= 3 and not FAST_SMALL_PRODUCTS:
-        # OpenBLAS's AVX2 kernels are slow on products with 1-3 rows (see FAST_SMALL_PRODUCTS)
+def conv2d_loops(x: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int = 1,
+                 padding: int = 0) -> np.ndarray:
+    """The definition, one output number at a time (a reference for reading and testing, not for use):
+    y[n, f, r, c] = sum over (ch, i, j) of xp[n, ch, r*s + i, c*s + j] * W[f, ch, i, j], plus b[f].
+    x (N, C, H, W), W (F, C, KH, KW), b (F,) -> (N, F, H_out, W_out)."""
+    N, _, H, Wd = x.shape
+    F, _, KH, KW = W.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))  # (N, C, Hp, Wp)
+    Ho = (H + 2 * padding - KH) // stride + 1
+    Wo = (Wd + 2 * padding - KW) // stride + 1
+    y = np.zeros((N, F, Ho, Wo), dtype=np.result_type(x, W))
+    for n in range(N):
         for f in range(F):
-            np.matmul(win.transpose(0, 2, 1), Wr[f], out=out[f].reshape(Ho, L))  # (H_out, L, R) @ (R,)
-    else:
-        _matmul_rows(Wr, win, out.reshape(F, Ho, L).transpose(1, 0, 2))  # per output row: (F, R) @ (R, L)
-    return out, win
+            for r in range(Ho):
+                for c in range(Wo):
+                    patch = xp[n, :, r * stride:r * stride + KH, c * stride:c * stride + KW]  # (C, KH, KW)
+                    y[n, f, r, c] = np.sum(patch * W[f]) + b[f]
+    return y
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -446,12 +302,12 @@ class _Pool2D(Layer):
                 for i in range(k) for j in range(k)]
 
     def _dx_buffer(self, x, dtype):
-        """dx with the memory layout of x (so that the writes below and the next layer's reads are
-        contiguous), zeroed unless the windows tile x exactly (then every element is written once)."""
+        """An (N, C, H, W) buffer for dx, zeroed unless the windows tile x exactly (then every element is
+        written once and zeroing first would be wasted work)."""
         k, s = self.size, self.stride
         _, _, H, W = x.shape
         tiles = s == k and H % k == 0 and W % k == 0
-        return (np.empty_like if tiles else np.zeros_like)(x, dtype=dtype), not tiles
+        return (np.empty if tiles else np.zeros)(x.shape, dtype=dtype), not tiles
 
 
 class MaxPool2D(_Pool2D):
@@ -463,7 +319,7 @@ class MaxPool2D(_Pool2D):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         wins = self._windows(x)
-        out = np.array(wins[0], order="K")  # (N, C, H_out, W_out), x's memory layout
+        out = wins[0].copy()  # (N, C, H_out, W_out)
         for w in wins[1:]:
             np.maximum(out, w, out=out)
         self._cache = (x, out)
@@ -478,7 +334,6 @@ class MaxPool2D(_Pool2D):
         dtype = np.result_type(x.dtype, dout.dtype)
         dx, accumulate = self._dx_buffer(x, dtype)
         taken = None  # windows whose gradient went to an earlier maximum
-        # ufuncs (not np.where) so that every temporary keeps the memory layout of x
         for w, d in zip(self._windows(x), self._windows(dx), strict=True):
             first = np.equal(w, out)  # a maximum of its window ...
             if taken is None:
@@ -498,7 +353,7 @@ class AvgPool2D(_Pool2D):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         wins = self._windows(x)
-        out = np.array(wins[0], order="K")  # (N, C, H_out, W_out), x's memory layout
+        out = wins[0].copy()  # (N, C, H_out, W_out)
         for w in wins[1:]:
             out += w
         out *= 1.0 / len(wins)
@@ -564,7 +419,7 @@ class Dense(Layer):
             raise ValueError(f"Dense expects input (N, {self.in_features}), got {x.shape}")
         W, b = self.params["W"], self.params["b"]
         self._x = x
-        out = _matmul(x, W)  # (N, out)
+        out = fast_conv.matmul(x, W)  # (N, out); x @ W, cut into single-thread pieces
         out += b
         return out
 
@@ -572,17 +427,14 @@ class Dense(Layer):
         if self._x is None:
             raise RuntimeError("Dense.backward called before forward")
         x = self._x
-        self.grads["W"] = _matmul(x.T, dout)  # (in, out)
+        self.grads["W"] = fast_conv.matmul(x.T, dout)  # (in, out)
         self.grads["b"] = dout.sum(axis=0)  # (out,)
         if not need_dx:
             return None
         W = self.params["W"]
-        if x.flags.f_contiguous and not x.flags.c_contiguous:
-            # x came from a Flatten of an images-innermost conv output: give dx the same layout
-            if W.shape[1] == 1:
-                return _outer(W, dout.T).T  # (N, in), memory (in, N)
-            return _matmul(W, dout.T).T  # (N, in), memory (in, N)
-        return _matmul(dout, W.T)  # (N, in)
+        if W.shape[1] == 1:  # one output (the tutorial's): dx is an outer product
+            return fast_conv.outer(dout, W.T)  # (N, 1) @ (1, in) -> (N, in)
+        return fast_conv.matmul(dout, W.T)  # (N, in)
 
 
 class Flatten(Layer):
@@ -633,7 +485,7 @@ class Sigmoid(Layer):
         if not need_dx:
             return None
         y = self._y
-        dx = np.subtract(1.0, y, dtype=np.result_type(y, dout))  # keeps y's memory layout
+        dx = np.subtract(1.0, y, dtype=np.result_type(y, dout))  # then in place: one temporary
         dx *= y
         dx *= dout
         return dx
@@ -649,7 +501,7 @@ class ReLU(Layer):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         # max with a zeros array, not the scalar 0: NumPy's SIMD loop for maximum needs both operands to be
-        # arrays (measured 0.05 ms vs 0.09 ms for the classroom net's 8x24x24 maps at batch 64)
+        # arrays (a scalar takes a slower path)
         z = self._zeros
         if z is None or z.shape != x.shape[1:] or z.dtype != x.dtype:
             self._zeros = z = np.zeros(x.shape[1:], dtype=x.dtype)
