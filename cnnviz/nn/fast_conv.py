@@ -2,12 +2,13 @@
 
 Read ``layers.Conv2D`` first; this module only changes where the numbers sit in memory and how the matrix
 products are cut. ``Conv2D(fast=True)`` (the default) calls ``forward`` and ``backward`` here; both take and
-return plain NCHW arrays, so no other layer sees this module's layout. tests/test_layers.py checks both paths
-against a loop oracle and against each other.
+return plain C-contiguous NCHW arrays, so no other layer sees this module's layout. tests/test_layers.py
+checks both paths against a loop oracle and against each other.
 
 Three things make it fast on a small CPU:
-- the images sit on the innermost axis inside the convolution (see ``_correlate_nlast``), so window copies
-  are contiguous and the products have W_out * N columns;
+- inside the convolution the images sit between the rows and the columns, (H, C, N, W) (see ``_windows``):
+  only the KW column shifts are copied (not the KH*KW copies of im2col), a window is a strided view, and
+  each output row is one matrix product with N * W_out columns;
 - every matrix product is split into pieces small enough for one BLAS thread (``matmul``);
 - on OpenBLAS's AVX2 kernels, 1-3 filters are multiplied one matrix-vector product at a time
   (``FAST_SMALL_PRODUCTS``).
@@ -96,116 +97,144 @@ def _matmul_rows_sum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return total.sum(axis=0)
 
 
+# Output rows per block: a block of the output (or of dout) moves between NCHW and this module's layout
+# while it is still in the cache, and no second full-size copy of the output is allocated.
+_BLOCK_FLOATS = 1 << 17
+
+
 def forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int, padding: int, Ho: int, Wo: int):
     """x (N, C, H, W), W (F, C, K, K), b (F,) -> (y (N, F, H_out, W_out) C-contiguous, cache for backward)."""
-    p = padding
-    xt = _to_nlast(x, p)  # (Hp, C, Wp, N)
-    out, win = _correlate_nlast(xt, W, stride, Ho, Wo)  # (F, H_out, W_out, N)
-    out += b[:, None, None, None]
-    y = np.ascontiguousarray(out.transpose(3, 0, 1, 2))  # (N, F, H_out, W_out)
+    N = x.shape[0]
+    F, _, K, _ = W.shape
+    L = N * Wo
+    win = _windows(_to_rows(x, padding), K, stride, Ho, Wo)  # (H_out, KH*C*KW, N*W_out)
+    Wr = _filters_as_rows(W)  # (F, KH*C*KW)
+    y = np.empty((N, F, Ho, Wo), dtype=x.dtype)  # (N, F, H_out, W_out)
+    h = max(1, _BLOCK_FLOATS // max(1, F * L))
+    blk = np.empty((F, min(h, Ho), L), dtype=x.dtype)  # (F, rows, N*W_out)
+    for y0 in range(0, Ho, h):
+        y1 = min(Ho, y0 + h)
+        part = blk[:, :y1 - y0]  # (F, rows, N*W_out)
+        _multiply(Wr, win[y0:y1], part)
+        part += b[:, None, None]
+        y[:, :, y0:y1] = part.reshape(F, y1 - y0, N, Wo).transpose(2, 0, 1, 3)  # (N, F, rows, W_out)
     return y, (x.shape, win)
 
 
 def backward(dout: np.ndarray, W: np.ndarray, cache, stride: int, padding: int, need_dx: bool):
     """dout (N, F, H_out, W_out) -> (dW (F, C, K, K), db (F,), dx (N, C, H, W) or None)."""
     x_shape, win = cache
-    N, C, H, Wd = x_shape
+    N, C, _, _ = x_shape
     F, _, K, _ = W.shape
     _, _, Ho, Wo = dout.shape
-    p, s = padding, stride
     dtype = win.dtype
-    L = Wo * N
-    dT = np.ascontiguousarray(dout.transpose(1, 2, 3, 0), dtype=dtype)  # (F, H_out, W_out, N)
-    db = np.einsum("fp->f", dT.reshape(F, Ho * L))  # (F,); einsum's loop beats sum(axis=1) on this shape
-    # per output row y: win[y] (R, L) @ dout[:, y].T (L, F), summed over rows
+    L = N * Wo
     R = K * C * K
-    d3 = dT.reshape(F, Ho, L)  # (F, H_out, W_out*N)
-    if F <= 3 and not FAST_SMALL_PRODUCTS:  # matrix-vector products per filter, as in _correlate_nlast
-        per_row = np.empty((F, Ho, R, 1), dtype=dtype)
-        for f in range(F):
-            np.matmul(win, d3[f][:, :, None], out=per_row[f])  # (H_out, R, L) @ (H_out, L, 1)
-        g = per_row.sum(axis=1)[:, :, 0]  # (F, R)
-    else:
-        g = _matmul_rows_sum(win, d3.transpose(1, 2, 0)).T  # (F, R)
+    db = dout.sum(axis=(0, 2, 3), dtype=dtype)  # (F,)
+    # dW (as (F, R)) = sum over output rows y of dout[:, :, y] (F, L) @ win[y].T (L, R)
+    g = np.zeros((F, R), dtype=dtype)
+    h = max(1, _BLOCK_FLOATS // max(1, F * L))
+    blk = np.empty((F, min(h, Ho), N, Wo), dtype=dtype)  # (F, rows, N, W_out)
+    for y0 in range(0, Ho, h):
+        y1 = min(Ho, y0 + h)
+        part = blk[:, :y1 - y0]
+        part[...] = dout[:, :, y0:y1].transpose(1, 2, 0, 3)  # (F, rows, N, W_out)
+        d3 = part.reshape(F, y1 - y0, L)  # (F, rows, N*W_out)
+        if F <= 3 and not FAST_SMALL_PRODUCTS:  # matrix-vector products per filter, as in _multiply
+            for f in range(F):
+                g[f] += np.matmul(win[y0:y1], d3[f][:, :, None]).sum(axis=0)[:, 0]  # (rows, R, 1) summed
+        else:
+            g += _matmul_rows_sum(win[y0:y1], d3.transpose(1, 2, 0)).T  # (F, R)
     dW = np.ascontiguousarray(g.reshape(F, K, C, K).transpose(0, 2, 1, 3))  # (F, C, KH, KW)
     if not need_dx:
         return dW, db, None
-    return dW, db, np.ascontiguousarray(_dx_nlast(dT, W.astype(dtype, copy=False), x_shape, s, p))
+    return dW, db, _dx(dout.astype(dtype, copy=False), W.astype(dtype, copy=False), x_shape, stride, padding)
 
 
-def _dx_nlast(dT: np.ndarray, W: np.ndarray, x_shape, s: int, p: int) -> np.ndarray:
-    """dT (F, H_out, W_out, N), W (F, C, K, K) -> dx (N, C, H, W) as a view of images-innermost memory."""
+def _dx(dout: np.ndarray, W: np.ndarray, x_shape, s: int, p: int) -> np.ndarray:
+    """dout (N, F, H_out, W_out), W (F, C, K, K) -> dx (N, C, H, W), C-contiguous."""
     N, C, H, Wd = x_shape
     F, _, K, _ = W.shape
-    _, Ho, Wo, _ = dT.shape
-    dtype = dT.dtype
-    L = Wo * N
+    _, _, Ho, Wo = dout.shape
+    dtype = dout.dtype
     q = K - 1 - p
     if s == 1 and q >= 0:
         # dx is the correlation of dout, padded by K-1-p, with the flipped filters (F and C swapped)
-        dpad = np.zeros((Ho + 2 * q, F, Wo + 2 * q, N), dtype=dtype)  # (Ho + 2q, F, Wo + 2q, N)
-        dpad[q:q + Ho, :, q:q + Wo] = dT.transpose(1, 0, 2, 3)
+        dpad = np.zeros((Ho + 2 * q, F, N, Wo + 2 * q), dtype=dtype)  # (Ho + 2q, F, N, Wo + 2q)
+        dpad[q:q + Ho, :, :, q:q + Wo] = dout.transpose(2, 1, 0, 3)
         Wflip = W[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)  # (C, F, KH, KW)
-        dxt, _ = _correlate_nlast(dpad, Wflip, 1, H, Wd)  # (C, H, W, N)
-        return dxt.transpose(3, 0, 1, 2)  # (N, C, H, W) view
+        dxt = _correlate_rows(dpad, Wflip, 1, H, Wd)  # (C, H, N, W)
+        return np.ascontiguousarray(dxt.transpose(2, 0, 1, 3))  # (N, C, H, W)
     # strided: scatter the window gradients back (col2im on the column-shifted layout)
     R = K * C * K
-    Wr = W.transpose(0, 2, 1, 3).reshape(F, R)  # (F, KH*C*KW)
+    L = N * Wo
+    dT = np.ascontiguousarray(dout.transpose(1, 2, 0, 3)).reshape(F, Ho, L)  # (F, H_out, N*W_out)
+    Wr = _filters_as_rows(W)  # (F, KH*C*KW)
     dwin = np.empty((Ho, R, L), dtype=dtype)  # (H_out, R, L): per row Wr.T (R, F) @ dout[:, y] (F, L)
-    _matmul_rows(np.ascontiguousarray(Wr.T), dT.reshape(F, Ho, L).transpose(1, 0, 2), dwin)
-    dwin = dwin.reshape(Ho, K, C, K, Wo, N)  # (H_out, KH, C, KW, W_out, N)
+    _matmul_rows(np.ascontiguousarray(Wr.T), dT.transpose(1, 0, 2), dwin)
+    dwin = dwin.reshape(Ho, K, C, K, N, Wo)  # (H_out, KH, C, KW, N, W_out)
     Hp, Wp = H + 2 * p, Wd + 2 * p
-    dcolsj = np.zeros((Hp, C, K, Wo, N), dtype=dtype)  # (Hp, C, KW, W_out, N)
+    dcolsj = np.zeros((Hp, C, K, N, Wo), dtype=dtype)  # (Hp, C, KW, N, W_out)
     for i in range(K):
         dcolsj[i:i + s * (Ho - 1) + 1:s] += dwin[:, i]
-    dxt = np.zeros((Hp, C, Wp, N), dtype=dtype)  # (Hp, C, Wp, N)
+    dxt = np.zeros((Hp, C, N, Wp), dtype=dtype)  # (Hp, C, N, Wp)
     for j in range(K):
-        dxt[:, :, j:j + s * (Wo - 1) + 1:s] += dcolsj[:, :, j]
-    return dxt[p:p + H, :, p:p + Wd].transpose(3, 1, 0, 2)  # (N, C, H, W) view
+        dxt[:, :, :, j:j + s * (Wo - 1) + 1:s] += dcolsj[:, :, j]
+    return np.ascontiguousarray(dxt[p:p + H, :, :, p:p + Wd].transpose(2, 1, 0, 3))  # (N, C, H, W)
 
 
-# Images-innermost convolution. With the images last, a shifted window of the input is a block of long
-# contiguous rows, so the copies run at memcpy speed and the matrix products get W_out * N columns. Only
-# the KW column shifts are copied (colsj: KW times the input, not KH*KW times as in im2col): for output
-# row y the KH*C*KW rows (i, c, j) of its window are consecutive rows of colsj, so one strided view gives
-# every row's window, and batched matmuls (a (F, R) @ (R, W_out*N) product per output row) do the
-# convolution. The output is (F, H_out, W_out, N) in memory; ``forward`` copies it to NCHW.
-
-
-def _to_nlast(x: np.ndarray, p: int) -> np.ndarray:
-    """(N, C, H, W) -> zero-padded (H + 2p, C, W + 2p, N): images on the innermost axis."""
+def _to_rows(x: np.ndarray, p: int) -> np.ndarray:
+    """(N, C, H, W) -> zero-padded (H + 2p, C, N, W + 2p): the images between the rows and the columns."""
     N, C, H, W = x.shape
-    xt = np.empty((H + 2 * p, C, W + 2 * p, N), dtype=x.dtype) if p == 0 else \
-        np.zeros((H + 2 * p, C, W + 2 * p, N), dtype=x.dtype)
-    xt[p:p + H, :, p:p + W] = x.transpose(2, 1, 3, 0)  # (H, C, W, N)
+    xt = np.empty((H + 2 * p, C, N, W + 2 * p), dtype=x.dtype) if p == 0 else \
+        np.zeros((H + 2 * p, C, N, W + 2 * p), dtype=x.dtype)
+    xt[p:p + H, :, :, p:p + W] = x.transpose(2, 1, 0, 3)  # (H, C, N, W)
     return xt
 
 
-def _correlate_nlast(xt: np.ndarray, W: np.ndarray, s: int, Ho: int, Wo: int):
-    """Cross-correlate padded images xt (Hp, C, Wp, N) with filters W (F, C, K, K), stride s.
+def _windows(xt: np.ndarray, K: int, s: int, Ho: int, Wo: int) -> np.ndarray:
+    """Padded images xt (Hp, C, N, Wp) -> win (H_out, K*C*K, N*W_out), a read-only overlapping view:
+    win[y, (i, c, j), (n, x)] = xt[y*s + i, c, n, x*s + j].
 
-    Returns (out (F, H_out, W_out, N), win): win (H_out, K*C*K, W_out*N) is the window view, which the
-    filter gradient reuses.
+    Only the KW column shifts are copied (colsj, KW times the input): for output row y, the KH*C*KW rows
+    (i, c, j) of its windows are consecutive rows of colsj, so one strided view gives every row's windows.
     """
-    Hp, C, Wp, N = xt.shape
-    F, _, K, _ = W.shape
-    L = Wo * N
-    colsj = np.empty((Hp, C, K, Wo, N), dtype=xt.dtype)  # colsj[y, c, j, x, n] = xt[y, c, x*s + j, n]
+    Hp, C, N, Wp = xt.shape
+    L = N * Wo
+    colsj = np.empty((Hp, C, K, N, Wo), dtype=xt.dtype)  # colsj[y, c, j, n, x] = xt[y, c, n, x*s + j]
     for j in range(K):
-        colsj[:, :, j] = xt[:, :, j:j + s * (Wo - 1) + 1:s]
+        colsj[:, :, j] = xt[:, :, :, j:j + s * (Wo - 1) + 1:s]
     R = K * C * K
     item = colsj.itemsize
-    # (H_out, KH*C*KW, W_out*N): win[y, (i, c, j), (x, n)] = xt[y*s + i, c, x*s + j, n] (an overlapping view;
-    # the ndarray constructor is as_strided without its Python overhead)
+    # the ndarray constructor is as_strided without its Python overhead
     win = np.ndarray((Ho, R, L), dtype=colsj.dtype, buffer=colsj,
                      strides=(s * C * K * L * item, L * item, item))
     win.flags.writeable = False
-    Wr = W.transpose(0, 2, 1, 3).reshape(F, R)  # (F, KH*C*KW), rows in (i, c, j) order
-    out = np.empty((F, Ho, Wo, N), dtype=xt.dtype)  # (F, H_out, W_out, N)
+    return win
+
+
+def _filters_as_rows(W: np.ndarray) -> np.ndarray:
+    """W (F, C, K, K) -> (F, K*C*K), rows in the (i, c, j) order of the windows."""
+    F, C, K, _ = W.shape
+    return W.transpose(0, 2, 1, 3).reshape(F, K * C * K)
+
+
+def _multiply(Wr: np.ndarray, win: np.ndarray, out: np.ndarray) -> None:
+    """out[:, y] = Wr (F, R) @ win[y] (R, L) for every row y of win (Y, R, L); out (F, Y, L) may be a view."""
+    F = Wr.shape[0]
     if F <= 3 and not FAST_SMALL_PRODUCTS:
         # OpenBLAS's AVX2 kernels are slow on products with 1-3 rows (see FAST_SMALL_PRODUCTS)
         for f in range(F):
-            np.matmul(win.transpose(0, 2, 1), Wr[f], out=out[f].reshape(Ho, L))  # (H_out, L, R) @ (R,)
+            np.matmul(win.transpose(0, 2, 1), Wr[f], out=out[f])  # (Y, L, R) @ (R,) -> (Y, L)
     else:
-        _matmul_rows(Wr, win, out.reshape(F, Ho, L).transpose(1, 0, 2))  # per output row: (F, R) @ (R, L)
-    return out, win
+        _matmul_rows(Wr, win, out.transpose(1, 0, 2))  # per row: (F, R) @ (R, L)
+
+
+def _correlate_rows(xt: np.ndarray, W: np.ndarray, s: int, Ho: int, Wo: int) -> np.ndarray:
+    """Cross-correlate padded images xt (Hp, C, N, Wp) with filters W (F, C, K, K), stride s:
+    out (F, H_out, N, W_out)."""
+    N = xt.shape[2]
+    F, _, K, _ = W.shape
+    out = np.empty((F, Ho, N, Wo), dtype=xt.dtype)  # (F, H_out, N, W_out)
+    _multiply(_filters_as_rows(W), _windows(xt, K, s, Ho, Wo), out.reshape(F, Ho, N * Wo))
+    return out
