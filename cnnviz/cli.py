@@ -17,10 +17,9 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from cnnviz.train.config import LIMITS, OPTIMIZERS, PRESETS, TRAIN_SIZE_IDX_MAX, RunConfig
-
-BAR_WIDTH = 30
 
 
 def _build_config(args: argparse.Namespace) -> RunConfig:
@@ -45,39 +44,24 @@ def _build_config(args: argparse.Namespace) -> RunConfig:
 
 
 class Progress:
-    """A text progress bar with live loss and accuracy: redrawn in place (10 times a second at most) on a
-    terminal; when the output is a file or a pipe, the bar is drawn only with each epoch's summary line."""
+    """tqdm's bar with the live loss and batch accuracy; drawn only on a terminal (tqdm's ``disable=None``),
+    while the epoch summary lines go to stdout either way."""
 
     def __init__(self, total: int, stream=None):
-        self.total, self.stream = max(1, total), stream or sys.stdout
-        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.t0 = time.perf_counter()
-        self._last = 0.0
-        self.line = ""
+        self.stream = stream or sys.stdout
+        self.bar = tqdm(total=max(1, total), unit="step", disable=None, dynamic_ncols=True, leave=False)
 
     def update(self, done: int, epoch: int, epochs: int, loss: float, acc: float) -> None:
-        now = time.perf_counter()
-        frac = done / self.total
-        filled = int(frac * BAR_WIDTH)
-        self.line = (f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {frac:4.0%}  epoch {epoch}/{epochs}  "
-                     f"loss {loss:.4f}  batch acc {acc:.3f}  {now - self.t0:5.1f}s")
-        if self.tty and (now - self._last >= 0.1 or done == self.total):
-            self._last = now
-            self.stream.write("\r" + self.line)
-            self.stream.flush()
+        text = f"epoch {epoch}/{epochs}  loss {loss:.4f}  batch acc {acc:.3f}"
+        self.bar.set_postfix_str(text, refresh=False)
+        self.bar.update(done - self.bar.n)
 
     def note(self, text: str) -> None:
-        """A line of its own (under the bar on a terminal, after the bar's state otherwise)."""
-        prefix = "\r\033[K" if self.tty else self.line + "\n"
-        self.stream.write(prefix + text + "\n")
-        if self.tty:
-            self.stream.write(self.line)
-        self.stream.flush()
+        """A line of its own, above the bar."""
+        self.bar.write(text, file=self.stream)
 
     def close(self) -> None:
-        if self.tty:
-            self.stream.write("\n")
-            self.stream.flush()
+        self.bar.close()
 
 
 def cmd_train(args: argparse.Namespace) -> int:
