@@ -3,13 +3,17 @@
 Every layer has ``forward(x) -> y`` (it keeps what backward needs), ``backward(dout, need_dx=True) -> dx``
 (it fills ``grads`` and never changes ``params``; with ``need_dx=False`` it skips the input gradient and
 returns ``None``), ``params`` / ``grads`` dicts with the same keys and shapes, ``spec()`` (its constructor
-keyword arguments as a JSON-able dict) and ``output_shape(in_shape)`` (per-sample shape, no batch axis).
+keyword arguments as a JSON-able dict; ``Layer.from_spec`` reads it back) and answers questions about its
+shapes and cost without allocating anything: ``output_shape(in_shape)`` (per-sample shape, no batch axis),
+``param_shapes()``, ``n_params()`` and ``flops(in_shape)``. The spec validation, the model loader, the limits
+and the serving cost all ask the layers.
 
 Images are NCHW. Arrays stay float32 unless the input is float64 (the gradient-check tests use float64).
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import numpy as np
@@ -102,6 +106,40 @@ class Layer:
         """Per-sample output shape for a per-sample input shape; ValueError if incompatible."""
         return tuple(in_shape)
 
+    def param_shapes(self) -> dict[str, tuple]:
+        """The shapes of ``params``, known without allocating them (empty for parameter-free layers)."""
+        return {}
+
+    def n_params(self) -> int:
+        """Number of trainable scalars."""
+        return sum(math.prod(shape) for shape in self.param_shapes().values())
+
+    def flops(self, in_shape: tuple) -> int:
+        """FLOPs of one sample's forward pass (2 per multiply-add); an elementwise layer counts one per
+        output value, small next to the products."""
+        return math.prod(self.output_shape(in_shape))
+
+    @classmethod
+    def spec_args(cls) -> tuple[set[str], set[str]]:
+        """(every spec keyword, the required ones): the constructor's arguments without rng, init, fast."""
+        names, required = set(), set()
+        for name, prm in inspect.signature(cls.__init__).parameters.items():
+            if name in ("self", "rng", "init", "fast") or prm.kind in (prm.VAR_POSITIONAL, prm.VAR_KEYWORD):
+                continue
+            names.add(name)
+            if prm.default is prm.empty:
+                required.add(name)
+        return names, required
+
+    @classmethod
+    def from_spec(cls, spec: dict, rng=None, init: str | None = None) -> Layer:
+        """The layer a spec dict describes ({"type": ..., **constructor arguments}); ``init`` None (the
+        default) allocates no weights, for shape and cost questions."""
+        kwargs = {k: v for k, v in spec.items() if k != "type"}
+        if "init" in inspect.signature(cls.__init__).parameters:
+            return cls(**kwargs, rng=rng, init=init)
+        return cls(**kwargs)
+
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v}" for k, v in self.spec().items() if k != "type")
         return f"{type(self).__name__}({args})"
@@ -152,13 +190,13 @@ class Conv2D(Layer):
     def output_shape(self, in_shape):
         C, H, W = _check_shape3(in_shape, "Conv2D")
         if C != self.in_channels:
-            raise ValueError(f"Conv2D expects {self.in_channels} input channels, got {C}")
+            raise ValueError(f"Conv2D in_channels = {self.in_channels} but its input has {C} channels")
         K, s, p = self.kernel_size, self.stride, self.padding
         if H + 2 * p < K or W + 2 * p < K:
             raise ValueError(f"Conv2D kernel {K}x{K} is larger than its padded input {H + 2 * p}x{W + 2 * p}")
         return (self.out_channels, (H + 2 * p - K) // s + 1, (W + 2 * p - K) // s + 1)
 
-    def param_shapes(self, in_shape=None) -> dict[str, tuple]:
+    def param_shapes(self) -> dict[str, tuple]:
         F, C, K = self.out_channels, self.in_channels, self.kernel_size
         return {"W": (F, C, K, K), "b": (F,)}
 
@@ -411,8 +449,16 @@ class Dense(Layer):
             raise ValueError(f"Dense needs a flat input (features,), got shape {tuple(in_shape)}; "
                              "put a Flatten layer before it")
         if int(in_shape[0]) != self.in_features:
-            raise ValueError(f"Dense expects {self.in_features} input features, got {in_shape[0]}")
+            raise ValueError(f"Dense in_features = {self.in_features} but its input has "
+                             f"{in_shape[0]} features")
         return (self.out_features,)
+
+    def param_shapes(self) -> dict[str, tuple]:
+        return {"W": (self.in_features, self.out_features), "b": (self.out_features,)}
+
+    def flops(self, in_shape) -> int:
+        self.output_shape(in_shape)
+        return 2 * self.in_features * self.out_features
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         if x.ndim != 2 or x.shape[1] != self.in_features:

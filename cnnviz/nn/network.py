@@ -6,8 +6,6 @@ A spec is a list of dicts like ``{"type": "Conv2D", "in_channels": 1, "out_chann
 
 from __future__ import annotations
 
-import inspect
-
 import numpy as np
 
 from cnnviz.nn.layers import LAYER_TYPES, Layer, Sigmoid, as_rng
@@ -56,8 +54,7 @@ _RELU_LIKE = {"ReLU"}
 class Network:
     """A sequence of layers. ``forward`` keeps every layer's output in ``outputs`` (for feature maps).
 
-    Layer outputs are (N, C, H, W) arrays whose memory may be in another order (the convolution keeps
-    the images innermost); index them, never rely on ``.data`` order. Not thread-safe: forward and backward
+    Layer outputs are (N, C, H, W) or (N, features) arrays. Not thread-safe: forward and backward
     keep per-layer caches, so threads (app sessions) that train or take gradients need their own ``copy()``.
     """
 
@@ -149,19 +146,6 @@ class Network:
         return "Network([\n" + "".join(f"  {layer!r},\n" for layer in self.layers) + "])"
 
 
-def _layer_kwargs(cls: type[Layer]) -> tuple[set[str], set[str]]:
-    """(all spec keyword names, required ones) of a layer class's constructor (rng/init excluded)."""
-    sig = inspect.signature(cls.__init__)
-    names, required = set(), set()
-    for name, prm in sig.parameters.items():
-        if name in ("self", "rng", "init") or prm.kind in (prm.VAR_POSITIONAL, prm.VAR_KEYWORD):
-            continue
-        names.add(name)
-        if prm.default is prm.empty:
-            required.add(name)
-    return names, required
-
-
 def validate_spec(layer_specs) -> list[dict]:
     """Check a spec list's form (known types, known and complete keyword arguments); ValueError otherwise.
 
@@ -177,7 +161,7 @@ def validate_spec(layer_specs) -> list[dict]:
         if kind not in LAYER_TYPES:
             raise ValueError(f"layer {pos}: unknown layer type {kind!r}; "
                              f"expected one of {sorted(LAYER_TYPES)}")
-        names, required = _layer_kwargs(LAYER_TYPES[kind])
+        names, required = LAYER_TYPES[kind].spec_args()
         kwargs = {k: v for k, v in spec.items() if k != "type"}
         unknown = set(kwargs) - names
         if unknown:
@@ -200,19 +184,14 @@ def _build_layers(specs: list[dict], rng, init: str | None) -> list[Layer]:
     rng = as_rng(rng)
     layers = []
     for pos, spec in enumerate(specs):
-        cls = LAYER_TYPES[spec["type"]]
-        kwargs = {k: v for k, v in spec.items() if k != "type"}
+        if init is None or init == "tutorial":
+            scheme = init
+        else:
+            # He for a layer followed by ReLU, Glorot otherwise (sigmoid, tanh, logits).
+            nxt = specs[pos + 1]["type"] if pos + 1 < len(specs) else None
+            scheme = "he" if nxt in _RELU_LIKE else "glorot"
         try:
-            if "rng" in inspect.signature(cls.__init__).parameters:
-                if init is None or init == "tutorial":
-                    scheme = init
-                else:
-                    # He for a layer followed by ReLU, Glorot otherwise (sigmoid, tanh, logits).
-                    nxt = specs[pos + 1]["type"] if pos + 1 < len(specs) else None
-                    scheme = "he" if nxt in _RELU_LIKE else "glorot"
-                layers.append(cls(**kwargs, rng=rng, init=scheme))
-            else:
-                layers.append(cls(**kwargs))
+            layers.append(LAYER_TYPES[spec["type"]].from_spec(spec, rng=rng, init=scheme))
         except ValueError as exc:
             raise ValueError(f"layer {pos} ({spec['type']}): {exc}") from None
     return layers

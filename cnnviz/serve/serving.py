@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cnnviz.train.config import INPUT_SHAPE, layer_shapes, normalize_layer
+from cnnviz.train.config import INPUT_SHAPE, layer_shapes, spec_layers
 
 __all__ = ["FairLimiter", "SessionRegistry", "SlotResult", "TickCost", "live_interval", "estimate_cost",
            "check_server_cost", "SERVER_LIMITS", "default_slots", "rss_bytes", "private_nbytes", "VAL_IMAGES"]
@@ -379,18 +379,13 @@ class TickCost:
 # Compute cost of a configuration
 # ----------------------------------------------------------------------------------------------------------
 def forward_flops(layers: list) -> int:
-    """FLOPs (2 per multiply-add) of one image's forward pass through a valid layer spec."""
-    shapes = layer_shapes(layers)
+    """FLOPs (2 per multiply-add) of one image's forward pass through a valid layer spec, as each layer
+    counts its own."""
+    layer_shapes(layers)  # validates
     shape, total = INPUT_SHAPE, 0
-    for i, (raw, out) in enumerate(zip(layers, shapes, strict=True)):
-        s = normalize_layer(raw, i)
-        if s["type"] == "Conv2D":
-            total += 2 * out[0] * shape[0] * s["kernel_size"] ** 2 * out[1] * out[2]
-        elif s["type"] == "Dense":
-            total += 2 * s["in_features"] * s["out_features"]
-        else:
-            total += math.prod(out)  # elementwise work: small next to the products
-        shape = out
+    for layer in spec_layers(layers):
+        total += layer.flops(shape)
+        shape = layer.output_shape(shape)
     return total
 
 

@@ -11,14 +11,15 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field, fields
 
+from cnnviz.nn.layers import LAYER_TYPES, Layer
+from cnnviz.nn.network import INITS, PRESET_LAYERS
+
 PRESETS = ("tutorial", "classroom", "deeper", "custom")
 TASKS = ("digits", "gt4")
 LOSSES = ("mse", "bce", "softmax_ce")
 OPTIMIZERS = ("sgd", "adam")
-INITS = ("default", "tutorial")
 ACTIVATIONS = ("relu", "sigmoid", "tanh")
 POOLINGS = ("max", "avg", "none")
-LAYER_TYPES = ("Conv2D", "MaxPool2D", "AvgPool2D", "Dense", "Flatten", "Sigmoid", "ReLU", "Tanh")
 INPUT_SHAPE = (1, 28, 28)  # (C, H, W) of an MNIST image
 
 # Documented bounds on everything that sets how much work or memory a run uses (inclusive ranges).
@@ -114,81 +115,66 @@ def normalize_layer(spec: object, i: int = 0) -> dict:
     return out
 
 
+# Which LIMITS bound which spec keys (the layers check that the shapes fit; these keep a run affordable).
+_SPEC_LIMITS: dict[str, dict[str, str]] = {
+    "Conv2D": {"out_channels": "filters", "kernel_size": "kernel", "stride": "stride", "padding": "padding"},
+    "MaxPool2D": {"size": "pool_size", "stride": "pool_size"},
+    "AvgPool2D": {"size": "pool_size", "stride": "pool_size"},
+    "Dense": {"out_features": "dense_features"},
+}
+
+
+def spec_layers(layers: list) -> list[Layer]:
+    """The layers of a spec list, built without weights (for shape and cost questions); keys and values
+    checked by ``normalize_layer``."""
+    out = []
+    for i, raw in enumerate(layers):
+        s = normalize_layer(raw, i)
+        try:
+            out.append(LAYER_TYPES[s["type"]].from_spec(s))
+        except ValueError as exc:
+            raise ValueError(f"layers[{i}] ({s['type']}): {exc}") from None
+    return out
+
+
 def layer_shapes(layers: list, input_shape: tuple[int, ...] = INPUT_SHAPE) -> list[tuple[int, ...]]:
     """Validate a list of layer specs against LIMITS and return each layer's output shape (without N).
 
-    Checks that the shapes chain (conv in_channels, dense in_features, a Flatten before Dense), that every
-    size is within LIMITS and that the whole thing ends in a flat vector. Allocates nothing.
+    The layers check that the shapes chain (conv in_channels, dense in_features, a Flatten before Dense);
+    this checks that every size is within LIMITS and that the whole thing ends in a flat vector.
+    Allocates nothing.
     """
     if not isinstance(layers, list):
         raise ValueError(f"layers must be a list of layer specs, got {type(layers).__name__}")
     _in_range("number of layers", len(layers), "layers")
     shape = tuple(input_shape)
     shapes: list[tuple[int, ...]] = []
-    n_conv = n_dense = n_params = 0
     for i, raw in enumerate(layers):
         s = normalize_layer(raw, i)
-        kind, where = s["type"], f"layers[{i}] ({s['type']})"
-        if kind == "Conv2D":
-            n_conv += 1
-            if len(shape) != 3:
-                raise ValueError(f"{where} needs an image input (C, H, W), gets {shape}")
-            _in_range(f"{where} out_channels", s["out_channels"], "filters")
-            _in_range(f"{where} kernel_size", s["kernel_size"], "kernel")
-            _in_range(f"{where} stride", s["stride"], "stride")
-            _in_range(f"{where} padding", s["padding"], "padding")
-            if s["in_channels"] != shape[0]:
-                raise ValueError(f"{where}: in_channels = {s['in_channels']} but its input has "
-                                 f"{shape[0]} channels")
-            k, p, st = s["kernel_size"], s["padding"], s["stride"]
-            h, w = (shape[1] + 2 * p - k) // st + 1, (shape[2] + 2 * p - k) // st + 1
-            if h < 1 or w < 1:
-                raise ValueError(f"{where}: kernel {k} does not fit its {shape[1]}x{shape[2]} input")
-            n_params += s["out_channels"] * (shape[0] * k * k + 1)
-            shape = (s["out_channels"], h, w)
-        elif kind in ("MaxPool2D", "AvgPool2D"):
-            if len(shape) != 3:
-                raise ValueError(f"{where} needs an image input (C, H, W), gets {shape}")
-            _in_range(f"{where} size", s["size"], "pool_size")
-            _in_range(f"{where} stride", s["stride"], "pool_size")
-            if s["size"] > min(shape[1:]):
-                raise ValueError(f"{where}: pool size {s['size']} is larger than its "
-                                 f"{shape[1]}x{shape[2]} input")
-            k, st = s["size"], s["stride"]
-            shape = (shape[0], (shape[1] - k) // st + 1, (shape[2] - k) // st + 1)
-        elif kind == "Flatten":
-            shape = (math.prod(shape),)
-        elif kind == "Dense":
-            n_dense += 1
-            if len(shape) != 1:
-                raise ValueError(f"{where} needs a flat input: add a Flatten before it (input is {shape})")
-            if s["in_features"] != shape[0]:
-                raise ValueError(f"{where}: in_features = {s['in_features']} but its input has "
-                                 f"{shape[0]} features")
-            _in_range(f"{where} out_features", s["out_features"], "dense_features")
-            n_params += (s["in_features"] + 1) * s["out_features"]
-            shape = (s["out_features"],)
+        where = f"layers[{i}] ({s['type']})"
+        for key, limit in _SPEC_LIMITS.get(s["type"], {}).items():
+            _in_range(f"{where} {key}", s[key], limit)
+        layer = spec_layers([s])[0]
+        try:
+            shape = layer.output_shape(shape)
+        except ValueError as exc:
+            raise ValueError(f"{where}: {exc}") from None
         shapes.append(shape)
     if len(shape) != 1:
         raise ValueError(f"the network must end in a flat output (Flatten then Dense), it ends in {shape}")
-    if n_conv:
-        _in_range("number of conv layers", n_conv, "conv_layers")
-    _in_range("number of dense layers", n_dense, "dense_layers")
-    _in_range("number of parameters", n_params, "params")
+    kinds = [normalize_layer(raw, i)["type"] for i, raw in enumerate(layers)]
+    if "Conv2D" in kinds:
+        _in_range("number of conv layers", kinds.count("Conv2D"), "conv_layers")
+    _in_range("number of dense layers", kinds.count("Dense"), "dense_layers")
+    _in_range("number of parameters", count_params(layers, checked=True), "params")
     return shapes
 
 
-def count_params(layers: list) -> int:
-    """Number of trainable parameters of a (valid) spec."""
-    layer_shapes(layers)
-    total = 0
-    for i, raw in enumerate(layers):
-        s = normalize_layer(raw, i)
-        if s["type"] == "Conv2D":
-            total += s["out_channels"] * (s["in_channels"] * s["kernel_size"] ** 2 + 1)
-        elif s["type"] == "Dense":
-            total += (s["in_features"] + 1) * s["out_features"]
-    return total
+def count_params(layers: list, checked: bool = False) -> int:
+    """Number of trainable parameters of a (valid) spec (``checked``: the caller validated it)."""
+    if not checked:
+        layer_shapes(layers)
+    return sum(layer.n_params() for layer in spec_layers(layers))
 
 
 def estimate_step_bytes(layers: list, batch: int) -> int:
@@ -259,9 +245,7 @@ def custom_layers(n_conv: int = 1, filters: int = 8, kernel: int = 5, activation
 
 
 def _preset_layers(name: str) -> list[dict]:
-    from cnnviz.nn.network import PRESET_LAYERS  # the core owns the preset architectures
-
-    return [dict(s) for s in PRESET_LAYERS[name]]
+    return [dict(s) for s in PRESET_LAYERS[name]]  # the core owns the preset architectures
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from typing import IO
 import numpy as np
 
 from cnnviz.nn.network import Network, from_spec
-from cnnviz.train.config import TRAIN_SIZE_IDX_MAX, RunConfig, layer_shapes, normalize_layer
+from cnnviz.train.config import TRAIN_SIZE_IDX_MAX, RunConfig, layer_shapes, normalize_layer, spec_layers
 
 FORMAT = "cnnviz-model"
 FORMAT_VERSION = 1
@@ -39,18 +39,10 @@ __all__ = ["save_model", "load_model", "load_model_and_config", "load_model_full
 
 
 def param_shapes(layers: list[dict]) -> dict[str, tuple[int, ...]]:
-    """Expected parameter shapes of a valid spec: {"0.W": (F, C, KH, KW), "0.b": (F,), "3.W": (in, out)}."""
-    shapes: dict[str, tuple[int, ...]] = {}
-    for i, raw in enumerate(layers):
-        s = normalize_layer(raw, i)
-        if s["type"] == "Conv2D":
-            k = s["kernel_size"]
-            shapes[f"{i}.W"] = (s["out_channels"], s["in_channels"], k, k)
-            shapes[f"{i}.b"] = (s["out_channels"],)
-        elif s["type"] == "Dense":
-            shapes[f"{i}.W"] = (s["in_features"], s["out_features"])
-            shapes[f"{i}.b"] = (s["out_features"],)
-    return shapes
+    """Expected parameter shapes of a valid spec, as each layer gives them:
+    {"0.W": (F, C, KH, KW), "0.b": (F,), "3.W": (in, out), ...}."""
+    return {f"{i}.{key}": shape for i, layer in enumerate(spec_layers(layers))
+            for key, shape in layer.param_shapes().items()}
 
 
 # ----------------------------------------------------------------------------------------------------------
