@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from cnnviz.nn.head import Head
 from cnnviz.nn.network import build
-from cnnviz.ui import gradients, inside
-from cnnviz.viz import figures
+from cnnviz.viz import figures, lesson_math
 from cnnviz.viz.explain import conv_step_through
 
 RNG_SEED = 0
@@ -80,9 +80,9 @@ def test_probability_figure_highlights_top_and_marks_true():
 
 
 def test_conv_step_figure_tutorial_example():
-    steps = conv_step_through(inside.TUTORIAL_IMAGE, inside.TUTORIAL_FILTER)
+    steps = conv_step_through(lesson_math.TUTORIAL_IMAGE, lesson_math.TUTORIAL_FILTER)
     assert [s["value"] for s in steps] == [9, 32, 14, 26]
-    fig = figures.conv_step_figure(inside.TUTORIAL_IMAGE, inside.TUTORIAL_FILTER, steps, 1)
+    fig = figures.conv_step_figure(lesson_math.TUTORIAL_IMAGE, lesson_math.TUTORIAL_FILTER, steps, 1)
     assert len(fig.data) == 5 and "= 32" in fig.layout.title.text
     out = np.array(fig.data[4].z, dtype=float)  # the output filled up to step 2 of 4
     assert out[0, 0] == 9 and out[0, 1] == 32 and np.isnan(out[1]).all()
@@ -143,7 +143,7 @@ def _image() -> np.ndarray:
 def test_stages_follow_the_layers(preset):
     net = build(preset, rng=0)
     net.forward(_image()[None, None])
-    sts = inside.stages(net, net.outputs)
+    sts = lesson_math.stages(net, net.outputs)
     assert [s["type"] for s in sts] == [type(layer).__name__ for layer in net.layers]
     convs = [s for s in sts if s["type"] == "Conv2D"]
     assert all(s["filters"].ndim == 4 and s["colour"] == "diverging" for s in convs)
@@ -154,7 +154,7 @@ def test_sample_pass_leaves_the_model_untouched():
     net = build("classroom", rng=0)
     before = {n: p.copy() for n, p in net.named_params()}
     grads = {n: g.copy() for n, g in net.named_grads()}
-    sp = inside.sample_pass(net, _image()[None, None], 1, "digits", "softmax_ce")
+    sp = lesson_math.sample_pass(net, _image()[None, None], 1, "digits", "softmax_ce")
     assert sp["loss"] > 0 and len(sp["deltas"]) == len(net.layers)
     for n, p in net.named_params():
         np.testing.assert_array_equal(p, before[n])
@@ -166,9 +166,9 @@ def test_sample_pass_leaves_the_model_untouched():
 def test_tutorial_equations_follow_the_chain_rule(loss):
     net = build("tutorial", rng=0)
     img = _image()
-    sp = inside.sample_pass(net, img[None, None], 7, "gt4", loss)
-    assert inside.is_tutorial_net(sp["net"], loss)
-    eq = inside.tutorial_equations(sp, img, 7, loss)
+    sp = lesson_math.sample_pass(net, img[None, None], 7, "gt4", loss)
+    assert lesson_math.is_tutorial_net(sp["net"], loss)
+    eq = lesson_math.tutorial_equations(sp, img, 7, loss)
     n = eq["numbers"]
     assert n["y"] == 1.0  # 7 > 4
     assert n["dO_dZ2"] == pytest.approx(n["O"] * (1 - n["O"]), rel=1e-5)
@@ -188,9 +188,9 @@ def test_tutorial_equations_follow_the_chain_rule(loss):
                                               ("deeper", "softmax_ce", "digits")])
 def test_general_equations_one_line_per_layer(preset, loss, task):
     net = build(preset, rng=0)
-    sp = inside.sample_pass(net, _image()[None, None], 1, task, loss)
-    assert not inside.is_tutorial_net(sp["net"], loss)
-    eq = inside.general_equations(sp, loss)
+    sp = lesson_math.sample_pass(net, _image()[None, None], 1, task, loss)
+    assert not lesson_math.is_tutorial_net(sp["net"], loss)
+    eq = lesson_math.general_equations(sp, loss)
     assert len(eq["forward"]) == len(net.layers) + 1  # + the loss
     assert len(eq["backward"]) == len(net.layers) + 1
     assert r"\operatorname{onehot}(1)" in eq["backward"][0][0]
@@ -199,19 +199,19 @@ def test_general_equations_one_line_per_layer(preset, loss, task):
 def test_class_proba_and_targets():
     net = build("tutorial", rng=0)
     out = net.forward(_image()[None, None])
-    p = inside.class_proba(out, net)
+    p = lesson_math.class_proba(out, net)
     assert p.shape == (2,) and p.sum() == pytest.approx(1.0)
-    assert inside.class_names("gt4", 1) == ["0–4", "5–9"]
-    assert inside.loss_target(7, "gt4", "mse", 1).tolist() == [[1.0]]
-    assert inside.loss_target(3, "digits", "softmax_ce", 10).tolist() == [3]
-    assert inside.loss_target(3, "digits", "mse", 10).argmax() == 3
+    assert Head.for_network(net, "gt4").class_names == ["0–4", "5–9"]
+    assert lesson_math.loss_target(7, "gt4", "mse", 1).tolist() == [[1.0]]
+    assert lesson_math.loss_target(3, "digits", "softmax_ce", 10).tolist() == [3]
+    assert lesson_math.loss_target(3, "digits", "mse", 10).argmax() == 3
 
 
 def test_step_example_and_sum_text():
-    img, kern, steps = inside.step_example(inside.TUTORIAL_IMAGE, inside.TUTORIAL_FILTER)
+    img, kern, steps = lesson_math.step_example(lesson_math.TUTORIAL_IMAGE, lesson_math.TUTORIAL_FILTER)
     assert [s["value"] for s in steps] == [9, 32, 14, 26]
-    assert inside.sum_latex(steps[0], kern) == r"1\cdot1 + 7\cdot1 + 11\cdot0 + 1\cdot1 = 9"
-    padded, _, steps = inside.step_example(np.ones((4, 4)), np.ones((3, 3)), padding=1)
+    assert lesson_math.sum_latex(steps[0], kern) == r"1\cdot1 + 7\cdot1 + 11\cdot0 + 1\cdot1 = 9"
+    padded, _, steps = lesson_math.step_example(np.ones((4, 4)), np.ones((3, 3)), padding=1)
     assert padded.shape == (6, 6) and len(steps) == 16 and steps[0]["value"] == 4  # corner: 2x2 of ones
 
 
@@ -220,19 +220,19 @@ def test_step_example_and_sum_text():
 def test_dense_input_shape(preset, shape):
     net = build(preset, rng=0)
     dense = max(i for i, layer in enumerate(net.layers) if type(layer).__name__ == "Dense")
-    assert gradients.dense_input_shape(net, dense) == shape
-    assert gradients.param_label(net, "0.W") == "0.W (conv 1 filters)"
+    assert lesson_math.dense_input_shape(net, dense) == shape
+    assert lesson_math.param_label(net, "0.W") == "0.W (conv 1 filters)"
 
 
 def test_history_series_and_tutorial_comparison():
     from cnnviz.train.trainer import StepRecord
 
     hist = [StepRecord(s, 1, 1.0, 0.5, 1.0, {"0.W": 0.1 * s}, {"0.W": 1e-3}) for s in (1, 2, 3)]
-    steps, series = gradients.history_series(hist, "grad_norms")
+    steps, series = lesson_math.history_series(hist, "grad_norms")
     assert steps.tolist() == [1, 2, 3] and series["0.W"].tolist() == pytest.approx([0.1, 0.2, 0.3])
     rng = np.random.default_rng(5)
     x = rng.random((6, 1, 28, 28)).astype(np.float32)
-    res = gradients.tutorial_comparison(build("tutorial", rng=0), x, np.array([0, 9, 3, 7, 5, 1]))
+    res = lesson_math.tutorial_comparison(build("tutorial", rng=0), x, np.array([0, 9, 3, 7, 5, 1]))
     assert res["diff"].shape == (3, 1, 5, 5)
     assert -1 <= res["metrics"]["0.W"]["cosine"] <= 1 and res["explanations"]["0.W"]
 
@@ -369,19 +369,19 @@ def test_helpers_on_custom_architectures(kw, task, loss):
 
     net = from_spec(custom_layers(task=task, loss=loss, **kw), rng=0)
     img = _image()
-    sp = inside.sample_pass(net, img[None, None], 6, task, loss)
-    sts = inside.stages(sp["net"], sp["outputs"])
+    sp = lesson_math.sample_pass(net, img[None, None], 6, task, loss)
+    sts = lesson_math.stages(sp["net"], sp["outputs"])
     assert len(sts) == len(net.layers)
-    eq = inside.general_equations(sp, loss)
+    eq = lesson_math.general_equations(sp, loss)
     assert len(eq["forward"]) == len(eq["backward"]) == len(net.layers) + 1
-    p = inside.class_proba(sp["out"], sp["net"])
-    assert p.shape == (len(inside.class_names(task, sp["out"].shape[1])),) and np.isfinite(p).all()
+    p = lesson_math.class_proba(sp["out"], sp["net"])
+    assert p.shape == (Head.for_network(sp["net"], task, loss).n_classes,) and np.isfinite(p).all()
     dense = max(i for i, layer in enumerate(net.layers) if type(layer).__name__ == "Dense")
-    shape = gradients.dense_input_shape(net, dense)
+    shape = lesson_math.dense_input_shape(net, dense)
     assert int(np.prod(shape)) == net.layers[dense].params["W"].shape[0]
     conv = next(layer for layer in net.layers if type(layer).__name__ == "Conv2D")
     s = conv.spec()
-    padded, kern, steps = inside.step_example(img, conv.params["W"][0, 0], s["stride"], s["padding"])
+    padded, kern, steps = lesson_math.step_example(img, conv.params["W"][0, 0], s["stride"], s["padding"])
     z = sp["outputs"][0][0, 0] - conv.params["b"][0]  # the first feature map, before its bias
     values = np.array([t["value"] for t in steps]).reshape(z.shape)  # the step-through = the conv layer
     np.testing.assert_allclose(values, z, rtol=1e-4, atol=1e-5)
@@ -424,11 +424,11 @@ def test_last_update_is_the_change_the_step_made():
     y = np.arange(64) % 10
     tr = Trainer(preset_config("classroom", optimizer="adam", lr=0.01, train_size=200),
                  Dataset(x, y, x[:10], y[:10]))
-    assert gradients.last_update(tr) is None  # no step yet
+    assert lesson_math.last_update(tr) is None  # no step yet
     tr.step()
     before = tr.net.layers[0].params["W"].copy()
     tr.step()
-    np.testing.assert_allclose(gradients.last_update(tr), tr.net.layers[0].params["W"] - before, atol=1e-7)
+    np.testing.assert_allclose(lesson_math.last_update(tr), tr.net.layers[0].params["W"] - before, atol=1e-7)
 
 
 def test_gradients_page_shows_the_actual_adam_step():

@@ -38,12 +38,12 @@ class Head:
     """
 
     task: str
-    loss: str
+    loss: str | None  # only the loss targets need it
     n_outputs: int
     sigmoid: bool
 
     @classmethod
-    def for_network(cls, net, task: str, loss: str) -> Head:
+    def for_network(cls, net, task: str, loss: str | None = None) -> Head:
         """The head of a built Network (its last layer decides sigmoid; its last Dense the output count)."""
         last = net.layers[-1]
         sigmoid = type(last).__name__ == "Sigmoid"
@@ -74,6 +74,8 @@ class Head:
     def targets(self, labels: np.ndarray) -> np.ndarray:
         """Loss targets from digit labels: int classes (N,) for softmax cross-entropy; float32 (N, 1) with
         1 for the second class for one output; float32 one-hot (N, n_outputs) otherwise."""
+        if self.loss is None:
+            raise ValueError("loss targets need the loss: build the Head with one")
         classes = self.classes(labels)  # (N,)
         if self.loss == "softmax_ce":
             return classes

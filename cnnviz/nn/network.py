@@ -61,6 +61,7 @@ class Network:
     def __init__(self, layers: list[Layer]):
         self.layers: list[Layer] = list(layers)
         self.outputs: list[np.ndarray] = []
+        self.deltas: list[np.ndarray] = []  # dE/d(output of layer i), after backward(..., keep_deltas=True)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x (N, C, H, W) -> the last layer's output, e.g. (N, K)."""
@@ -74,14 +75,21 @@ class Network:
 
     __call__ = forward
 
-    def backward(self, dout: np.ndarray, need_dx: bool = False) -> np.ndarray | None:
+    def backward(self, dout: np.ndarray, need_dx: bool = False,
+                 keep_deltas: bool = False) -> np.ndarray | None:
         """Back-propagate dE/doutput through every layer, filling each layer's ``grads``.
 
         The first layer skips its input gradient (as PyTorch does for inputs that do not require it)
         unless ``need_dx`` is True; then dE/dx (N, C, H, W) is returned (saliency maps need it).
+        ``keep_deltas``: also keep dE/d(output of layer i) for every i in ``self.deltas`` (the lesson
+        pages show them); otherwise ``self.deltas`` is emptied.
         """
+        deltas: list[np.ndarray] = [None] * len(self.layers) if keep_deltas else []  # type: ignore[list-item]
         for i in range(len(self.layers) - 1, -1, -1):
+            if keep_deltas:
+                deltas[i] = dout
             dout = self.layers[i].backward(dout, need_dx=need_dx or i > 0)
+        self.deltas = deltas
         return dout
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:

@@ -18,6 +18,7 @@ import numpy as np
 import streamlit as st
 
 from cnnviz.drawing.convert import canvas_to_mnist, image_file_to_mnist
+from cnnviz.nn.head import TASK_CLASS_NAMES, Head
 from cnnviz.ui import common, resources, state
 from cnnviz.viz import figures
 from cnnviz.viz.explain import occlusion, saliency
@@ -134,19 +135,6 @@ def _on_upload() -> None:
 # ----------------------------------------------------------------------------------------------------------
 # Models (pure helpers; no Streamlit)
 # ----------------------------------------------------------------------------------------------------------
-def class_names(n_out: int, task: str = "digits") -> list[str]:
-    """Names of the classes the network's outputs stand for."""
-    if n_out in (1, 2) or task == "gt4":
-        return BINARY_NAMES
-    return [str(k) for k in range(n_out)] if n_out != 10 else DIGIT_NAMES
-
-
-def class_proba(net, x: np.ndarray) -> np.ndarray:
-    """Class probabilities (K,) for one input x (1, 1, 28, 28); one sigmoid output p becomes [1-p, p]."""
-    p = np.asarray(net.predict_proba(x), dtype=np.float64)[0]  # (K,)
-    return np.array([1.0 - p[0], p[0]]) if p.size == 1 else p
-
-
 def first_conv_maps(net, x: np.ndarray) -> tuple[np.ndarray, str] | None:
     """The first conv layer's feature maps (F, H, W) for x (1, 1, 28, 28), after its activation if one
     follows, and a description; None if the network has no conv layer."""
@@ -164,8 +152,9 @@ def predict(net, image: np.ndarray, task: str = "digits") -> dict:
     """The answer for one (28, 28) image: probabilities (K,), class names and the top class. ``net`` must be
     this session's own copy (its layer caches are overwritten; its weights are not)."""
     x = np.asarray(image, dtype=np.float32)[None, None]  # (1, 1, 28, 28)
-    proba = class_proba(net, x)  # (K,)
-    return {"proba": proba, "names": class_names(len(proba), task), "top": int(np.argmax(proba))}
+    head = Head.for_network(net, task)
+    proba = head.expand(np.asarray(net.predict_proba(x), dtype=np.float64))[0]  # (classes,)
+    return {"proba": proba, "names": head.class_names, "top": int(np.argmax(proba))}
 
 
 def explain(net, image: np.ndarray, top: int) -> dict:
@@ -376,7 +365,7 @@ def _add_digit() -> None:
 def _label_proba(image: np.ndarray, label: int) -> tuple[float, str]:
     """The session model's probability of ``label`` (or of its half, 0–4 / 5–9, for a binary model)."""
     net, _ = _session_copy()
-    p = class_proba(net, np.asarray(image, dtype=np.float32)[None, None])  # (K,)
+    p = Head.expand(np.asarray(net.predict_proba(np.asarray(image, dtype=np.float32)[None, None])))[0]
     if len(p) == 10:
         return float(p[label]), str(label)
     return float(p[int(label > 4)]), BINARY_NAMES[int(label > 4)]
@@ -484,7 +473,7 @@ def _body() -> None:
             _guess(result, scale)
         input_slot = st.container()
     with right:
-        names = result["names"] if result is not None else class_names(10 if task == "digits" else 2, task)
+        names = result["names"] if result is not None else list(TASK_CLASS_NAMES[task])
         proba = result["proba"] if result is not None else np.zeros(len(names))
         common.plot(figures.probability_figure(proba, names, "Probability of each class", scale=scale),
                     key="draw_proba")

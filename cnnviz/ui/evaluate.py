@@ -8,20 +8,11 @@ import math
 import numpy as np
 import streamlit as st
 
-from cnnviz.train.data import task_targets
 from cnnviz.ui import common, state
 from cnnviz.viz import figures
 
-CLASS_NAMES = {"digits": [str(d) for d in range(10)], "gt4": ["0–4", "5–9"]}
 GALLERY_N = 24
 CHUNK = 250  # images per evaluation chunk (progress bar granularity; at most ~40 updates)
-
-
-def _class_probs(proba: np.ndarray) -> np.ndarray:
-    """(N, K) network probabilities -> (N, n_classes): one sigmoid output p becomes (1 - p, p)."""
-    if proba.shape[1] == 1:
-        return np.concatenate([1.0 - proba, proba], axis=1)  # (N, 2)
-    return proba
 
 
 def evaluate(tr, which: str) -> dict:
@@ -50,19 +41,12 @@ def evaluate(tr, which: str) -> dict:
     if bar is not None:
         bar.empty()
     proba = np.concatenate(probas)  # (N, K)
-    probs = _class_probs(proba)
-    true = task_targets(labels, tr.config.task)  # (N,)
-    pred = tr.predicted_classes(proba)
+    probs = tr.head.expand(proba)  # (N, classes)
+    true = tr.head.classes(labels)  # (N,)
+    pred = tr.head.predicted(proba)
     return {"images": x[:, 0], "digits": np.asarray(labels), "true": true, "pred": pred, "probs": probs,
             "loss": float(sum(losses) / n),
             "acc": float((pred == true).mean()), "step": tr.step_count}
-
-
-def confusion(true: np.ndarray, pred: np.ndarray, k: int) -> np.ndarray:
-    """Counts (k, k): rows = true class, columns = predicted class."""
-    cm = np.zeros((k, k), dtype=np.int64)
-    np.add.at(cm, (true, pred), 1)
-    return cm
 
 
 def _cached_eval(tr, which: str) -> dict:
@@ -119,9 +103,9 @@ def render() -> None:
                                  format_func={"val": f"validation ({tr.data.n_val:,})",
                                               "train": f"training ({tr.data.n_train:,})"}.get)
     res = _cached_eval(tr, which or "val")
-    names = CLASS_NAMES[cfg.task]
+    names = tr.head.class_names
     k = len(names)
-    cm = confusion(res["true"], res["pred"], k)
+    cm = tr.head.confusion(res["true"], res["pred"])
     per_class = np.divide(np.diag(cm), cm.sum(axis=1), out=np.zeros(k), where=cm.sum(axis=1) > 0)
     wrong = res["pred"] != res["true"]
     common.metric_row([

@@ -5,9 +5,8 @@ per output class; the gradient norm and update/parameter ratio of every paramete
 scale, so vanishing sigmoid gradients show); a histogram of each parameter's gradient; and, for the
 tutorial's network, the tutorial's own gradient beside the true one (``tutorial.compare_gradients``).
 
-The pure helpers (``param_label``, ``dense_input_shape``, ``history_series``, ``tutorial_comparison``) take
-plain objects and are tested without a browser; ``render()`` wires widgets to them and to
-``cnnviz.viz.figures``. Nothing here changes the model.
+The numbers come from ``cnnviz.viz.lesson_math`` (pure, tested without a browser); ``render()`` wires
+widgets to them and to ``cnnviz.viz.figures``. Nothing here changes the model.
 """
 
 from __future__ import annotations
@@ -15,62 +14,18 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from cnnviz.nn.network import infer_shapes
+from cnnviz.nn.head import TASK_CLASS_NAMES
 from cnnviz.ui import common, state
-from cnnviz.ui.inside import class_names, is_tutorial_net
 from cnnviz.viz import figures
-
-LAYER_WORDS = {"Conv2D": "conv", "Dense": "dense"}
-RATIO_GUIDE = 1e-3  # a common rule of thumb: each step changes a weight by about 0.1 % of its size
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Pure helpers (no Streamlit)
-# ----------------------------------------------------------------------------------------------------------
-def param_label(net, name: str) -> str:
-    """A readable name for a parameter such as "0.W": "0.W (conv 1 filters)", "4.b (dense bias)"."""
-    i, key = name.split(".", 1)
-    layer = net.layers[int(i)]
-    kind = type(layer).__name__
-    nth = sum(type(lay).__name__ == kind for lay in net.layers[: int(i) + 1])
-    word = LAYER_WORDS.get(kind, kind.lower())
-    what = {"W": "filters" if kind == "Conv2D" else "weights", "b": "bias"}.get(key, key)
-    return f"{name} ({word} {nth} {what})" if kind == "Conv2D" else f"{name} ({word} {what})"
-
-
-def dense_input_shape(net, dense_index: int) -> tuple[int, ...]:
-    """The shape (C, H, W) of the feature maps that were flattened into the Dense layer at ``dense_index``,
-    or (D,) when its input is not a flattened stack of maps."""
-    shapes = infer_shapes(net.spec(), (1, 28, 28))
-    j = dense_index - 1
-    if j >= 0 and type(net.layers[j]).__name__ == "Flatten":
-        before = shapes[j - 1] if j >= 1 else (1, 28, 28)
-        if len(before) == 3:
-            return tuple(int(s) for s in before)
-    return (int(net.layers[dense_index].params["W"].shape[0]),)
-
-
-def history_series(history: list, field: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """(steps (S,), {param name: values (S,)}) of ``grad_norms`` or ``update_ratios`` from StepRecords."""
-    steps = np.array([r.step for r in history], dtype=np.int64)
-    names = list(getattr(history[-1], field)) if history else []
-    series = {n: np.array([getattr(r, field).get(n, np.nan) for r in history], dtype=np.float64)
-              for n in names}
-    return steps, series
-
-
-def tutorial_comparison(net, x: np.ndarray, digits: np.ndarray) -> dict:
-    """The tutorial's gradient vs the true one at the current weights on the training images.
-
-    x (N, 1, 28, 28) in [0, 1], digits (N,). Adds "diff" (tutorial − true filter gradient (3, 1, 5, 5)) to
-    ``cnnviz.nn.tutorial.compare_gradients``'s result.
-    """
-    from cnnviz.nn.tutorial import compare_gradients
-
-    targets = (np.asarray(digits) > 4).astype(np.float64)  # the tutorial's task: 1 when digit > 4
-    res = compare_gradients(net, x, targets)
-    res["diff"] = res["tutorial"]["0.W"] - res["true"]["0.W"]
-    return res
+from cnnviz.viz.lesson_math import (
+    RATIO_GUIDE,
+    dense_input_shape,
+    history_series,
+    is_tutorial_net,
+    last_update,
+    param_label,
+    tutorial_comparison,
+)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -93,17 +48,6 @@ def _no_step_yet(trainer) -> None:
                                cols=min(W.shape[0], 8), panel_px=90, colorbar_title="weight",
                                scale=common.scale())
         common.plot(fig, key="grad_initial_filters")
-
-
-def last_update(trainer) -> np.ndarray | None:
-    """The change the last step made to the first conv layer's filters, W_after − W_before (F, C, KH, KW),
-    from the trainer's snapshots when the step before the last one was recorded too; otherwise None."""
-    snaps = trainer.snapshots
-    if len(snaps) < 2 or not trainer.history or snaps[-1].step != trainer.history[-1].step:
-        return None
-    if snaps[-2].step != snaps[-1].step - 1:
-        return None
-    return snaps[-1].filters - snaps[-2].filters
 
 
 def _conv_section(trainer, scale: float) -> None:
@@ -166,7 +110,7 @@ def _dense_section(net, task: str, scale: float) -> None:
     K = W.shape[1]
     shape = dense_input_shape(net, li)
     st.subheader("Dense layer: ∂E/∂W laid out as the feature maps it reads")
-    names = class_names(task, K) if K > 1 else ["5–9 (the single output)"]
+    names = list(TASK_CLASS_NAMES[task]) if K > 1 else ["5–9 (the single output)"]
     k = 0
     if K > 1:
         k = st.segmented_control("Output class", list(range(K)), format_func=lambda i: names[i],
@@ -254,6 +198,8 @@ def _tutorial_section(trainer, scale: float) -> None:
         st.session_state["grad_tut_cache"] = (key, res)
     else:
         res = cached[1]
+    st.caption("Both gradients are taken at this model's current weights with its trained biases set to 0, "
+               "because the tutorial's network has no biases; the model itself keeps its biases.")
     true, tut, diff = res["true"]["0.W"][:, 0], res["tutorial"]["0.W"][:, 0], res["diff"][:, 0]  # (3, 5, 5)
     cos = res["per_filter_cosine"]
     m0 = res["metrics"]["0.W"]
