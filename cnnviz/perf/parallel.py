@@ -7,9 +7,7 @@ are combined, weighted by slice size. Every loss here is a mean over the batch, 
 exactly the full batch's loss and gradient (up to float rounding).
 
 Why processes and not threads: each slice is about a hundred small NumPy calls, and two threads hand the
-GIL to each other at every one of them. Measured for the tutorial net on 200 images on 2 cores (OpenBLAS's
-AVX2 kernels): one process 1.03 ms, two threads 0.73 ms, two processes 0.60 ms (a slice of 100 alone:
-0.54 ms).
+GIL to each other at every one of them, so threads gain less than processes (docs/performance.md).
 
 Weights, inputs, targets, gradients and outputs pass through one shared-memory block per helper; a pipe
 carries a few bytes per step. The helpers never update weights: they read the caller's weights each step.
