@@ -371,7 +371,7 @@ def run(quick: bool = False, repeat: int | None = None, warmup: int | None = Non
     return _run(*args)
 
 
-def _run(quick, repeat, warmup, loop_images, loop_repeat, memory_images, torch, use_torch, memory,
+def _run(quick, repeat, warmup, loop_images, loop_repeat, memory_images, torch, use_torch, memory,  # noqa: C901
          threads) -> dict:
     gap = 0.02 if quick else 0.15  # pause before each timed block (see time_interleaved)
     x_all, labels_all, source = load_data(256)  # the memory child loads its own
@@ -471,6 +471,11 @@ def _verdict(value: float | None, limit: float, below: bool = True) -> str:
 
 def format_table(res: dict) -> str:
     """The human-readable report of ``run``'s result."""
+    return "\n".join(_header_lines(res) + _timing_lines(res) + _memory_lines(res) + _summary_lines(res))
+
+
+def _header_lines(res: dict) -> list[str]:
+    """Machine, versions, BLAS, PyTorch and the notes on kernels, processes and load."""
     env = res["environment"]
     blas = ", ".join(f"{b['internal_api']} {b['version']} ({b['architecture']}, {b['num_threads']} threads)"
                      for b in env["blas"] or []) or "unknown (threadpoolctl not installed)"
@@ -505,37 +510,55 @@ def format_table(res: dict) -> str:
         lines.append(f"WARNING: the machine is busy (load {load:.1f} on {env['cores']} cores): medians "
                      "include waiting for a CPU, multi-threaded libraries suffer most; the best-of-N table "
                      "shows the least disturbed samples. Compare within this run only; try --threads 1.")
+    return lines
+
+
+def _timing_lines(res: dict) -> list[str]:
+    """The two tables: medians and best-of-N, one row per case."""
+    lines: list[str] = []
     for stat, title in (("median_s", f"median of {res['repeat']}"), ("min_s", f"best of {res['repeat']}")):
         lines += ["", f"{title} (loops: of their repetitions)",
                   f"{'case':40s} {'tutorial loops':>15s} {'cnnviz':>10s} {'PyTorch':>10s} "
                   f"{'cnnviz/PyTorch':>15s} {'target':>9s}"]
-        for r in res["rows"]:
-            t = {lib: (r["timings"][lib][stat] * 1e3 if lib in r["timings"] else None)
-                 for lib in ("loops", "cnnviz", "torch")}
-            ratio = t["cnnviz"] / t["torch"] if t["cnnviz"] and t["torch"] else None
-            verdict = ""
-            if r["target_key"] in ("tutorial200", "classroom64") and ratio is not None:
-                verdict = " " + _verdict(ratio, TARGETS[r["target_key"]])
-            elif r["target_key"] == "predict_ms":
-                verdict = " " + _verdict(t["cnnviz"], TARGETS["predict_ms"])
-            loops = (_fmt(t["loops"]) + " *") if t["loops"] is not None else "-"
-            lines.append(f"{r['case'] + ' (' + r['unit'] + ')':40s} {loops:>15s} {_fmt(t['cnnviz']):>10s} "
-                         f"{_fmt(t['torch']):>10s} {_fmt(ratio):>15s} {r['target']:>9s}{verdict}")
-    mem = res["memory"]
-    if mem:
-        def mem_text(m: dict) -> str:
-            if "error" in m:
-                return m["error"]
-            text = f"+{m['added_mib']:.0f} MiB (peak RSS {m['rss_peak_mib']:.0f} MiB)"
-            if "tracemalloc_peak_mib" in m:
-                text += f", tracemalloc peak {m['tracemalloc_peak_mib']:.0f} MiB"
-            return text + ("" if m.get("peak_reset") else " [peak not resettable: approximate]")
+        lines += [_timing_row(r, stat) for r in res["rows"]]
+    return lines
 
-        lines += ["", f"peak memory added by one tutorial-net train step on {mem['n_images']} images in one "
-                  "batch (fresh subprocess each, resident-set high-water mark):",
-                  f"  cnnviz:  {mem_text(mem['cnnviz'])}", f"  PyTorch: {mem_text(mem['torch'])}"]
+
+def _timing_row(r: dict, stat: str) -> str:
+    t = {lib: (r["timings"][lib][stat] * 1e3 if lib in r["timings"] else None)
+         for lib in ("loops", "cnnviz", "torch")}
+    ratio = t["cnnviz"] / t["torch"] if t["cnnviz"] and t["torch"] else None
+    verdict = ""
+    if r["target_key"] in ("tutorial200", "classroom64") and ratio is not None:
+        verdict = " " + _verdict(ratio, TARGETS[r["target_key"]])
+    elif r["target_key"] == "predict_ms":
+        verdict = " " + _verdict(t["cnnviz"], TARGETS["predict_ms"])
+    loops = (_fmt(t["loops"]) + " *") if t["loops"] is not None else "-"
+    return (f"{r['case'] + ' (' + r['unit'] + ')':40s} {loops:>15s} {_fmt(t['cnnviz']):>10s} "
+            f"{_fmt(t['torch']):>10s} {_fmt(ratio):>15s} {r['target']:>9s}{verdict}")
+
+
+def _memory_lines(res: dict) -> list[str]:
+    mem = res["memory"]
+    if not mem:
+        return []
+
+    def mem_text(m: dict) -> str:
+        if "error" in m:
+            return m["error"]
+        text = f"+{m['added_mib']:.0f} MiB (peak RSS {m['rss_peak_mib']:.0f} MiB)"
+        if "tracemalloc_peak_mib" in m:
+            text += f", tracemalloc peak {m['tracemalloc_peak_mib']:.0f} MiB"
+        return text + ("" if m.get("peak_reset") else " [peak not resettable: approximate]")
+
+    return ["", f"peak memory added by one tutorial-net train step on {mem['n_images']} images in one "
+            "batch (fresh subprocess each, resident-set high-water mark):",
+            f"  cnnviz:  {mem_text(mem['cnnviz'])}", f"  PyTorch: {mem_text(mem['torch'])}"]
+
+
+def _summary_lines(res: dict) -> list[str]:
     s = res["summary"]
-    lines += ["", "* " + res["loops_note"], "", "Summary (medians; best-of-N in brackets):"]
+    lines = ["", "* " + res["loops_note"], "", "Summary (medians; best-of-N in brackets):"]
     if s["speedup_vs_loops"]:
         lines.append(f"cnnviz vs the tutorial's loops: {s['speedup_vs_loops']:,.0f}x faster "
                      f"[{s['speedup_vs_loops_best']:,.0f}x] (target >= {TARGETS['speedup_vs_loops']:,.0f}x: "
@@ -550,7 +573,7 @@ def format_table(res: dict) -> str:
             best = f" [{s[key + '_best']:.2f}]" if s.get(key + "_best") is not None else ""
             lines.append(f"cnnviz / PyTorch, {label}: {s[key]:.2f}{best} (target <= {limit}: "
                          f"{_verdict(s[key], limit)})")
-    return "\n".join(lines)
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -429,7 +429,7 @@ def rss_bytes(pid: int | None = None) -> int:
     return pages * os.sysconf("SC_PAGE_SIZE")
 
 
-def private_nbytes(obj: object, max_depth: int = 8) -> dict[str, int]:
+def private_nbytes(obj: object, max_depth: int = 8) -> dict[str, int]:  # noqa: C901
     """Bytes of NumPy arrays reachable from ``obj`` (dicts, lists, tuples, sets, objects' ``__dict__`` and
     ``__slots__``), split into arrays this object owns (``private``: writeable data) and read-only arrays
     (``shared``: e.g. the cached dataset every session points to); each buffer counted once.
@@ -445,7 +445,7 @@ def private_nbytes(obj: object, max_depth: int = 8) -> dict[str, int]:
             a = a.base
         return a
 
-    def visit(o: object, depth: int) -> None:
+    def visit(o: object, depth: int) -> None:  # noqa: C901
         if depth > max_depth or id(o) in seen_obj:
             return
         seen_obj.add(id(o))

@@ -166,7 +166,7 @@ def _parse_spec(blob: np.ndarray) -> dict:
     return spec
 
 
-def _load(src) -> tuple[Network, dict | None, dict | None]:
+def _load(src) -> tuple[Network, dict | None, dict | None]:  # noqa: C901
     data = _read_source(src)
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
@@ -299,7 +299,7 @@ def session_to_bytes(trainer) -> bytes:
     return model_to_bytes(trainer.net, trainer.config, extra={"session": session_extra(trainer)})
 
 
-def _check_session(s: object) -> dict:
+def _check_session(s: object) -> dict:  # noqa: C901
     """Validate the "session" metadata of a file (types, equal lengths, finite, bounded); ValueError."""
     def fail(what: str):
         raise ValueError(f"the file's session history is invalid: {what}")
