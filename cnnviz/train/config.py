@@ -12,7 +12,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 
 from cnnviz.nn.layers import LAYER_TYPES, Layer
-from cnnviz.nn.network import INITS, PRESET_LAYERS
+from cnnviz.nn.network import INITS, PRESET_LAYERS, infer_shapes
 
 PRESETS = ("tutorial", "classroom", "deeper", "custom")
 TASKS = ("digits", "gt4")
@@ -147,22 +147,15 @@ def layer_shapes(layers: list, input_shape: tuple[int, ...] = INPUT_SHAPE) -> li
     if not isinstance(layers, list):
         raise ValueError(f"layers must be a list of layer specs, got {type(layers).__name__}")
     _in_range("number of layers", len(layers), "layers")
-    shape = tuple(input_shape)
-    shapes: list[tuple[int, ...]] = []
-    for i, raw in enumerate(layers):
-        s = normalize_layer(raw, i)
-        where = f"layers[{i}] ({s['type']})"
+    specs = [normalize_layer(raw, i) for i, raw in enumerate(layers)]
+    for i, s in enumerate(specs):
         for key, limit in _SPEC_LIMITS.get(s["type"], {}).items():
-            _in_range(f"{where} {key}", s[key], limit)
-        layer = spec_layers([s])[0]
-        try:
-            shape = layer.output_shape(shape)
-        except ValueError as exc:
-            raise ValueError(f"{where}: {exc}") from None
-        shapes.append(shape)
+            _in_range(f"layers[{i}] ({s['type']}) {key}", s[key], limit)
+    shapes = infer_shapes(specs, input_shape)  # the layers check that each input fits
+    shape = shapes[-1]
     if len(shape) != 1:
         raise ValueError(f"the network must end in a flat output (Flatten then Dense), it ends in {shape}")
-    kinds = [normalize_layer(raw, i)["type"] for i, raw in enumerate(layers)]
+    kinds = [s["type"] for s in specs]
     if "Conv2D" in kinds:
         _in_range("number of conv layers", kinds.count("Conv2D"), "conv_layers")
     _in_range("number of dense layers", kinds.count("Dense"), "dense_layers")
