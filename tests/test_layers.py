@@ -127,8 +127,8 @@ def test_conv_tutorial_worked_example():
 
 @pytest.mark.parametrize("case", CONV_CASES + [(5, 1, 28, 28, 3, 5, 1, 0), (7, 8, 14, 14, 16, 5, 1, 2)])
 def test_conv_fast_path_equals_general_path(case, small_products):
-    """The images-innermost fast path gives the general im2col path's output and gradients (float32),
-    also for an input whose memory is not NCHW (as the fast path's own outputs are)."""
+    """The fast path gives the general im2col path's output and gradients (float32), also for inputs whose
+    memory is not in NCHW order (transposed views)."""
     N, C, H, W, F, K, s, p = case
     rng = np.random.default_rng(3)
     for layout in [(0, 1, 2, 3), (1, 2, 3, 0), (2, 1, 3, 0)]:

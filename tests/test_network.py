@@ -250,8 +250,8 @@ def test_infer_shapes_allocates_no_weights():
 
 @pytest.mark.parametrize("name", sorted(PRESET_LAYERS))
 def test_presets_fast_and_general_conv_paths_agree(name):
-    """Whole presets (their layers see the fast path's images-innermost memory layout) give the same
-    outputs and gradients as with the plain im2col path, on images with tied maxima."""
+    """Whole presets give the same outputs and gradients with the fast convolution as with the plain im2col
+    path, on images with tied maxima."""
     rng = np.random.default_rng(5)
     x = (rng.random((6, 1, 28, 28)) > 0.7).astype(np.float32)  # many tied 1.0 pixels, as in MNIST
     fast = build(name, rng=1)

@@ -2,7 +2,7 @@
 
 OpenBLAS picks a kernel set when NumPy loads: from the CPU model (e.g. "SkylakeX", its AVX-512 kernels, on
 an AVX-512 CPU) or from the environment variable OPENBLAS_CORETYPE. The choice changes which way of writing
-a small matrix product is fastest (see ``layers.FAST_SMALL_PRODUCTS``), so the layers ask for it once.
+a small matrix product is fastest (see ``nn.fast_conv.FAST_SMALL_PRODUCTS``), so the convolution asks once.
 """
 
 from __future__ import annotations
