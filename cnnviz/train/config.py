@@ -12,7 +12,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 
 from cnnviz.nn.layers import LAYER_TYPES, Layer
-from cnnviz.nn.network import INITS, PRESET_LAYERS, infer_shapes
+from cnnviz.nn.network import INITS, PRESET_LAYERS, PRESET_LOSS, PRESET_TASK, infer_shapes
 
 PRESETS = ("tutorial", "classroom", "deeper", "custom")
 TASKS = ("digits", "gt4")
@@ -358,21 +358,23 @@ class RunConfig:
 
 _PRESET_SETTINGS: dict[str, dict] = {
     # The tutorial trains its network on 200 images in one full batch with gradient descent and MSE on
-    # "digit > 4". Its uniform(0, 1) weights saturate every sigmoid of the true network (the tutorial hides
-    # this with a standardisation that its backward pass ignores), so nothing learns from them: the preset
-    # uses the default scaled initialisation (init "tutorial" stays available to show the saturation).
+    # "digit > 4". Its uniform(0, 1) weights saturate the output sigmoid of the true network (the dense layer
+    # sums 1,728 positive products; the tutorial hides this with a standardisation that its backward pass
+    # ignores), so nothing learns from them: the preset uses the default scaled initialisation (init
+    # "tutorial" stays available to show the saturation).
     # Measured on the shipped subset (seed 0, 100 steps): plain gradient descent learns only slowly
     # (lr 0.05: loss 0.140 -> 0.121, validation 66%) and from lr 0.1 it stalls on one class, so the preset
     # adds momentum 0.9 at lr 0.05 (loss 0.140 -> 0.08 and validation ~75-80% within 100 steps).
-    "tutorial": dict(task="gt4", loss="mse", optimizer="sgd", lr=0.05, momentum=0.9, batch_size=0,
-                     train_size=200, init="default", val_every=5, lr_decay=1.0),
+    "tutorial": dict(task=PRESET_TASK["tutorial"], loss=PRESET_LOSS["tutorial"], optimizer="sgd", lr=0.05,
+                     momentum=0.9, batch_size=0, train_size=200, init="default", val_every=5, lr_decay=1.0),
     # Classroom and deeper: SGD with momentum, batch 32, learning rate x0.6 per epoch. Measured over seeds
     # 0-2: the classroom net ends 5 epochs at 95.3-95.9% validation accuracy (Adam 0.002 at batch 64 without
     # decay: 93-95%); the deeper net reaches ~97% in 5 epochs.
-    "classroom": dict(task="digits", loss="softmax_ce", optimizer="sgd", lr=0.08, momentum=0.9, batch_size=32,
-                      train_size=4000, init="default", val_every=25, lr_decay=0.6),
-    "deeper": dict(task="digits", loss="softmax_ce", optimizer="sgd", lr=0.08, momentum=0.9, batch_size=32,
-                   train_size=4000, init="default", val_every=25, lr_decay=0.6),
+    "classroom": dict(task=PRESET_TASK["classroom"], loss=PRESET_LOSS["classroom"], optimizer="sgd", lr=0.08,
+                      momentum=0.9, batch_size=32, train_size=4000, init="default", val_every=25,
+                      lr_decay=0.6),
+    "deeper": dict(task=PRESET_TASK["deeper"], loss=PRESET_LOSS["deeper"], optimizer="sgd", lr=0.08,
+                   momentum=0.9, batch_size=32, train_size=4000, init="default", val_every=25, lr_decay=0.6),
 }
 
 
