@@ -39,7 +39,8 @@ FIELD_LABELS = {
     "layers": "layers", "gradient": "gradient",
 }
 VALUE_LABELS = {
-    "loss": {"softmax_ce": "softmax cross-entropy", "mse": "mean squared error", "bce": "binary cross-entropy"},
+    "loss": {"softmax_ce": "softmax cross-entropy", "mse": "mean squared error",
+             "bce": "binary cross-entropy"},
     "task": {"digits": "10 digits", "gt4": "0–4 vs 5–9"},
     "init": {"default": "He / Glorot", "tutorial": "uniform(0, 1)"},
     "optimizer": {"sgd": "SGD", "adam": "Adam"},
@@ -327,7 +328,8 @@ TUTORIAL_GRADIENT_SETTINGS = {"lr": 0.05, "momentum": 0.0}
 
 def _tutorial_gradient() -> list[RunSpec]:
     cfg = preset_config("tutorial", **TUTORIAL_GRADIENT_SETTINGS)
-    return [RunSpec("true gradient", cfg, "true", True), RunSpec("tutorial's gradient", cfg, "tutorial", True)]
+    return [RunSpec("true gradient", cfg, "true", True),
+            RunSpec("tutorial's gradient", cfg, "tutorial", True)]
 
 
 LESSONS: dict[str, tuple[Callable[[], list[RunSpec]], str]] = {
@@ -391,7 +393,8 @@ def pinned(config: RunConfig, changed: list[dict], labels: list[str] | None = No
     """The session's current run ("pinned") plus one run per dict of changed settings (``variant``)."""
     if len(changed) + 1 > MAX_RUNS:
         raise ValueError(f"at most {MAX_RUNS - 1} changed runs beside the pinned one")
-    specs = [RunSpec("pinned", RunConfig.from_dict(config.to_dict(), max_train_size=max(config.train_size, 10)))]
+    limit = max(config.train_size, 10)
+    specs = [RunSpec("pinned", RunConfig.from_dict(config.to_dict(), max_train_size=limit))]
     for i, ch in enumerate(changed):
         label = labels[i] if labels else ", ".join(f"{FIELD_LABELS.get(k, k)} {_value(k, v)}"
                                                   for k, v in ch.items()) or f"run {i + 2}"

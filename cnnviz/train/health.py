@@ -194,7 +194,8 @@ def apply_fix(config: dict, fix: dict) -> dict:
 # ----------------------------------------------------------------------------------------------------------
 # The checks
 # ----------------------------------------------------------------------------------------------------------
-def check_diverged(losses: np.ndarray, steps: np.ndarray, divergence: str | None, config: dict) -> Hint | None:
+def check_diverged(losses: np.ndarray, steps: np.ndarray, divergence: str | None,
+                   config: dict) -> Hint | None:
     """NaN/inf (``divergence``: the trainer's message, it rolled the weights back) or a loss ×JUMP within
     JUMP_WINDOW steps (and above the first step's loss, so that a tiny loss wobbling is not an explosion)."""
     label, fix = lower_lr(config)
@@ -210,8 +211,9 @@ def check_diverged(losses: np.ndarray, steps: np.ndarray, divergence: str | None
         if losses[k] >= JUMP * recent and losses[k] > losses[0]:
             good = int(steps[k - 1])
             return Hint("diverged", "Learning rate too high",
-                        f"The loss jumped from {recent:.3g} to {losses[k]:.3g} (×{losses[k] / recent:.0f}) at "
-                        f"step {int(steps[k])}; the last good step was {good}.", why, label, fix, "error")
+                        f"The loss jumped from {recent:.3g} to {losses[k]:.3g} "
+                        f"(×{losses[k] / recent:.0f}) at step {int(steps[k])}; last good step: {good}.",
+                        why, label, fix, "error")
     return None
 
 
@@ -232,8 +234,8 @@ def check_stuck(losses: np.ndarray, accs: np.ndarray, pr: Probe, n_classes: int)
         return (f"{share:.0%} of {total} validation images are classified as {_class_name(top, n_classes)}; "
                 f"batch accuracy over the last {STUCK_STEPS} steps {acc:.0%}.", True)
     if acc <= chance + CHANCE_MARGIN and flat:
-        return (f"Batch accuracy {acc:.0%} over the last {STUCK_STEPS} steps (chance: {chance:.0%}) and the loss "
-                f"flat at {b:.3g}.", False)
+        return (f"Batch accuracy {acc:.0%} over the last {STUCK_STEPS} steps (chance: {chance:.0%}) and "
+                f"the loss flat at {b:.3g}.", False)
     return None
 
 

@@ -1,0 +1,90 @@
+"""Training-health hints on the Train page: what went wrong, the evidence, and a one-click fix.
+
+``render(trainer)`` shows the hints of ``cnnviz.train.health`` for the session's run (computed once per
+training step and model, on a copy of the network so that a live tick's forward/backward is never
+disturbed). ``done_message`` replaces a plain success message: a run that is stuck or diverged never gets
+one. A fix is a new config dict (``health.apply_fix``) applied through ``state.apply_config``, which rebuilds
+the model from step 0.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from cnnviz.train import health
+from cnnviz.ui import common, resources, state
+from cnnviz.viz import figures_compare
+
+CACHE_KEY = "_health_cache"
+FIXED_KEY = "_health_fixed"
+
+
+def hints(tr) -> list[health.Hint]:
+    """The session trainer's hints, cached for (model revision, step)."""
+    ss = st.session_state
+    key = (ss.get("model_rev", 0), id(tr), tr.step_count, len(tr.val_history), tr.last_divergence)
+    cached = ss.get(CACHE_KEY)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    if tr.step_count == 0 and tr.last_divergence is None:
+        result: list[health.Hint] = []
+    else:
+        x_val, _ = resources.validation_images()
+        with ss["train_lock"]:  # a consistent copy of the weights, never half-updated
+            net = tr.net.copy()
+        result = health.trainer_health(tr, x_val, net=net)
+    ss[CACHE_KEY] = (key, result)
+    return result
+
+
+def _apply(fix: dict, title: str) -> None:
+    cfg = state.get_config()
+    if not fix:  # "stop here": keep this model, stop live training
+        st.session_state["playing"] = False
+        state.set_notice(f"Stopped here ({title.split(':')[0].lower()}).")
+        return
+    new = state.apply_config(health.apply_fix(cfg.to_dict(), fix))
+    if new is not None:
+        state.set_notice(f"Fixed and restarted from step 0: {new.describe()}")
+    st.session_state[FIXED_KEY] = True  # the sidebar shows the settings: a full rerun redraws it
+
+
+def _class_names(n: int) -> list[str]:
+    return [str(d) for d in range(10)] if n == 10 else ["0–4", "5–9"]
+
+
+def show_hint(h: health.Hint, key: str, fix_button: bool = True) -> None:
+    """One hint as a coloured box: title, what it saw, why it matters, the fix button (and a histogram)."""
+    box = st.error if h.severity == "error" else st.warning
+    box(f"**{h.title}.** {h.saw}  \n*Why it matters:* {h.why}", icon="🩺")
+    if h.histogram is not None:
+        common.plot(figures_compare.prediction_histogram(
+            h.histogram, _class_names(len(h.histogram)), "What it predicts for 200 validation images",
+            scale=common.scale()), key=f"{key}_hist")
+    if fix_button:
+        st.button(h.fix_label, key=f"{key}_fix", on_click=_apply, args=(h.fix, h.title),
+                  icon=":material/healing:", type="primary" if h.severity == "error" else "secondary",
+                  help="Applies this change to the settings and restarts training from step 0")
+
+
+def render(tr) -> None:
+    """The hints for the session's run, if any (nothing at all for a healthy run)."""
+    if st.session_state.pop(FIXED_KEY, False) and _in_fragment():
+        st.rerun()  # a fix clicked inside the live fragment: redraw the whole app (sidebar included)
+    for h in hints(tr):
+        show_hint(h, f"health_{h.kind}")
+
+
+def done_message(tr, text: str) -> None:
+    """A success message for finished training, or, when the run is stuck or diverged, a warning instead."""
+    if health.is_failing(hints(tr)):
+        st.warning(f"{text} But the run is not learning: see the hint below.", icon="⚠️")
+    else:
+        st.success(text, icon="✅")
+
+
+def _in_fragment() -> bool:
+    from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    return bool(ctx is not None and ctx.fragment_ids_this_run)
