@@ -274,7 +274,7 @@ def differences(specs: list[RunSpec]) -> list[dict]:
     dicts = [s.to_dict() for s in specs]
     rows = []
     for key in ("gradient", "layers", "loss", "init", "lr", "optimizer", "momentum", "batch_size", "lr_decay",
-                "task", "train_size", "seed", "val_every", "preset"):
+                "task", "train_size", "seed", "val_every"):
         values = [d.get(key) for d in dicts]
         if any(v != values[0] for v in values[1:]):
             row = {"setting": FIELD_LABELS[key]}

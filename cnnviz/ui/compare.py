@@ -257,6 +257,19 @@ def _batches_note(cmp: C.Comparison) -> None:
         st.caption("The runs saw different minibatches (their batch sizes differ).")
 
 
+def _differences_table(cmp: C.Comparison, rows: list[dict]) -> str:
+    """The differences as an HTML table (text wraps; each run's name in its colour)."""
+    import html
+
+    head = "".join(f"<th style='color:{FC.run_colour(i)}'>{html.escape(label)}</th>"
+                   for i, label in enumerate(cmp.labels))
+    body = "".join("<tr><td><b>" + html.escape(r["setting"]) + "</b></td>"
+                   + "".join(f"<td>{html.escape(r[label])}</td>" for label in cmp.labels) + "</tr>"
+                   for r in rows)
+    return (f"<table style='width:100%'><thead><tr><th>setting</th>{head}</tr></thead>"
+            f"<tbody>{body}</tbody></table>")
+
+
 def _live(interval: float | None) -> None:
     ss = st.session_state
     status = st.empty()
@@ -286,7 +299,7 @@ def _live(interval: float | None) -> None:
         st.subheader("What differs between the runs")
         rows = cmp.differences()
         if rows:
-            st.dataframe(rows, hide_index=True, width="stretch")
+            st.markdown(_differences_table(cmp, rows), unsafe_allow_html=True)
         else:
             st.caption("Nothing: the runs have the same settings.")
         first = cmp.runs[0].spec.config

@@ -21,15 +21,14 @@ def run_colour(i: int) -> str:
     return RUN_COLOURS[i % len(RUN_COLOURS)]
 
 
-def compare_curves(runs: list[dict], scale: float = 1.0, height: int = 460) -> go.Figure:
+def compare_curves(runs: list[dict], scale: float = 1.0, height: int = 560) -> go.Figure:
     """Loss (top) and accuracy (bottom) of several runs against the step, overlaid.
 
     runs: one dict per run with "label", "steps", "loss", "acc" (n,) from its step records and
     "val_steps", "val_loss", "val_acc" (m,) from its validations. The training curve is a moving average
     (solid), validation is dotted with markers, both in the run's colour.
     """
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
-                        subplot_titles=("loss", "accuracy"))
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.06)
     longest = max((len(r["steps"]) for r in runs), default=0)
     window = max(1, min(25, longest // 10))
     for i, r in enumerate(runs):
@@ -53,16 +52,16 @@ def compare_curves(runs: list[dict], scale: float = 1.0, height: int = 460) -> g
     grid = {"gridcolor": "#eef1f6", "zeroline": False}
     fig.update_xaxes(**grid, rangemode="tozero", tickformat=",d")
     fig.update_xaxes(title_text="step", row=2, col=1)
-    fig.update_yaxes(**grid, rangemode="tozero", row=1, col=1)
-    fig.update_yaxes(**grid, range=[0, 1.02], tickformat=".0%", row=2, col=1)
+    fig.update_yaxes(**grid, rangemode="tozero", title_text="loss", row=1, col=1)
+    fig.update_yaxes(**grid, range=[0, 1.02], tickformat=".0%", title_text="accuracy", row=2, col=1)
     title = "Loss and accuracy" + (f" (training: mean of {window} steps; validation: dotted)" if window > 1
                                    else " (validation: dotted)")
     style(fig, title, height=height, scale=scale,
           legend={"orientation": "h", "yanchor": "bottom", "y": 1.06, "x": 0,
                   "font": {"size": round(13 * scale)}},
           hovermode="x unified")
-    fig.update_annotations(font_size=round(13 * scale))
-    fig.update_layout(margin={"t": round(110 * scale), "l": round(60 * scale)})
+    fig.update_layout(margin={"t": round(110 * scale), "l": round(70 * scale)}, title_y=0.985,
+                      title_yanchor="top")
     if longest == 0:
         fig.add_annotation(text="no steps yet: press Step or Play", x=0.5, y=0.5, xref="paper", yref="paper",
                            showarrow=False, font={"size": round(15 * scale), "color": MUTED})
@@ -70,7 +69,7 @@ def compare_curves(runs: list[dict], scale: float = 1.0, height: int = 460) -> g
 
 
 def compare_filters(filters: list[tuple[str, np.ndarray | None]], step: int, scale: float = 1.0,
-                    tile_px: int = 60) -> go.Figure:
+                    tile_px: int | None = None) -> go.Figure:
     """The first conv layer's filters of each run, one row per run, at the same step.
 
     filters: (run label, W (F, C, KH, KW) or None for a run without a conv layer). Each row has its own
@@ -78,21 +77,22 @@ def compare_filters(filters: list[tuple[str, np.ndarray | None]], step: int, sca
     row's title, in the run's colour, gives that range. Filters are numbered from 1.
     """
     n = len(filters)
+    tile_px = tile_px or (120 if n <= 2 else 75)  # rough height of one row of tiles, in pixels
     titles = []
     for i, (label, W) in enumerate(filters):
         rng = symmetric_range(W) if W is not None else 0.0
         text = f"{label}: ±{rng:.2g}" if W is not None else f"{label}: no conv layer"
         titles.append(f"<span style='color:{run_colour(i)}'><b>{text}</b></span>")
     fig = make_subplots(rows=n, cols=1, subplot_titles=titles, vertical_spacing=0.12 / max(n - 1, 1))
-    max_cols = 1
+    max_rows = 1
     for i, (_label, W) in enumerate(filters):
         if W is None:
             continue
         W = np.asarray(W, dtype=np.float32)
         F, C, KH, KW = W.shape
         stack = W[:, 0] if C == 1 else W.mean(axis=1)  # (F, KH, KW): mean over input channels if several
-        ncols = min(F, 16)
-        max_cols = max(max_cols, ncols)
+        ncols = min(F, 4 if F <= 8 else 8)
+        max_rows = max(max_rows, -(-F // ncols))
         tiled, index = tile(stack, ncols, gap=1)  # (R, Cols)
         z = symmetric_range(W)
         fig.add_trace(go.Heatmap(
@@ -102,7 +102,7 @@ def compare_filters(filters: list[tuple[str, np.ndarray | None]], step: int, sca
         _tile_axes(fig, row=i + 1, col=1)
         fig.update_yaxes(scaleanchor=f"x{i + 1 if i else ''}", row=i + 1, col=1)
     style(fig, f"First-layer filters at step {step} (each row on its own colour scale)",
-          height=round(70 + n * (tile_px * 1.25 + 40)), scale=scale, showlegend=False)
+          height=round(70 + n * (max_rows * tile_px * 1.1 + 45)), scale=scale, showlegend=False)
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     fig.update_annotations(font_size=round(14 * scale), xanchor="left", x=0.0)
