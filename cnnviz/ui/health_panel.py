@@ -53,32 +53,46 @@ def _class_names(n: int) -> list[str]:
     return [str(d) for d in range(10)] if n == 10 else ["0–4", "5–9"]
 
 
-def show_hint(h: health.Hint, key: str, fix_button: bool = True) -> None:
-    """One hint as a coloured box: title, what it saw, why it matters, the fix button (and a histogram)."""
+def show_hint(h: health.Hint) -> None:
+    """One hint as a coloured box: title, what it saw (numbers) and why it matters."""
     box = st.error if h.severity == "error" else st.warning
     box(f"**{h.title}.** {h.saw}  \n*Why it matters:* {h.why}", icon="🩺")
-    if h.histogram is not None:
-        common.plot(figures_compare.prediction_histogram(
-            h.histogram, _class_names(len(h.histogram)), "What it predicts for 200 validation images",
-            scale=common.scale()), key=f"{key}_hist")
-    if fix_button:
-        st.button(h.fix_label, key=f"{key}_fix", on_click=_apply, args=(h.fix, h.title),
-                  icon=":material/healing:", type="primary" if h.severity == "error" else "secondary",
-                  help="Applies this change to the settings and restarts training from step 0")
 
 
 def render(tr) -> None:
-    """The hints for the session's run, if any (nothing at all for a healthy run)."""
+    """The hints for the session's run, if any (nothing at all for a healthy run): the boxes, the histogram
+    of predicted classes beside them for a stuck run, and one button per distinct fix."""
     if st.session_state.pop(FIXED_KEY, False) and _in_fragment():
         st.rerun()  # a fix clicked inside the live fragment: redraw the whole app (sidebar included)
-    for h in hints(tr):
-        show_hint(h, f"health_{h.kind}")
+    found = hints(tr)
+    if not found:
+        return
+    stuck = next((h for h in found if h.histogram is not None), None)
+    left, right = st.columns([3, 2], gap="medium") if stuck is not None else (st.container(), None)
+    with left:
+        for h in found:
+            show_hint(h)
+    if right is not None:
+        with right:
+            common.plot(figures_compare.prediction_histogram(
+                stuck.histogram, _class_names(len(stuck.histogram)),
+                f"What it predicts for {health.PROBE_IMAGES} validation images", scale=common.scale()),
+                key="health_stuck_hist")
+    row = st.container(horizontal=True, gap="small")
+    seen: list[dict] = []
+    for h in found:
+        if h.fix in seen:
+            continue
+        seen.append(h.fix)
+        row.button(h.fix_label, key=f"health_{h.kind}_fix", on_click=_apply, args=(h.fix, h.title),
+                   icon=":material/healing:", type="primary" if len(seen) == 1 else "secondary",
+                   help="Applies this change to the settings and restarts training from step 0")
 
 
 def done_message(tr, text: str) -> None:
     """A success message for finished training, or, when the run is stuck or diverged, a warning instead."""
     if health.is_failing(hints(tr)):
-        st.warning(f"{text} But the run is not learning: see the hint below.", icon="⚠️")
+        st.warning(f"{text} But the run is not learning: see the hints below.", icon="⚠️")
     else:
         st.success(text, icon="✅")
 
