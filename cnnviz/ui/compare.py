@@ -273,8 +273,16 @@ def _differences_table(cmp: C.Comparison, rows: list[dict]) -> str:
 def _live(interval: float | None) -> None:
     ss = st.session_state
     status = st.empty()
+    cpu0, trained = time.thread_time(), 0
     if ss.get(PLAYING):
-        _train(MAX_TICK_STEPS, TICK_BUDGET_S, live=True, status=status)
+        if session_guard.unattended():  # nobody has touched the page for a long time: leave the CPU
+            ss[PLAYING] = False
+            session_guard.leave_line()
+            state.set_notice("Live training paused after a long time without any interaction. Press Play "
+                             "to continue.")
+            st.rerun()
+        # a lockstep step of four runs costs four steps: the time budget per tick is the Train page's
+        trained = _train(MAX_TICK_STEPS, TICK_BUDGET_S, live=True, status=status)
         if not ss.get(PLAYING):
             st.rerun()  # every run stopped: the timer goes
     cmp = comparison()
@@ -304,6 +312,8 @@ def _live(interval: float | None) -> None:
             st.caption("Nothing: the runs have the same settings.")
         first = cmp.runs[0].spec.config
         st.caption(f"Shared by every run: seed {first.seed}, {first.train_size:,} training images.")
+    if interval and trained:  # a live tick's CPU time, for the server's fair share of redraws
+        session_guard.record_tick_cost(time.thread_time() - cpu0)
 
 
 def _live_playing(interval: float | None) -> None:
