@@ -210,7 +210,7 @@ def _cards(cmp: C.Comparison) -> None:
                         f"validation **{common.fmt(val[2] if val else None, '.1%')}**")
             if r.stopped:
                 st.error(r.stopped, icon="⚠️")
-            for h in hints[i][:2]:
+            for h in hints[i][:1]:  # the most important one (a stuck hint names its cause)
                 (st.error if h.severity == "error" else st.warning)(
                     f"**{h.title}.** {h.saw}", icon="🩺")
 
