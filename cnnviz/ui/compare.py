@@ -173,10 +173,11 @@ def _reset() -> None:
 def _run_hints(cmp: C.Comparison) -> list[list[health.Hint]]:
     """Each run's health hints, cached per lockstep step."""
     ss = st.session_state
-    key = (id(cmp), cmp.step_count, tuple(r.stopped for r in cmp.runs))
+    key = (id(cmp), tuple(r.stopped for r in cmp.runs))
     cached = ss.get("_cmp_health")
-    if cached is not None and cached[0] == key:
-        return cached[1]
+    if cached is not None and cached[0] == key and (
+            cached[2] == cmp.step_count or (ss.get(PLAYING) and 0 <= cmp.step_count - cached[2] < 10)):
+        return cached[1]  # while playing, the runs are probed every 10 steps
     x_val, _ = resources.validation_images()
     with _lock():
         nets = [r.trainer.net.copy() for r in cmp.runs]
@@ -191,7 +192,7 @@ def _run_hints(cmp: C.Comparison) -> list[list[health.Hint]]:
                                             health.Probe(np.zeros(2, dtype=np.int64), ()),
                                             r.trainer.config.to_dict(), {}, 2, r.trainer.n_train,
                                             divergence=r.stopped)])
-    ss["_cmp_health"] = (key, out)
+    ss["_cmp_health"] = (key, out, cmp.step_count)
     return out
 
 

@@ -17,15 +17,17 @@ from cnnviz.viz import figures_compare
 
 CACHE_KEY = "_health_cache"
 FIXED_KEY = "_health_fixed"
+LIVE_EVERY = 10  # steps between two health checks while playing (every step otherwise)
 
 
 def hints(tr) -> list[health.Hint]:
     """The session trainer's hints, cached for (model revision, step)."""
     ss = st.session_state
-    key = (ss.get("model_rev", 0), id(tr), tr.step_count, len(tr.val_history), tr.last_divergence)
+    key = (ss.get("model_rev", 0), id(tr), len(tr.val_history), tr.last_divergence)
     cached = ss.get(CACHE_KEY)
-    if cached is not None and cached[0] == key:
-        return cached[1]
+    if cached is not None and cached[0] == key and (
+            cached[2] == tr.step_count or (ss.get("playing") and tr.step_count - cached[2] < LIVE_EVERY)):
+        return cached[1]  # while playing, a probe every LIVE_EVERY steps keeps the live ticks light
     if tr.step_count == 0 and tr.last_divergence is None:
         result: list[health.Hint] = []
     else:
@@ -33,7 +35,7 @@ def hints(tr) -> list[health.Hint]:
         with ss["train_lock"]:  # a consistent copy of the weights, never half-updated
             net = tr.net.copy()
         result = health.trainer_health(tr, x_val, net=net)
-    ss[CACHE_KEY] = (key, result)
+    ss[CACHE_KEY] = (key, result, tr.step_count)
     return result
 
 
