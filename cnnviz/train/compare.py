@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from cnnviz.nn import tutorial as T
 from cnnviz.train.config import RunConfig, custom_layers, output_layers, preset_config
@@ -90,11 +91,42 @@ class TutorialGradientTrainer(Trainer):
         super().__init__(config, data)
 
     def _z(self, x: np.ndarray) -> np.ndarray:
-        """The raw dense output z (N, 1) of images x (N, 1, 28, 28): conv → sigmoid → flatten → dense."""
+        """The raw dense output z (N, 1) of images x (N, 1, 28, 28): conv → sigmoid → flatten → dense.
+        Keeps the sigmoid's output A (N, F, Ho, Wo) for the tutorial's backward pass."""
         h = x
-        for layer in self.net.layers[:4]:
+        for i, layer in enumerate(self.net.layers[:4]):
             h = layer.forward(h)
+            if i == 1:
+                self._A = h  # (N, F, Ho, Wo)
         return h  # (N, 1)
+
+    def _tutorial_grads(self) -> tuple[np.ndarray, np.ndarray]:
+        """The gradient the tutorial's code computes (``tutorial.tutorial_gradients`` with no fixes),
+        in cnnviz's layout, from this batch's forward pass: (conv dW (F, 1, KH, KW), dense dW (F*Ho*Wo, 1)).
+
+        The same arithmetic, rearranged: the tutorial's filter gradient correlates the patches' mean over the
+        images, i.e. the patches of the mean image, with the image-averaged error, so only the mean image is
+        needed (the tutorial's loops are in ``tutorial_backward``; tests check the two agree).
+        """
+        conv, dense = self.net.layers[0], self.net.layers[3]
+        A = self._A.astype(np.float64)  # (N, F, Ho, Wo)
+        N, F, Ho, Wo = A.shape
+        KH, KW = conv.params["W"].shape[2:]
+        A_flat = A.reshape(N, F * Ho * Wo)  # (N, F*Ho*Wo), cnnviz's (filter, row, col) order
+        O = self._out.astype(np.float64)  # (N, 1)
+        y = np.asarray(self._y_batch, dtype=np.float64).reshape(N, 1)
+        delta = -(y - O) * O * (1 - O)  # (N, 1): dE_i/dz_hat, the standardisation skipped
+        dWd = A_flat.T @ delta  # (F*Ho*Wo, 1): summed over the images
+        w_back = dense.params["W"].astype(np.float64) - self.optimizer.lr * dWd  # the already-updated wo
+        g = ((delta @ w_back.T) * A_flat * (1 - A_flat)).mean(axis=0)  # (F*Ho*Wo,): averaged first
+        # np.resize of the tutorial's (filter, col, row) vector to (positions, filters), position-major
+        v = g.reshape(F, Ho, Wo).transpose(0, 2, 1).reshape(-1)  # (F*Wo*Ho,) the tutorial's order
+        maps = v.reshape(Wo * Ho, F)  # (positions, F): row p = tutorial position (col, row) = divmod(p, Ho)
+        E = maps.reshape(Wo, Ho, F).transpose(2, 1, 0)  # (F, Ho, Wo): each filter's (mixed) error map
+        mean_img = self._x_batch[:, 0].astype(np.float64).mean(axis=0)  # (H, W)
+        win = sliding_window_view(mean_img, (Ho, Wo))  # (KH, KW, Ho, Wo) view
+        dW = np.einsum("rcij,fij->frc", win[:KH, :KW], E)[:, None]  # (F, 1, KH, KW)
+        return dW, dWd
 
     def _forward(self, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
         self._x_batch, self._y_batch = x, y
@@ -102,15 +134,13 @@ class TutorialGradientTrainer(Trainer):
         self._sd = float(z.std()) or 1e-12
         self._z_hat = (z - z.mean()) / self._sd  # the tutorial's standardisation over the batch
         out = self.net.layers[4].forward(self._z_hat)  # (B, 1)
+        self._out = out
         return self.loss_fn.forward(out, y), out
 
     def _backward(self) -> None:
         conv, dense = self.net.layers[0], self.net.layers[3]
         if self.mistakes:
-            params = T.params_from_cnnviz(conv.params["W"], dense.params["W"])
-            X = T.to_tutorial_layout(self._x_batch)  # (28, 28, B)
-            g = T.tutorial_gradients(X, self._y_batch[:, 0], params, lr=self.optimizer.lr)
-            gW, gWd = T.params_to_cnnviz({"f": g["f"], "wo": g["wo"]})  # (3, 1, 5, 5), (1728, 1)
+            gW, gWd = self._tutorial_grads()  # (3, 1, 5, 5), (1728, 1)
             conv.grads["W"] = gW.astype(conv.params["W"].dtype)
             dense.grads["W"] = gWd.astype(dense.params["W"].dtype)
         else:
