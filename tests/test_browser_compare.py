@@ -16,7 +16,7 @@ STATE_JS = """() => {
   for (const gd of document.querySelectorAll('.js-plotly-plot')) {
     const t = gd.layout && gd.layout.title && gd.layout.title.text;
     if (!t) continue;
-    if (t.startsWith('First-layer filters at step')) step = parseInt(t.split('step ')[1]);
+    if (t.startsWith('Filters of conv 1 at step')) step = parseInt(t.split('step ')[1]);
     if (t.startsWith('Loss and accuracy')) {
       runs = {};
       for (const d of gd._fullData) {

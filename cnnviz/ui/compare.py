@@ -296,7 +296,8 @@ def _live(interval: float | None) -> None:
     _cards(cmp)
     _batches_note(cmp)
     s = common.scale()
-    left, right = st.columns([3, 2], gap="medium")
+    # on a projector the filters get half the width, so that each tile is at least 150 px
+    left, right = st.columns([1, 1] if common.presentation() else [3, 2], gap="medium")
     with left:
         common.plot(_curves(cmp, s), key="cmp_curves")
     with right:

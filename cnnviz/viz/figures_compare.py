@@ -101,7 +101,7 @@ def compare_filters(filters: list[tuple[str, np.ndarray | None]], step: int, sca
             hovertemplate="filter %{customdata}<br>w = %{z:.4f}<extra></extra>"), row=i + 1, col=1)
         _tile_axes(fig, row=i + 1, col=1)
         fig.update_yaxes(scaleanchor=f"x{i + 1 if i else ''}", row=i + 1, col=1)
-    style(fig, f"First-layer filters at step {step} (each row on its own colour scale)",
+    style(fig, f"Filters of conv 1 at step {step} (each row: its own colour scale)",
           height=round(70 + n * (max_rows * tile_px * 1.1 + 45)), scale=scale, showlegend=False)
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
