@@ -121,3 +121,13 @@ def test_a_diverging_run_stops_and_the_others_go_on():
     cmp.step(20)
     assert cmp.runs[1].stopped and "diverged" in cmp.runs[1].stopped
     assert cmp.runs[0].trainer.step_count == 20 and cmp.runs[0].stopped is None
+
+
+def test_from_the_tutorials_start_only_the_tutorials_larger_step_moves():
+    cmp = _cmp(C.lesson("the tutorial's gradient vs the true gradient, from the tutorial's start"))
+    assert all(r.spec.config.init == "tutorial" for r in cmp.runs)
+    cmp.step(100)
+    true_loss, tut_loss = (np.mean([h.loss for h in r.trainer.history[-10:]]) for r in cmp.runs)
+    first = cmp.runs[0].trainer.history[0].loss
+    print(f"uniform start: true gradient {true_loss:.4f}, tutorial's {tut_loss:.4f} (from {first:.4f})")
+    assert tut_loss < 0.8 * first and true_loss > 0.95 * first
