@@ -123,6 +123,8 @@ class Trainer:
         self._has_prev = False
         self._rolled_back = False  # True after a divergence restored the saved weights (nothing left to undo)
         self._explode_at: float | None = None
+        self.last_batch: np.ndarray | None = None  # indices of the latest step's minibatch (None: full batch)
+        self.last_divergence: str | None = None  # what the latest NaN/inf rollback saw (training health)
         self._rebuild_train_set()
         self._order = self._order_rng.permutation(self.n_train)
         self._pos = 0
@@ -245,19 +247,15 @@ class Trainer:
         idx = self._next_batch()
         x = self._x if idx is None else self._x[idx]  # (B, 1, 28, 28)
         y = self._targets if idx is None else self._targets[idx]
-        if self.parallel is not None:  # forward and backward, split over processes
-            loss, out = self.parallel.step(self.net, self.loss_fn, x, y)
-        else:
-            out = self.net.forward(x)  # (B, K)
-            loss = self.loss_fn.forward(out, y)
+        self.last_batch = idx
+        loss, out = self._forward(x, y)
         if not math.isfinite(loss):
             self._diverged(f"the loss became {loss}", before_update=True)
         if self._explode_at is None:
             self._explode_at = max(loss, 1.0) * EXPLODE_FACTOR
         elif loss > self._explode_at:
             self._diverged(f"the loss exploded to {loss:.3g}", before_update=True)
-        if self.parallel is None:
-            self.net.backward(self.loss_fn.backward())
+        self._backward()
         grad_norms = {name: _norm(g) for name, g in self.net.named_grads()}
         if not all(map(math.isfinite, grad_norms.values())):
             self._diverged("the gradients became NaN/inf", before_update=True)
@@ -282,6 +280,19 @@ class Trainer:
         if self.step_count % self.config.val_every == 0:
             self._validate()
         return rec
+
+    def _forward(self, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+        """(mean loss, output (B, K)) of one batch x (B, 1, 28, 28); a subclass may train another way (the
+        Compare page's tutorial-gradient runs). With ``parallel`` this does the backward pass too."""
+        if self.parallel is not None:  # forward and backward, split over processes
+            return self.parallel.step(self.net, self.loss_fn, x, y)
+        out = self.net.forward(x)  # (B, K)
+        return self.loss_fn.forward(out, y), out
+
+    def _backward(self) -> None:
+        """Fill every layer's ``grads`` for the batch of the latest ``_forward``."""
+        if self.parallel is None:
+            self.net.backward(self.loss_fn.backward())
 
     def run(self, n_steps: int, callback=None) -> list[StepRecord]:
         """``n_steps`` steps, ``callback(record)`` after each; validates at the end. Returns the records."""
@@ -347,6 +358,7 @@ class Trainer:
                 if not np.all(np.isfinite(g)):
                     layer.grads[key] = np.zeros_like(g)
         cfg = self.config
+        self.last_divergence = f"At step {at}, {what}; the weights were rolled back."
         raise TrainingDiverged(
             f"Training diverged at step {at}: {what}. The learning rate {cfg.lr:g} "
             f"({cfg.optimizer}) is probably too high: lower it (e.g. to {cfg.lr / 10:g}) and reset. "

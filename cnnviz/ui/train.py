@@ -19,7 +19,7 @@ import time
 import numpy as np
 import streamlit as st
 
-from cnnviz.ui import common, session_guard, state
+from cnnviz.ui import common, health_panel, session_guard, state
 from cnnviz.viz import figures
 
 LIVE_KEY, REPLAY_KEY = "train_live", "train_replay_fragment"  # fragment keys
@@ -101,7 +101,7 @@ def _run_epoch(tr) -> None:
     bar.empty()
     if done:
         tr.validate_now()
-        st.success(f"Trained {done} steps (one epoch over {tr.n_train:,} images).", icon="✅")
+        health_panel.done_message(tr, f"Trained {done} steps (one epoch over {tr.n_train:,} images).")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -147,6 +147,7 @@ def curves_figure(tr, scale: float, height: int = 300):
 def _draw_live(tr) -> None:
     s = common.scale()
     _metrics(tr)
+    health_panel.render(tr)
     W = _first_conv_W(tr)
     left, right = st.columns([2, 3], gap="medium")
     with left:

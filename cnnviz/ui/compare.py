@@ -1,0 +1,384 @@
+"""Compare page: up to four runs trained in lockstep on the same minibatches, side by side.
+
+A lesson preset (sigmoid vs ReLU, MSE vs cross-entropy, ...) or the session's current run pinned beside
+changed copies of it. The live part (Step, Step ×10, the run cards, curves, filters, gradient norms and the
+table of differences) is a fragment; Play gives it a ``run_every`` timer, and each tick trains for a bounded
+time inside one of the server's fair CPU slots, as the Train page does (a lockstep step of four runs costs
+four steps). Every run is checked with ``serving.check_server_cost`` before it is built.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import streamlit as st
+
+from cnnviz.serve import serving
+from cnnviz.train import compare as C
+from cnnviz.train import health
+from cnnviz.train.config import ACTIVATIONS, POOLINGS
+from cnnviz.ui import common, resources, session_guard, state
+from cnnviz.viz import figures_compare as FC
+
+CMP, SOURCE, PLAYING, LOCK = "cmp", "cmp_source", "cmp_playing", "cmp_lock"
+PIN = "pin the current run and change settings"
+DEFAULT_LESSON = "sigmoid vs ReLU"
+TICK_S, TICK_BUDGET_S, MAX_TICK_STEPS = 0.3, 0.15, 50  # live: interval, training time per tick, steps cap
+LIVE_KEY = "cmp_live"
+LRS = [1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 0.08, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0]
+ACT_LABELS = {"relu": "ReLU", "sigmoid": "sigmoid", "tanh": "tanh"}
+POOL_LABELS = {"max": "max", "avg": "average", "none": "none"}
+INIT_LABELS = {"default": "He / Glorot", "tutorial": "uniform(0, 1)"}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Session objects
+# ----------------------------------------------------------------------------------------------------------
+def _lock() -> threading.Lock:
+    ss = st.session_state
+    if LOCK not in ss:
+        ss[LOCK] = threading.Lock()
+    return ss[LOCK]
+
+
+def _build(specs: list[C.RunSpec], name: str) -> bool:
+    """Build a comparison (every run checked against the server's limits first); True on success."""
+    try:
+        with session_guard.heavy_work():
+            cmp = C.Comparison(specs, resources.dataset, serving.check_server_cost, name=name)
+    except ValueError as e:
+        state.set_error(f"Comparison not built: {e}")
+        return False
+    with _lock():
+        st.session_state[CMP] = cmp
+        st.session_state[PLAYING] = False
+    return True
+
+
+def comparison() -> C.Comparison:
+    """The session's comparison (the default lesson on a first visit)."""
+    ss = st.session_state
+    if ss.get(CMP) is None:
+        ss.setdefault(SOURCE, DEFAULT_LESSON)
+        if not _build(C.lesson(DEFAULT_LESSON), DEFAULT_LESSON):
+            raise RuntimeError("the default comparison could not be built")
+    return ss[CMP]
+
+
+def _on_source() -> None:
+    name = st.session_state[SOURCE]
+    if name in C.LESSONS:
+        _build(C.lesson(name), name)
+
+
+def _changes() -> dict:
+    ss = st.session_state
+    cfg = state.get_config()
+    out = {}
+    if ss.get("cmp_lr") is not None and float(ss["cmp_lr"]) != cfg.lr:
+        out["lr"] = float(ss["cmp_lr"])
+    for key, field in (("cmp_activation", "activation"), ("cmp_pooling", "pooling")):
+        if ss.get(key) and ss[key] != _current_arch(cfg)[field]:
+            out[field] = ss[key]
+    if ss.get("cmp_init") and ss["cmp_init"] != cfg.init:
+        out["init"] = ss["cmp_init"]
+    return out
+
+
+def _current_arch(cfg) -> dict:
+    acts = [s["type"] for s in cfg.layers[:-1] if s["type"] in ("ReLU", "Sigmoid", "Tanh")]
+    pools = [s["type"] for s in cfg.layers if s["type"].endswith("Pool2D")]
+    names = {"ReLU": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh"}
+    return {"activation": names.get(acts[0] if acts else "", "relu"),
+            "pooling": ("max" if pools[0] == "MaxPool2D" else "avg") if pools else "none"}
+
+
+def _pin(add: bool) -> None:
+    """Pin the session's run beside a copy with the chosen settings (or add one more such run)."""
+    ch = _changes()
+    if not ch:
+        state.set_error("Change at least one setting for the new run: it would be the pinned run again.")
+        return
+    cfg = state.get_config()
+    ss = st.session_state
+    cur = ss.get(CMP)
+    previous = [r.spec for r in cur.runs] if add and cur is not None and cur.name == PIN else None
+    try:
+        if previous:
+            if len(previous) >= C.MAX_RUNS:
+                raise ValueError(f"at most {C.MAX_RUNS} runs")
+            new = C.pinned(cfg, [ch])[1]
+            if new.label in [s.label for s in previous]:
+                raise ValueError(f"a run with {new.label} is already there")
+            specs = previous + [new]
+        else:
+            specs = C.pinned(cfg, [ch])
+    except ValueError as e:
+        state.set_error(f"Comparison not built: {e}")
+        return
+    _build(specs, PIN)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Training
+# ----------------------------------------------------------------------------------------------------------
+def _train(max_steps: int, budget_s: float | None, live: bool, status=None) -> int:
+    """Up to ``max_steps`` lockstep steps within ``budget_s``, in a fair CPU slot; returns the steps done."""
+    cmp = comparison()
+    done = 0
+    with session_guard.training_slot(live, status=status) as slot:
+        if not slot.granted:
+            if not live:
+                state.set_error("The server is busy: no CPU slot came free. Nothing was trained; try again.")
+            return 0
+        lock = _lock()
+        if not lock.acquire(timeout=5.0):
+            return 0
+        try:
+            t0 = last = time.perf_counter()
+            while done < max_steps:
+                if not cmp.step(1):
+                    st.session_state[PLAYING] = False
+                    break
+                done += 1
+                now = time.perf_counter()
+                if budget_s is not None and (now - t0) + (now - last) > budget_s:
+                    break
+                last = now
+        finally:
+            lock.release()
+    return done
+
+
+def _step(n: int) -> None:
+    if _train(n, None, live=False) and n > 1:
+        comparison().validate_now()
+
+
+def _set_playing(on: bool) -> None:
+    st.session_state[PLAYING] = on
+
+
+def _reset() -> None:
+    with session_guard.heavy_work(), _lock():
+        st.session_state[PLAYING] = False
+        comparison().reset()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Drawing
+# ----------------------------------------------------------------------------------------------------------
+def _run_hints(cmp: C.Comparison) -> list[list[health.Hint]]:
+    """Each run's health hints, cached per lockstep step."""
+    ss = st.session_state
+    key = (id(cmp), tuple(r.stopped for r in cmp.runs))
+    cached = ss.get("_cmp_health")
+    if cached is not None and cached[0] == key and (
+            cached[2] == cmp.step_count or (ss.get(PLAYING) and 0 <= cmp.step_count - cached[2] < 10)):
+        return cached[1]  # while playing, the runs are probed every 10 steps
+    x_val, _ = resources.validation_images()
+    with _lock():
+        nets = [r.trainer.net.copy() for r in cmp.runs]
+    out = []
+    for r, net in zip(cmp.runs, nets, strict=True):
+        if r.trainer.step_count == 0 and r.stopped is None:
+            out.append([])
+            continue
+        out.append(health.trainer_health(r.trainer, x_val, net=net)
+                   if not isinstance(r.trainer, C.TutorialGradientTrainer) else
+                   [h for h in health.check(r.trainer.history, r.trainer.val_history,
+                                            health.Probe(np.zeros(2, dtype=np.int64), ()),
+                                            r.trainer.config.to_dict(), {}, 2, r.trainer.n_train,
+                                            divergence=r.stopped)])
+    ss["_cmp_health"] = (key, out, cmp.step_count)
+    return out
+
+
+def _cards(cmp: C.Comparison) -> None:
+    hints = _run_hints(cmp)
+    cols = st.columns(len(cmp.runs))
+    for i, (col, r) in enumerate(zip(cols, cmp.runs, strict=True)):
+        tr = r.trainer
+        recent = tr.history[-20:]
+        loss = float(np.mean([x.loss for x in recent])) if recent else None
+        val = tr.last_val
+        with col.container(border=True):
+            st.markdown(f"<div style='font-size:1.25rem;font-weight:700;color:{FC.run_colour(i)}'>"
+                        f"■ {r.spec.label}</div>", unsafe_allow_html=True)
+            st.markdown(f"step **{tr.step_count:,}** · training loss **{common.fmt(loss, '.3f')}** · "
+                        f"validation **{common.fmt(val[2] if val else None, '.1%')}**")
+            if r.stopped:
+                st.error(r.stopped, icon="⚠️")
+            for h in hints[i][:1]:  # the most important one (a stuck hint names its cause)
+                (st.error if h.severity == "error" else st.warning)(
+                    f"**{h.title}.** {h.saw}", icon="🩺")
+
+
+def _curves(cmp: C.Comparison, scale: float):
+    runs = []
+    for r in cmp.runs:
+        h, v = r.trainer.history, np.asarray(r.trainer.val_history, dtype=np.float64).reshape(-1, 3)
+        runs.append({"label": r.spec.label, "steps": [x.step for x in h], "loss": [x.loss for x in h],
+                     "acc": [x.acc for x in h], "val_steps": v[:, 0], "val_loss": v[:, 1],
+                     "val_acc": v[:, 2]})
+    return FC.compare_curves(runs, scale=scale)
+
+
+def _filters(cmp: C.Comparison, scale: float):
+    items = []
+    for r in cmp.runs:
+        W = next((lay.params["W"] for lay in r.trainer.net.layers if type(lay).__name__ == "Conv2D"), None)
+        items.append((r.spec.label, None if W is None else W.copy()))
+    return FC.compare_filters(items, cmp.step_count, scale=scale)
+
+
+def _grad_norms(cmp: C.Comparison, scale: float):
+    runs = []
+    for r in cmp.runs:
+        h, specs = r.trainer.history, r.trainer.config.layers
+        keys = [k for k in (h[-1].grad_norms if h else {}) if k.endswith(".W")]
+        runs.append({"label": r.spec.label, "steps": [x.step for x in h],
+                     "series": {health.param_name(specs, k): [x.grad_norms.get(k, np.nan) for x in h]
+                                for k in keys}})
+    return FC.compare_grad_norms(runs, scale=scale)
+
+
+def _batches_note(cmp: C.Comparison) -> None:
+    if cmp.step_count == 0:
+        st.caption("Every run starts from the same seed: the same minibatches in the same order (and, for "
+                   "the same architecture, the same initial weights).")
+    elif cmp.same_batches():
+        first = cmp.runs[0].first_batch
+        n = len(first) if first is not None else 0
+        st.caption(f"✓ Same images for every run: the same {n:,} images in step 1 and the same minibatch in "
+                   "every step since; only the settings in the table differ.")
+    else:
+        st.caption("The runs saw different minibatches (their batch sizes differ).")
+
+
+def _differences_table(cmp: C.Comparison, rows: list[dict]) -> str:
+    """The differences as an HTML table (text wraps; each run's name in its colour)."""
+    import html
+
+    head = "".join(f"<th style='color:{FC.run_colour(i)}'>{html.escape(label)}</th>"
+                   for i, label in enumerate(cmp.labels))
+    body = "".join("<tr><td><b>" + html.escape(r["setting"]) + "</b></td>"
+                   + "".join(f"<td>{html.escape(r[label])}</td>" for label in cmp.labels) + "</tr>"
+                   for r in rows)
+    return (f"<table style='width:100%'><thead><tr><th>setting</th>{head}</tr></thead>"
+            f"<tbody>{body}</tbody></table>")
+
+
+def _live(interval: float | None) -> None:
+    ss = st.session_state
+    status = st.empty()
+    cpu0, trained = time.thread_time(), 0
+    if ss.get(PLAYING):
+        if session_guard.unattended():  # nobody has touched the page for a long time: leave the CPU
+            ss[PLAYING] = False
+            session_guard.leave_line()
+            state.set_notice("Live training paused after a long time without any interaction. Press Play "
+                             "to continue.")
+            st.rerun()
+        # a lockstep step of four runs costs four steps: the time budget per tick is the Train page's
+        trained = _train(MAX_TICK_STEPS, TICK_BUDGET_S, live=True, status=status)
+        if not ss.get(PLAYING):
+            st.rerun()  # every run stopped: the timer goes
+    cmp = comparison()
+    row = st.container(horizontal=True, vertical_alignment="center", gap="small")
+    row.button("Step", key="cmp_step", on_click=_step, args=(1,), icon=":material/skip_next:",
+               help="One step of every run, on the same minibatch")
+    row.button("Step ×10", key="cmp_step10", on_click=_step, args=(10,), icon=":material/fast_forward:",
+               help="Ten steps of every run")
+    common.show_error()
+    _cards(cmp)
+    _batches_note(cmp)
+    s = common.scale()
+    # on a projector the filters get half the width, so that each tile is at least 150 px
+    left, right = st.columns([1, 1] if common.presentation() else [3, 2], gap="medium")
+    with left:
+        common.plot(_curves(cmp, s), key="cmp_curves")
+    with right:
+        common.plot(_filters(cmp, s), key="cmp_filters")
+    left, right = st.columns([3, 2], gap="medium")
+    with left:
+        common.plot(_grad_norms(cmp, s), key="cmp_grads")
+    with right:
+        st.subheader("What differs between the runs")
+        rows = cmp.differences()
+        if rows:
+            st.markdown(_differences_table(cmp, rows), unsafe_allow_html=True)
+        else:
+            st.caption("Nothing: the runs have the same settings.")
+        first = cmp.runs[0].spec.config
+        st.caption(f"Shared by every run: seed {first.seed}, {first.train_size:,} training images.")
+    if interval and trained:  # a live tick's CPU time, for the server's fair share of redraws
+        session_guard.record_tick_cost(time.thread_time() - cpu0)
+
+
+def _live_playing(interval: float | None) -> None:
+    _live(interval)
+
+
+def _live_paused(interval: float | None) -> None:
+    _live(interval)
+
+
+def _source_controls() -> None:
+    ss = st.session_state
+    ss.setdefault(SOURCE, DEFAULT_LESSON)
+    options = [*C.LESSONS, PIN]
+    st.selectbox("Lesson", options, key=SOURCE, on_change=_on_source,
+                 help="A ready-made comparison, or your current run (the sidebar's settings) beside changed "
+                      "copies of it")
+    if ss[SOURCE] in C.LESSONS:
+        st.caption(C.LESSONS[ss[SOURCE]][1])
+        return
+    cfg = state.get_config()
+    arch = _current_arch(cfg)
+    ss.setdefault("cmp_lr", cfg.lr if cfg.lr in LRS else min(LRS, key=lambda v: abs(v - cfg.lr)))
+    ss.setdefault("cmp_activation", arch["activation"])
+    ss.setdefault("cmp_pooling", arch["pooling"])
+    ss.setdefault("cmp_init", cfg.init)
+    st.caption(f"Pinned: your current run ({cfg.describe()}). Choose what the next run changes:")
+    c1, c2, c3, c4 = st.columns(4)
+    c1.select_slider("Learning rate", LRS, key="cmp_lr", format_func=lambda v: f"{v:g}")
+    c2.selectbox("Activation", list(ACTIVATIONS), key="cmp_activation", format_func=ACT_LABELS.get)
+    c3.selectbox("Pooling", list(POOLINGS), key="cmp_pooling", format_func=POOL_LABELS.get)
+    c4.selectbox("Initial weights", list(INIT_LABELS), key="cmp_init", format_func=INIT_LABELS.get)
+    row = st.container(horizontal=True, gap="small")
+    row.button("Compare with the pinned run", key="cmp_pin", on_click=_pin, args=(False,), type="primary",
+               icon=":material/push_pin:")
+    cur = ss.get(CMP)
+    if cur is not None and cur.name == PIN and len(cur.runs) < C.MAX_RUNS:
+        row.button("Add as another run", key="cmp_add", on_click=_pin, args=(True,), icon=":material/add:",
+                   help=f"Up to {C.MAX_RUNS} runs, all trained on the same minibatches")
+
+
+def render() -> None:
+    """The Compare page."""
+    ss = st.session_state
+    ss.setdefault(PLAYING, False)
+    st.title("Compare runs")
+    st.caption("Up to four runs trained in lockstep on the same minibatches from the same seed, so that any "
+               "difference comes from the settings. One colour per run in every figure.")
+    _source_controls()
+    try:
+        comparison()
+    except RuntimeError:
+        common.show_error()
+        return
+    row = st.container(horizontal=True, vertical_alignment="center", gap="small")
+    if ss[PLAYING]:
+        row.button("Pause", key="cmp_pause", on_click=_set_playing, args=(False,), type="primary",
+                   icon=":material/pause:")
+    else:
+        row.button("Play", key="cmp_play", on_click=_set_playing, args=(True,), type="primary",
+                   icon=":material/play_arrow:", help="Train every run continuously, step by step together")
+    row.button("Reset", key="cmp_reset", on_click=_reset, icon=":material/restart_alt:",
+               help="Every run back to step 0 (same start, same minibatches)")
+    interval = session_guard.redraw_interval(TICK_S) if ss[PLAYING] else None
+    body = _live_playing if interval else _live_paused
+    st.fragment(body, run_every=interval, key=LIVE_KEY + ("_playing" if interval else ""))(interval)
