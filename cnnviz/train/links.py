@@ -22,6 +22,7 @@ from cnnviz.train import config as C
 SETTINGS: dict[str, str] = {
     "task": "task", "loss": "loss", "optimizer": "optimizer", "lr": "lr", "momentum": "momentum",
     "batch": "batch_size", "train": "train_size", "seed": "seed", "init": "init", "decay": "lr_decay",
+    "val": "val_every",
 }
 FLOAT_SETTINGS = ("lr", "momentum", "decay")
 # Query parameter -> argument of ``config.custom_layers`` (the sidebar's architecture fields).
@@ -189,7 +190,7 @@ def from_params(params: dict, pages: tuple[str, ...] = (), n_steps: int = 0,
         problems.append(f"unknown preset '{preset}': choose one of {', '.join(C.PRESETS)}; "
                         f"'{default_preset}' is used")
         preset = None
-    has_setting = any(_one(params, k, []) is not None for k in (*ARCH, *SETTINGS))
+    has_setting = any(k in params for k in (*ARCH, *SETTINGS))
     if preset is None and not has_setting:
         return res
     preset = preset or default_preset
@@ -206,14 +207,7 @@ def from_params(params: dict, pages: tuple[str, ...] = (), n_steps: int = 0,
                 v = raw
             else:
                 v = _parse_int(p, raw)
-            probe = {"preset": preset if preset != "custom" else "classroom", f: v}
-            if f in ("task", "loss"):  # the output layer depends on both: probe them together
-                other = "loss" if f == "task" else "task"
-                raw_other = _one(params, other, [])
-                if raw_other in (C.LOSSES if other == "loss" else C.TASKS):
-                    probe[other] = raw_other
-                probe = _with_head(probe)
-            C.RunConfig.from_dict(probe, max_train_size=max_train_size)
+            _check_setting(f, v, max_train_size)
             settings[f] = v
         except ValueError as e:
             problems.append(f"{_msg(p, e)}; the default is used")
@@ -257,18 +251,17 @@ def from_params(params: dict, pages: tuple[str, ...] = (), n_steps: int = 0,
     return res
 
 
-def _with_head(probe: dict) -> dict:
-    """A probe config whose output layer fits its task and loss (checked separately from the rest)."""
-    base = C.preset_config(str(probe["preset"]))
-    task = str(probe.get("task", base.task))
-    loss = str(probe.get("loss", base.loss))
-    if loss == "bce" and task == "digits":
-        raise ValueError("loss 'bce' is for the 0–4 vs 5–9 task only")
-    body = [dict(s) for s in base.layers]
-    flat = next(i for i, s in enumerate(body) if s["type"] == "Flatten")
-    n_features = C.layer_shapes(body)[flat][0]
-    head = C.output_layers(n_features, task, loss)
-    return {**probe, "preset": "custom", "task": task, "loss": loss, "layers": body[:flat + 1] + head}
+def _check_setting(f: str, v: object, max_train_size: int) -> None:
+    """One training setting on its own, with the config's own checks and LIMITS (combinations, such as the
+    memory a step needs, are checked by ``RunConfig.from_dict`` on the whole link)."""
+    if f in ("task", "loss", "optimizer", "init"):
+        C._choice(f, v, {"task": C.TASKS, "loss": C.LOSSES, "optimizer": C.OPTIMIZERS, "init": C.INITS}[f])
+    elif f == "train_size":
+        lo = int(C.LIMITS["train_size"][0])
+        if not lo <= int(v) <= max_train_size:
+            raise ValueError(f"train_size = {v} is out of range: allowed {lo}..{max_train_size}")
+    else:
+        C._in_range(f, v)
 
 
 def _msg(param: str, e: Exception) -> str:

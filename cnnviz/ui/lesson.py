@@ -1,4 +1,5 @@
-"""Lesson page: the tutorial's path through a CNN in ten steps on the live model, each with its text, the figure
+"""Lesson page: the tutorial's path through a CNN in ten steps on the live model, each with its text, the
+figure
 it talks about (the other pages' builders), a question for the class with a revealable computed answer, and
 Back / Next. The steps' text and answers come from ``cnnviz.viz.lesson`` (pure); this module only wires them.
 """
@@ -28,8 +29,10 @@ def _go(delta: int) -> None:
 
 
 def _another_digit(n_val: int, seed: int, current: int) -> None:
-    st.session_state[PICK_KEY] = (seed, (current + 1 + int(np.random.default_rng([seed, current]).integers(
-        n_val - 1))) % n_val)
+    st.session_state[PICK_KEY] = (
+        seed,
+        (current + 1 + int(np.random.default_rng([seed, current]).integers(n_val - 1))) % n_val,
+    )
 
 
 def _use_preset(name: str) -> None:
@@ -41,12 +44,30 @@ def _use_preset(name: str) -> None:
 def _nav(step: int) -> None:
     """Back, the step indicator and Next."""
     c1, c2, c3 = st.columns([1, 5, 1], vertical_alignment="center")
-    c1.button("Back", key="lesson_back", on_click=_go, args=(-1,), disabled=step == 1,
-              icon=":material/arrow_back:", width="stretch")
-    c2.markdown(f"<div style='text-align:center;font-size:1.25rem'><b>Step {step} of {L.N_STEPS}</b> · "
-                f"{L.TITLES[step - 1]}</div>", unsafe_allow_html=True)
-    c3.button("Next", key="lesson_next", on_click=_go, args=(1,), disabled=step == L.N_STEPS,
-              icon=":material/arrow_forward:", width="stretch", type="primary")
+    c1.button(
+        "Back",
+        key="lesson_back",
+        on_click=_go,
+        args=(-1,),
+        disabled=step == 1,
+        icon=":material/arrow_back:",
+        width="stretch",
+    )
+    c2.markdown(
+        f"<div style='text-align:center;font-size:1.25rem'><b>Step {step} of {L.N_STEPS}</b> · "
+        f"{L.TITLES[step - 1]}</div>",
+        unsafe_allow_html=True,
+    )
+    c3.button(
+        "Next",
+        key="lesson_next",
+        on_click=_go,
+        args=(1,),
+        disabled=step == L.N_STEPS,
+        icon=":material/arrow_forward:",
+        width="stretch",
+        type="primary",
+    )
     st.progress(step / L.N_STEPS)
 
 
@@ -54,11 +75,19 @@ def _preset_note(cfg) -> None:
     if cfg.preset == "tutorial":
         return
     c1, c2 = st.columns([4, 1], vertical_alignment="center")
-    c1.info(f"This lesson follows the tutorial's network (3 filters, sigmoid, squared error, 0–4 vs 5–9). "
-            f"Your model is the {cfg.preset} network: every step works on it too, with its own numbers. The "
-            "button beside this replaces your model with the tutorial's (same seed, step 0).", icon="ℹ️")
-    c2.button("Use the tutorial network", key="lesson_use_tutorial", on_click=_use_preset, args=("tutorial",),
-              width="stretch")
+    c1.info(
+        f"This lesson follows the tutorial's network (3 filters, sigmoid, squared error, 0–4 vs 5–9). "
+        f"Your model is the {cfg.preset} network: every step works on it too, with its own numbers. The "
+        "button beside this replaces your model with the tutorial's (same seed, step 0).",
+        icon="ℹ️",
+    )
+    c2.button(
+        "Use the tutorial network",
+        key="lesson_use_tutorial",
+        on_click=_use_preset,
+        args=("tutorial",),
+        width="stretch",
+    )
 
 
 def _question(s: L.Step) -> None:
@@ -90,8 +119,9 @@ def _pretrained_others(cfg) -> dict:
 
 
 def _page_link(url_path: str, title: str, icon: str) -> None:
-    st.page_link(st.Page(lambda: None, title=title, url_path=url_path, icon=icon), label=f"Open {title}",
-                 icon=icon)
+    st.page_link(
+        st.Page(lambda: None, title=title, url_path=url_path, icon=icon), label=f"Open {title}", icon=icon
+    )
 
 
 def _figures(s: L.Step, lesson: L.Lesson, trainer, scale: float) -> None:
@@ -99,65 +129,134 @@ def _figures(s: L.Step, lesson: L.Lesson, trainer, scale: float) -> None:
     if s.number == 1:
         a, b = st.columns([1, 1])
         with a:
-            common.plot(figures.digit_input_figure(d["image"], f"Validation image {lesson.index}: a {lesson.label}",
-                                                   scale=scale, height=int(430 * scale)), key="lesson_fig_1")
+            common.plot(
+                figures.digit_input_figure(
+                    d["image"],
+                    f"Validation image {lesson.index}: a {lesson.label}",
+                    scale=scale,
+                    height=int(430 * scale),
+                ),
+                key="lesson_fig_1",
+            )
         r0, r1, c0, c1 = d["box"]
-        crop = d["image"][r0:r1 + 1, c0:c1 + 1]
-        b.caption(f"The numbers of the inked part (rows {r0}–{r1}, columns {c0}–{c1}); everything around is 0.")
-        b.dataframe({str(c0 + j): np.round(crop[:, j], 2) for j in range(crop.shape[1])}, height=400,
-                    hide_index=False)
+        crop = d["image"][r0 : r1 + 1, c0 : c1 + 1]
+        b.caption(
+            f"The numbers of the inked part (rows {r0}–{r1}, columns {c0}–{c1}); everything around is 0."
+        )
+        b.dataframe(
+            {str(c0 + j): np.round(crop[:, j], 2) for j in range(crop.shape[1])}, height=400, hide_index=False
+        )
     elif s.number == 2:
         st.markdown("**The tutorial's example: a 3 × 3 image, a 2 × 2 filter**")
         steps = d["tutorial_steps"]
         pos = st.slider("Window position (tutorial example)", 1, len(steps), key="lesson_tut_pos")
-        common.plot(figures.conv_step_figure(d["tutorial_image"], d["tutorial_filter"], steps, pos - 1,
-                                             numbers=True, scale=scale), key="lesson_fig_2a")
+        common.plot(
+            figures.conv_step_figure(
+                d["tutorial_image"], d["tutorial_filter"], steps, pos - 1, numbers=True, scale=scale
+            ),
+            key="lesson_fig_2a",
+        )
         if "steps" in d:
             st.markdown("**The digit with the network's filter 1**")
             rsteps = d["steps"]
             st.session_state.setdefault("lesson_real_pos", d["best"] + 1)
             st.session_state["lesson_real_pos"] = min(st.session_state["lesson_real_pos"], len(rsteps))
             rpos = st.slider("Window position (digit)", 1, len(rsteps), key="lesson_real_pos")
-            common.plot(figures.conv_step_figure(d["image"], d["kernel"], rsteps, rpos - 1, scale=scale),
-                        key="lesson_fig_2b")
+            common.plot(
+                figures.conv_step_figure(d["image"], d["kernel"], rsteps, rpos - 1, scale=scale),
+                key="lesson_fig_2b",
+            )
     elif s.number == 3:
         W = d["filters"]
-        common.plot(figures.filter_grid(W, "The filters (first conv layer)", scale=scale), key="lesson_fig_3a")
-        common.plot(figures.feature_maps_figure(d["maps"], f"Feature maps of this digit after the {d['act']}",
-                                                ncols=min(8, d["maps"].shape[0]), scale=scale,
-                                                labels=[f"filter {k + 1}" for k in range(d["maps"].shape[0])]),
-                    key="lesson_fig_3b")
+        common.plot(
+            figures.filter_grid(W, "The filters (first conv layer)", scale=scale), key="lesson_fig_3a"
+        )
+        common.plot(
+            figures.feature_maps_figure(
+                d["maps"],
+                f"Feature maps of this digit after the {d['act']}",
+                ncols=min(8, d["maps"].shape[0]),
+                scale=scale,
+                labels=[f"filter {k + 1}" for k in range(d["maps"].shape[0])],
+            ),
+            key="lesson_fig_3b",
+        )
     elif s.number == 4:
-        common.plot(figures_lesson.sigmoid_figure(d["z"], d["z_tutorial_init"], scale=scale,
-                                                  height=int(460 * scale)), key="lesson_fig_4")
+        common.plot(
+            figures_lesson.sigmoid_figure(d["z"], d["z_tutorial_init"], scale=scale, height=int(460 * scale)),
+            key="lesson_fig_4",
+        )
     elif s.number == 5:
-        common.plot(figures.probability_figure(d["proba"], d["names"], "The network's answer for this digit",
-                                               true_index=d["true"], scale=scale), key="lesson_fig_5")
+        common.plot(
+            figures.probability_figure(
+                d["proba"],
+                d["names"],
+                "The network's answer for this digit",
+                true_index=d["true"],
+                scale=scale,
+            ),
+            key="lesson_fig_5",
+        )
     elif s.number == 6:
-        common.plot(figures_lesson.error_figure(d["curve"], d["y"], d["o"], d["o90"], scale=scale,
-                                                height=int(420 * scale)), key="lesson_fig_6")
+        common.plot(
+            figures_lesson.error_figure(
+                d["curve"], d["y"], d["o"], d["o90"], scale=scale, height=int(420 * scale)
+            ),
+            key="lesson_fig_6",
+        )
     elif s.number == 7:
         dW = d["dW"][:, 0]  # (F, KH, KW), first input channel
-        common.plot(figures.map_grid(dW, "∂E/∂f for every filter weight (this digit)", kind="diverging",
-                                     labels=[f"filter {k + 1}" for k in range(dW.shape[0])],
-                                     cols=min(4, dW.shape[0]), scale=scale, colorbar_title="∂E/∂f"),
-                    key="lesson_fig_7")
+        common.plot(
+            figures.map_grid(
+                dW,
+                "∂E/∂f for every filter weight (this digit)",
+                kind="diverging",
+                labels=[f"filter {k + 1}" for k in range(dW.shape[0])],
+                cols=min(4, dW.shape[0]),
+                scale=scale,
+                colorbar_title="∂E/∂f",
+            ),
+            key="lesson_fig_7",
+        )
         _chain_equations(lesson, trainer)
     elif s.number == 8:
         common.plot(figures.filter_replay(d["after"], d["before"], 1, scale=scale), key="lesson_fig_8")
     elif s.number == 9:
         b1, b2, b3 = st.columns(3)
-        b1.button("Train 1 step", key="lesson_train1", on_click=_train, args=(1,), width="stretch",
-                  icon=":material/skip_next:")
-        b2.button("Train 10 steps", key="lesson_train10", on_click=_train, args=(10,), width="stretch",
-                  icon=":material/fast_forward:")
-        b3.button("Train 50 steps", key="lesson_train50", on_click=_train, args=(50,), width="stretch",
-                  icon=":material/fast_forward:")
+        b1.button(
+            "Train 1 step",
+            key="lesson_train1",
+            on_click=_train,
+            args=(1,),
+            width="stretch",
+            icon=":material/skip_next:",
+        )
+        b2.button(
+            "Train 10 steps",
+            key="lesson_train10",
+            on_click=_train,
+            args=(10,),
+            width="stretch",
+            icon=":material/fast_forward:",
+        )
+        b3.button(
+            "Train 50 steps",
+            key="lesson_train50",
+            on_click=_train,
+            args=(50,),
+            width="stretch",
+            icon=":material/fast_forward:",
+        )
         common.plot(figures.filter_replay(d["W"], d["W0"], d["step"], scale=scale), key="lesson_fig_9")
     elif s.number == 10:
-        st.dataframe({"network": [r[0] for r in d["rows"]],
-                      "task": ["0–4 vs 5–9" if r[1] == "gt4" else "10 digits" for r in d["rows"]],
-                      "validation accuracy": [f"{100 * r[2]:.1f}%" for r in d["rows"]]}, hide_index=True)
+        st.dataframe(
+            {
+                "network": [r[0] for r in d["rows"]],
+                "task": ["0–4 vs 5–9" if r[1] == "gt4" else "10 digits" for r in d["rows"]],
+                "validation accuracy": [f"{100 * r[2]:.1f}%" for r in d["rows"]],
+            },
+            hide_index=True,
+        )
         c1, c2 = st.columns(2)
         if importlib.util.find_spec("cnnviz.ui.compare") is not None:
             with c1:
@@ -166,8 +265,13 @@ def _figures(s: L.Step, lesson: L.Lesson, trainer, scale: float) -> None:
             with c1:
                 _page_link("train", "Train", ":material/model_training:")
         if trainer.config.preset != "classroom":
-            c2.button("Use the classroom network (replaces your model, step 0)", key="lesson_use_classroom",
-                      on_click=_use_preset, args=("classroom",), width="stretch")
+            c2.button(
+                "Use the classroom network (replaces your model, step 0)",
+                key="lesson_use_classroom",
+                on_click=_use_preset,
+                args=("classroom",),
+                width="stretch",
+            )
 
 
 def _train(n: int) -> None:
@@ -183,8 +287,10 @@ def _chain_equations(lesson: L.Lesson, trainer) -> None:
     cfg = trainer.config
     sp = sample_pass(lesson.net, lesson.image[None, None], lesson.label, cfg.task, cfg.loss)
     if not is_tutorial_net(sp["net"], cfg.loss):
-        st.caption("The step-by-step chain rule is written for the tutorial's network; the Inside page shows "
-                   "every layer of this one.")
+        st.caption(
+            "The step-by-step chain rule is written for the tutorial's network; the Inside page shows "
+            "every layer of this one."
+        )
         return
     eq = tutorial_equations(sp, lesson.image, lesson.label, cfg.loss)
     with st.expander("The chain rule, one factor at a time, with this digit's numbers", expanded=True):
@@ -233,10 +339,18 @@ def render() -> None:
     with st.session_state["train_lock"]:  # a consistent copy of the weights
         lesson = L.make_lesson(trainer, index)
     c1, c2 = st.columns([5, 1], vertical_alignment="center")
-    c1.caption(f"The lesson's digit: validation image {lesson.index}, a {lesson.label} (chosen by the seed, "
-               f"{cfg.seed}). Model: {cfg.preset} network at step {trainer.step_count}.")
-    c2.button("Another digit", key="lesson_digit", on_click=_another_digit, args=(n_val, cfg.seed, index),
-              icon=":material/shuffle:", width="stretch")
+    c1.caption(
+        f"The lesson's digit: validation image {lesson.index}, a {lesson.label} (chosen by the seed, "
+        f"{cfg.seed}). Model: {cfg.preset} network at step {trainer.step_count}."
+    )
+    c2.button(
+        "Another digit",
+        key="lesson_digit",
+        on_click=_another_digit,
+        args=(n_val, cfg.seed, index),
+        icon=":material/shuffle:",
+        width="stretch",
+    )
     s = _compute(step, lesson, trainer)
     scale = common.scale()
     left, right = st.columns([2, 3], gap="large")

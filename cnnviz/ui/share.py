@@ -31,12 +31,22 @@ def open_link(pages: list, current) -> None:
     if not params:
         return
     by_path = {p.url_path: p for p in pages}
-    res = links.from_params(params, pages=tuple(by_path), n_steps=N_STEPS, default_preset=state.DEFAULT_PRESET,
-                            max_train_size=resources.max_train_size())
+    res = links.from_params(
+        params,
+        pages=tuple(by_path),
+        n_steps=N_STEPS,
+        default_preset=state.DEFAULT_PRESET,
+        max_train_size=resources.max_train_size(),
+    )
     msgs: list[tuple[str, str]] = []
     if res.problems:
-        msgs.append(("warning", "This link had settings that cannot be used, so their defaults apply:\n\n"
-                     + "\n".join(f"- {p}" for p in res.problems)))
+        msgs.append(
+            (
+                "warning",
+                "This link had settings that cannot be used, so their defaults apply:\n\n"
+                + "\n".join(f"- {p}" for p in res.problems),
+            )
+        )
     if res.config is not None:
         cfg = state.apply_config(res.config.to_dict())
         if cfg is not None:
@@ -73,9 +83,15 @@ def link_box(current) -> None:
     and shows the link (with Streamlit's copy button) to hand to a class."""
     ss = st.session_state
     with st.sidebar.expander("Share a setting (link)", expanded=bool(ss.get("share_on"))):
-        st.button("Copy link", key="share_copy", on_click=_on_copy, icon=":material/link:", width="stretch",
-                  help="A link with this configuration, this page and the lesson step: settings only, "
-                       "never your model or your session")
+        st.button(
+            "Copy link",
+            key="share_copy",
+            on_click=_on_copy,
+            icon=":material/link:",
+            width="stretch",
+            help="A link with this configuration, this page and the lesson step: settings only, "
+            "never your model or your session",
+        )
         if not ss.get("share_on"):
             return
         step = ss.get("lesson_step") if current.url_path == "lesson" else None
@@ -87,5 +103,7 @@ def link_box(current) -> None:
         st.query_params.from_dict(params)
         url = _base_url(current) + "?" + urlencode(params)
         st.code(url, language=None, wrap_lines=True)
-        st.caption("Copy it with the button at the code's right. It opens these settings (a fresh model, "
-                   "trained from step 0); the address bar shows it too.")
+        st.caption(
+            "Copy it with the button at the code's right. It opens these settings (a fresh model, "
+            "trained from step 0); the address bar shows it too."
+        )

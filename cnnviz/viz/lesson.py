@@ -92,8 +92,16 @@ def make_lesson(trainer, index: int | None = None) -> Lesson:
     """A Lesson on a copy of ``trainer``'s network (the trainer is only read)."""
     cfg, data = trainer.config, trainer.data
     idx = default_index(data.y_val, cfg.seed) if index is None else int(index) % len(data.y_val)
-    return Lesson(net=trainer.net.copy(), task=cfg.task, loss=cfg.loss, lr=float(cfg.lr), x_val=data.x_val,
-                  y_val=data.y_val, index=idx, seed=cfg.seed)
+    return Lesson(
+        net=trainer.net.copy(),
+        task=cfg.task,
+        loss=cfg.loss,
+        lr=float(cfg.lr),
+        x_val=data.x_val,
+        y_val=data.y_val,
+        index=idx,
+        seed=cfg.seed,
+    )
 
 
 def class_names(task: str, n_out: int) -> list[str]:
@@ -179,12 +187,20 @@ def step_pixels(lesson: Lesson) -> Step:
         f"This is validation image {lesson.index}, a handwritten {lesson.label}. Hover over the picture to "
         "read any pixel, or look at the numbers beside it.",
     ]
-    answer = (f"{ink} of the 784 numbers are not zero ({_pct(ink / 784)} of the image); the other "
-              f"{784 - ink} are background. The brightest is {_fmt(img[r, c])} at row {r}, column {c} "
-              "(counted from 0 at the top left).")
-    return Step(1, TITLES[0], text, "How many of the 784 numbers carry ink (are not 0), and where is the "
-                "brightest pixel?", answer, data={"image": img, "box": box},
-                numbers={"ink": ink, "max": float(img[r, c]), "at": (r, c)})
+    answer = (
+        f"{ink} of the 784 numbers are not zero ({_pct(ink / 784)} of the image); the other "
+        f"{784 - ink} are background. The brightest is {_fmt(img[r, c])} at row {r}, column {c} "
+        "(counted from 0 at the top left)."
+    )
+    return Step(
+        1,
+        TITLES[0],
+        text,
+        "How many of the 784 numbers carry ink (are not 0), and where is the brightest pixel?",
+        answer,
+        data={"image": img, "box": box},
+        numbers={"ink": ink, "max": float(img[r, c]), "at": (r, c)},
+    )
 
 
 def step_convolution(lesson: Lesson) -> Step:
@@ -192,10 +208,15 @@ def step_convolution(lesson: Lesson) -> Step:
     steps = conv_step_through(TUTORIAL_IMAGE, TUTORIAL_FILTER)
     values = [int(round(s["value"])) for s in steps]
     first = steps[0]
-    terms = " + ".join(f"{int(p)}·{int(k)}" for p, k in zip(first["patch"].ravel(), TUTORIAL_FILTER.ravel(),
-                                                             strict=True))
+    terms = " + ".join(
+        f"{int(p)}·{int(k)}" for p, k in zip(first["patch"].ravel(), TUTORIAL_FILTER.ravel(), strict=True)
+    )
     c = lesson.conv_index
-    data: dict = {"tutorial_image": TUTORIAL_IMAGE, "tutorial_filter": TUTORIAL_FILTER, "tutorial_steps": steps}
+    data: dict = {
+        "tutorial_image": TUTORIAL_IMAGE,
+        "tutorial_filter": TUTORIAL_FILTER,
+        "tutorial_steps": steps,
+    }
     numbers: dict = {"tutorial": values}
     real = ""
     if c is not None:
@@ -210,18 +231,28 @@ def step_convolution(lesson: Lesson) -> Step:
         data.update(image=img, kernel=W[0, 0], steps=rsteps, best=best)
         b = rsteps[best]
         numbers.update(best_value=float(vals[best]), best_at=(b["row"], b["col"]))
-        real = (f" On the digit, filter 1 ({W.shape[2]}×{W.shape[3]}, its live weights) gives its largest value "
-                f"{_fmt(vals[best])} at the window whose top-left corner is row {b['row']}, column {b['col']}.")
+        real = (
+            f" On the digit, filter 1 ({W.shape[2]}×{W.shape[3]}, its live weights) gives its largest value "
+            f"{_fmt(vals[best])} at the window whose top-left corner is row {b['row']}, column {b['col']}."
+        )
     text = [
-        "A convolution slides a small grid of weights, the filter, over the image. At each place it multiplies "
+        "A convolution slides a small grid of weights, the filter, over the image. At each place it "
+        "multiplies "
         "the pixels under it by the weights and adds them up: one number per place.",
         "First the tutorial's example by hand: a 3 × 3 image and a 2 × 2 filter give 4 places, so 4 numbers.",
         "Then the same on the real digit with the network's own filter 1: move the window with the slider.",
     ]
-    answer = (f"{', '.join(map(str, values))} (reading order). The first window: {terms} = {values[0]}."
-              + real)
-    return Step(2, TITLES[1], text, "What four numbers does the 2 × 2 filter give on the 3 × 3 image? And on the "
-                "digit, where does filter 1 give its largest value?", answer, data=data, numbers=numbers)
+    answer = f"{', '.join(map(str, values))} (reading order). The first window: {terms} = {values[0]}." + real
+    return Step(
+        2,
+        TITLES[1],
+        text,
+        "What four numbers does the 2 × 2 filter give on the 3 × 3 image? And on the "
+        "digit, where does filter 1 give its largest value?",
+        answer,
+        data=data,
+        numbers=numbers,
+    )
 
 
 def _ones(lesson: Lesson, digit: int = 1, limit: int = 100) -> np.ndarray:
@@ -249,12 +280,20 @@ def step_feature_maps(lesson: Lesson) -> Step:
         "Compare the maps: different filters pick out different strokes and edges of the same digit.",
     ]
     rest = ", ".join(f"filter {i + 1}: {_fmt(m1[i])}" for i in range(min(F, 8)) if i != k)
-    answer = (f"Filter {k + 1}. On {len(ones)} validation images of the digit 1 (a vertical stroke) its mean "
-              f"activation is {_fmt(m1[k])}, {_fmt(gain[k])} above its mean on all digits ({_fmt(m_all[k])}); "
-              f"the others on 1s: {rest}.")
-    return Step(3, TITLES[2], text, f"Which of the {F} filters responds most to vertical strokes, like the "
-                "digit 1?", answer, data={"maps": a[0], "filters": W, "act": act},
-                numbers={"filter": k + 1, "mean_on_ones": m1.tolist(), "gain": gain.tolist()})
+    answer = (
+        f"Filter {k + 1}. On {len(ones)} validation images of the digit 1 (a vertical stroke) its mean "
+        f"activation is {_fmt(m1[k])}, {_fmt(gain[k])} above its mean on all digits ({_fmt(m_all[k])}); "
+        f"the others on 1s: {rest}."
+    )
+    return Step(
+        3,
+        TITLES[2],
+        text,
+        f"Which of the {F} filters responds most to vertical strokes, like the digit 1?",
+        answer,
+        data={"maps": a[0], "filters": W, "act": act},
+        numbers={"filter": k + 1, "mean_on_ones": m1.tolist(), "gain": gain.tolist()},
+    )
 
 
 def _saturated(z: np.ndarray) -> float:
@@ -278,24 +317,38 @@ def step_sigmoid(lesson: Lesson, layers: list | None = None) -> Step:
         tut.forward(lesson.image[None, None])
         z_tut = np.asarray(tut.outputs[c][0]).ravel()  # (F·Ho·Wo,)
         numbers["saturated_tutorial_init"] = _saturated(z_tut)
-        tut_txt = (f" With the tutorial's uniform(0, 1) initial weights (seed {lesson.seed}) z would reach "
-                   f"{_fmt(z_tut.max())} and {_pct(numbers['saturated_tutorial_init'])} would be saturated: "
-                   "almost no gradient gets back to the filters, which is why this app starts from smaller "
-                   "weights.")
+        tut_txt = (
+            f" With the tutorial's uniform(0, 1) initial weights (seed {lesson.seed}) z would reach "
+            f"{_fmt(z_tut.max())} and {_pct(numbers['saturated_tutorial_init'])} would be saturated: "
+            "almost no gradient gets back to the filters, which is why this app starts from smaller "
+            "weights."
+        )
     act = _act_name(lesson)
     text = [
         "The sigmoid σ(z) = 1 / (1 + e^(−z)) squashes any number into (0, 1). Its slope σ'(z) = σ(1 − σ) is "
         "at most 0.25, at z = 0.",
         "Far from 0 the curve is flat (saturated): the slope is almost 0, so the chain rule multiplies the "
         "error by almost 0 and the weights before it stop learning.",
-        "The bars are this digit's convolution values z." + (
-            f" This network uses {act} after its first layer; the sigmoid is the tutorial's." if act != "sigmoid"
-            else ""),
+        "The bars are this digit's convolution values z."
+        + (
+            f" This network uses {act} after its first layer; the sigmoid is the tutorial's."
+            if act != "sigmoid"
+            else ""
+        ),
     ]
-    answer = (f"{_pct(frac)} of this digit's {z.size} convolution values have a slope below {SATURATED_SLOPE} "
-              f"(|z| > 4.6); z runs from {_fmt(z.min())} to {_fmt(z.max())}." + tut_txt)
-    return Step(4, TITLES[3], text, "What share of this digit's convolution values land where the sigmoid is "
-                "flat?", answer, data={"z": z, "z_tutorial_init": z_tut, "act": act}, numbers=numbers)
+    answer = (
+        f"{_pct(frac)} of this digit's {z.size} convolution values have a slope below {SATURATED_SLOPE} "
+        f"(|z| > 4.6); z runs from {_fmt(z.min())} to {_fmt(z.max())}." + tut_txt
+    )
+    return Step(
+        4,
+        TITLES[3],
+        text,
+        "What share of this digit's convolution values land where the sigmoid is flat?",
+        answer,
+        data={"z": z, "z_tutorial_init": z_tut, "act": act},
+        numbers=numbers,
+    )
 
 
 def step_output(lesson: Lesson) -> Step:
@@ -323,15 +376,26 @@ def step_output(lesson: Lesson) -> Step:
     text = [
         f"The feature maps are laid end to end as one list of {v.size} numbers. The dense layer multiplies "
         "each by its own weight and adds them up (plus a bias): Z = Σ Wₘ Aₘ + b.",
-        ("A last sigmoid turns Z into the output O, the probability that the digit is 5–9." if out.shape[1] == 1
-         else "One such sum per class; softmax turns them into probabilities that add up to 1."),
+        (
+            "A last sigmoid turns Z into the output O, the probability that the digit is 5–9."
+            if out.shape[1] == 1
+            else "One such sum per class; softmax turns them into probabilities that add up to 1."
+        ),
     ]
-    answer = (f"It says {names[top]} with {_pct(proba[top])}; the digit is a {lesson.label} (class {names[true]}), "
-              f"so it is {verdict}. The input that pushed this answer most is number {m + 1} of {v.size}{where}: "
-              f"weight {_fmt(Wd[m, col])} × activation {_fmt(v[m])} = {_fmt(contrib[m])}.")
-    return Step(5, TITLES[4], text, "What does the network answer for this digit, and how sure is it?", answer,
-                data={"proba": proba, "names": names, "true": true, "vector": v},
-                numbers={"proba": proba.tolist(), "top": top, "feature": m, "contribution": float(contrib[m])})
+    answer = (
+        f"It says {names[top]} with {_pct(proba[top])}; the digit is a {lesson.label} (class {names[true]}), "
+        f"so it is {verdict}. The input that pushed this answer most is number {m + 1} of {v.size}{where}: "
+        f"weight {_fmt(Wd[m, col])} × activation {_fmt(v[m])} = {_fmt(contrib[m])}."
+    )
+    return Step(
+        5,
+        TITLES[4],
+        text,
+        "What does the network answer for this digit, and how sure is it?",
+        answer,
+        data={"proba": proba, "names": names, "true": true, "vector": v},
+        numbers={"proba": proba.tolist(), "top": top, "feature": m, "contribution": float(contrib[m])},
+    )
 
 
 def step_error(lesson: Lesson) -> Step:
@@ -346,9 +410,12 @@ def step_error(lesson: Lesson) -> Step:
         o90 = 0.9 if y == 1 else 0.1
         E90 = (y - o90) ** 2 / 2
         formula = f"E = (y − O)² / 2 = ({_fmt(y)} − {_fmt(o, 4)})² / 2 = {_fmt(E, 4)}"
-        text = ["The tutorial measures how wrong the output is with E = (y − O)² / 2: y is the right answer (1 "
-                "for 5–9, 0 for 0–4) and O the output.", "E is 0 when O = y and grows with the square of the "
-                "miss; training is nothing but making E small on the training images."]
+        text = [
+            "The tutorial measures how wrong the output is with E = (y − O)² / 2: y is the right answer (1 "
+            "for 5–9, 0 for 0–4) and O the output.",
+            "E is 0 when O = y and grows with the square of the "
+            "miss; training is nothing but making E small on the training images.",
+        ]
         curve = "mse"
     elif lesson.loss == "mse":
         y = float(fb["target"][0, true])
@@ -356,24 +423,37 @@ def step_error(lesson: Lesson) -> Step:
         E90 = (1 - 0.9) ** 2 / 2 + float(np.sum(np.delete(out[0], true) ** 2)) / 2
         o90 = 0.9
         formula = f"E = Σₖ (yₖ − Oₖ)² / 2 = {_fmt(E, 4)}"
-        text = ["The error E = Σ (y − O)² / 2 adds up the squared miss of every output; y is 1 for the right "
-                "class and 0 for the others.", "Training makes E small on the training images."]
+        text = [
+            "The error E = Σ (y − O)² / 2 adds up the squared miss of every output; y is 1 for the right "
+            "class and 0 for the others.",
+            "Training makes E small on the training images.",
+        ]
         curve = "mse"
     else:
         y, o = 1.0, float(proba[true])
         o90 = 0.9
         E90 = float(-np.log(0.9))
         formula = f"E = −log p(right class) = −log {_fmt(o, 4)} = {_fmt(E, 4)}"
-        text = ["The tutorial's error is E = (y − O)² / 2. This network uses cross-entropy instead: "
-                "E = −log p, where p is the probability it gives the right class.",
-                "E is 0 when p = 1 and grows without limit as p goes to 0: a confident mistake costs a lot."]
+        text = [
+            "The tutorial's error is E = (y − O)² / 2. This network uses cross-entropy instead: "
+            "E = −log p, where p is the probability it gives the right class.",
+            "E is 0 when p = 1 and grows without limit as p goes to 0: a confident mistake costs a lot.",
+        ]
         curve = "ce" if lesson.loss == "softmax_ce" else "bce"
-    answer = (f"{formula}. At 90% sure of the right answer it would be {_fmt(E90, 4)}, "
-              f"{'smaller' if E90 < E else 'larger'} by {_fmt(abs(E - E90), 3)}.")
-    return Step(6, TITLES[5], text, "What is the error E on this digit, and what would it be if the network "
-                "were 90% sure of the right answer?", answer,
-                data={"y": y, "o": o, "E": E, "curve": curve, "o90": o90},
-                numbers={"E": E, "E90": E90, "O": o})
+    answer = (
+        f"{formula}. At 90% sure of the right answer it would be {_fmt(E90, 4)}, "
+        f"{'smaller' if E90 < E else 'larger'} by {_fmt(abs(E - E90), 3)}."
+    )
+    return Step(
+        6,
+        TITLES[5],
+        text,
+        "What is the error E on this digit, and what would it be if the network "
+        "were 90% sure of the right answer?",
+        answer,
+        data={"y": y, "o": o, "E": E, "curve": curve, "o90": o90},
+        numbers={"E": E, "E90": E90, "O": o},
+    )
 
 
 def step_chain_rule(lesson: Lesson) -> Step:
@@ -387,17 +467,28 @@ def step_chain_rule(lesson: Lesson) -> Step:
     w = float(net.layers[c].params["W"][k, ch, u, v])
     direction = "lowers" if g > 0 else "raises"
     text = [
-        "To learn, each weight needs ∂E/∂f: how much E changes when that weight moves a little. The chain rule "
+        "To learn, each weight needs ∂E/∂f: how much E changes when that weight moves a little. "
+        "The chain rule "
         "multiplies the local slopes along the way back: E → O → Z → the dense weights → the activations → "
         "the sigmoid's slope → z → the filter weight.",
-        "The heatmaps give ∂E/∂f for every weight of every filter, for this one digit; the equations follow one "
+        "The heatmaps give ∂E/∂f for every weight of every filter, for this one digit; the equations "
+        "follow one "
         "weight with this digit's numbers.",
     ]
-    answer = (f"Filter {k + 1}, row {u}, column {v}: ∂E/∂f = {_fmt(g, 4)} (the weight is {_fmt(w, 4)}). The "
-              f"gradient is {'positive' if g > 0 else 'negative'}, so the update f − η·∂E/∂f {direction} it.")
-    return Step(7, TITLES[6], text, "Which filter weight has the largest gradient on this digit, and will the "
-                "update raise it or lower it?", answer, data={"dW": dW, "E": fb["E"], "sample": fb},
-                numbers={"filter": k + 1, "at": (u, v), "grad": g, "weight": w})
+    answer = (
+        f"Filter {k + 1}, row {u}, column {v}: ∂E/∂f = {_fmt(g, 4)} (the weight is {_fmt(w, 4)}). The "
+        f"gradient is {'positive' if g > 0 else 'negative'}, so the update f − η·∂E/∂f {direction} it."
+    )
+    return Step(
+        7,
+        TITLES[6],
+        text,
+        "Which filter weight has the largest gradient on this digit, and will the "
+        "update raise it or lower it?",
+        answer,
+        data={"dW": dW, "E": fb["E"], "sample": fb},
+        numbers={"filter": k + 1, "at": (u, v), "grad": g, "weight": w},
+    )
 
 
 def step_update(lesson: Lesson) -> Step:
@@ -415,16 +506,25 @@ def step_update(lesson: Lesson) -> Step:
     delta = np.abs(after - before)  # (F, C, KH, KW)
     k, ch, u, v = (int(t) for t in np.unravel_index(np.argmax(delta), delta.shape))
     text = [
-        f"The update moves every weight a small step against its gradient: f ← f − η · ∂E/∂f, with the learning "
+        "The update moves every weight a small step against its gradient: f ← f − η · ∂E/∂f, with the "
+        "learning "
         f"rate η = {_fmt(lesson.lr)}. Here it is done once, on this digit alone, as in the tutorial's loop.",
         "Left: the filters after the update; right: the change, on its own colour scale because it is small.",
     ]
-    answer = (f"E goes from {_fmt(E0, 5)} to {_fmt(E1, 5)} ({'lower' if E1 < E0 else 'not lower'}). The largest "
-              f"change is filter {k + 1}, row {u}, column {v}: {_fmt(before[k, ch, u, v], 4)} → "
-              f"{_fmt(after[k, ch, u, v], 4)}.")
-    return Step(8, TITLES[7], text, "After one update on this digit, is its error lower? By how much?", answer,
-                data={"before": before, "after": after},
-                numbers={"E_before": E0, "E_after": E1, "filter": k + 1, "change": float(delta[k, ch, u, v])})
+    answer = (
+        f"E goes from {_fmt(E0, 5)} to {_fmt(E1, 5)} ({'lower' if E1 < E0 else 'not lower'}). The largest "
+        f"change is filter {k + 1}, row {u}, column {v}: {_fmt(before[k, ch, u, v], 4)} → "
+        f"{_fmt(after[k, ch, u, v], 4)}."
+    )
+    return Step(
+        8,
+        TITLES[7],
+        text,
+        "After one update on this digit, is its error lower? By how much?",
+        answer,
+        data={"before": before, "after": after},
+        numbers={"E_before": E0, "E_after": E1, "filter": k + 1, "change": float(delta[k, ch, u, v])},
+    )
 
 
 def step_training(lesson: Lesson, trainer) -> Step:
@@ -437,23 +537,33 @@ def step_training(lesson: Lesson, trainer) -> Step:
     val = trainer.val_history
     batch = "all of them at once" if trainer.config.batch_size == 0 else f"{trainer.batch_size} at a time"
     text = [
-        f"Training repeats steps 6 to 8 on batches of training images ({batch}) again and again. Press a button and watch the filters: they start random and turn into stroke and "
+        f"Training repeats steps 6 to 8 on batches of training images ({batch}) again and again. "
+        "Press a button and watch the filters: they start random and turn into stroke and "
         "edge detectors.",
         "Right: each weight's change since step 0.",
     ]
     if n == 0:
-        answer = (f"No training yet (step 0): validation accuracy {_pct(val[-1][2])}, validation loss "
-                  f"{_fmt(val[-1][1], 4)}. Press Train, then reveal again.")
+        answer = (
+            f"No training yet (step 0): validation accuracy {_pct(val[-1][2])}, validation loss "
+            f"{_fmt(val[-1][1], 4)}. Press Train, then reveal again."
+        )
     else:
         first = val[0]
         last = val[-1]
-        answer = (f"After {n} steps filter {k + 1} has changed most (mean |change| {_fmt(moved[k], 3)} per "
-                  f"weight). Validation accuracy {_pct(first[2])} at step {first[0]} → {_pct(last[2])} at step "
-                  f"{last[0]}; loss {_fmt(first[1], 4)} → {_fmt(last[1], 4)}.")
-    return Step(9, TITLES[8], text, "Train a few steps. Which filter has changed most, and how did the accuracy "
-                "move?", answer, data={"W": W, "W0": W0, "step": n},
-                numbers={"step": n, "filter": k + 1, "moved": moved.tolist(),
-                         "val": [float(t[2]) for t in val]})
+        answer = (
+            f"After {n} steps filter {k + 1} has changed most (mean |change| {_fmt(moved[k], 3)} per "
+            f"weight). Validation accuracy {_pct(first[2])} at step {first[0]} → {_pct(last[2])} at step "
+            f"{last[0]}; loss {_fmt(first[1], 4)} → {_fmt(last[1], 4)}."
+        )
+    return Step(
+        9,
+        TITLES[8],
+        text,
+        "Train a few steps. Which filter has changed most, and how did the accuracy move?",
+        answer,
+        data={"W": W, "W0": W0, "step": n},
+        numbers={"step": n, "filter": k + 1, "moved": moved.tolist(), "val": [float(t[2]) for t in val]},
+    )
 
 
 def accuracy(net, x: np.ndarray, digits: np.ndarray, task: str) -> float:
@@ -461,13 +571,14 @@ def accuracy(net, x: np.ndarray, digits: np.ndarray, task: str) -> float:
     true = task_targets(np.asarray(digits), task)  # (N,)
     hits = 0
     for s in range(0, len(x), 250):  # chunks: bounded memory on a shared server
-        p = class_proba(net.forward(x[s:s + 250]), net)  # (n, K')
-        hits += int(np.sum(np.argmax(p, axis=1) == true[s:s + 250]))
+        p = class_proba(net.forward(x[s : s + 250]), net)  # (n, K')
+        hits += int(np.sum(np.argmax(p, axis=1) == true[s : s + 250]))
     return hits / max(len(x), 1)
 
 
-def step_better(lesson: Lesson, preset: str, step_count: int, others: dict,
-                val_loss: float | None = None) -> Step:
+def step_better(
+    lesson: Lesson, preset: str, step_count: int, others: dict, val_loss: float | None = None
+) -> Step:
     """10. The session's model against the shipped ones: ``others`` maps a name to (network, task, x, digits)
     (e.g. the pretrained tutorial and classroom networks on their tasks' validation images)."""
     acc = accuracy(lesson.net, lesson.x_val, lesson.y_val, lesson.task)
@@ -484,6 +595,12 @@ def step_better(lesson: Lesson, preset: str, step_count: int, others: dict,
     answer = " ".join(f"{name}: {_pct(a)} on {task_txt[t]}." for name, t, a in rows)
     if val_loss is not None:
         answer += f" (Your model's validation loss: {_fmt(val_loss, 4)}.)"
-    return Step(10, TITLES[9], text, "How much better does a network with ReLU, pooling and more filters do than "
-                "the tutorial's?", answer, data={"rows": rows},
-                numbers={"accuracy": [a for _, _, a in rows]})
+    return Step(
+        10,
+        TITLES[9],
+        text,
+        "How much better does a network with ReLU, pooling and more filters do than the tutorial's?",
+        answer,
+        data={"rows": rows},
+        numbers={"accuracy": [a for _, _, a in rows]},
+    )
