@@ -62,7 +62,7 @@ def open_link(pages: list, current) -> None:
 def link_messages() -> None:
     """Show (once) what opening a link did, at the top of the page."""
     for kind, text in st.session_state.pop(_MESSAGES, None) or []:
-        (st.warning if kind == "warning" else st.info)(text, icon="🔗")
+        (st.warning if kind == "warning" else st.info)(text, icon=":material/link:")
 
 
 def _base_url(current) -> str:
