@@ -24,6 +24,18 @@ def _no_exception(page, where: str) -> None:
     assert exc.count() == 0, f"{where}: {exc.first.inner_text()}"
 
 
+SIDEBAR_INPUTS_JS = """() => Object.fromEntries(Array.from(
+  document.querySelectorAll('[data-testid="stSidebar"] input'))
+    .map(e => [e.getAttribute('aria-label'), e.value]))"""
+
+
+def _sidebar(page) -> dict:
+    """The sidebar's input fields: label -> the value shown (a select box shows its option's text)."""
+    page.wait_for_function(f"() => 'Preset' in ({SIDEBAR_INPUTS_JS})() && 'Seed' in ({SIDEBAR_INPUTS_JS})()",
+                           timeout=30_000)
+    return page.evaluate(SIDEBAR_INPUTS_JS)
+
+
 def _main(page) -> str:
     return page.locator('[data-testid="stMain"]').inner_text()
 
@@ -65,12 +77,17 @@ def test_link_opens_a_configuration_and_page(ctx, app_url):
     assert "cannot be used" not in main
     assert "/inside" in page.url
     side = page.locator('[data-testid="stSidebar"]')
+    fields = _sidebar(page)
+    assert fields.get("Preset") == "Tutorial (the article's net)", fields
+    assert fields["Seed"] == "3"
+    assert fields["Task"] == "0–4 vs 5–9"
     side.get_by_text("Current config (JSON)").click()
     page.wait_for_timeout(300)
     config_json = side.locator("code").filter(has_text='"preset"').first.inner_text()
     for item in ('"lr": 0.01', '"seed": 3', '"preset": "tutorial"'):
         assert item in config_json
     # Copy link writes the same settings back
+    side.get_by_text("Share a setting (link)").click()
     side.get_by_role("button", name=re.compile("Copy link")).click()
     wait_idle(page)
     code = side.locator("code").filter(has_text="preset=").first.inner_text()
@@ -89,3 +106,5 @@ def test_tampered_link_gets_a_message_and_the_defaults(ctx, app_url):
     assert "filters = -3 is out of range" in main
     assert "unknown parameter 'foo'" in main
     assert "classroom: task digits, loss softmax_ce, sgd lr 0.08, batch 32, 4000 images, seed 0" in main
+    fields = _sidebar(page)
+    assert fields["Preset"] == "Classroom (8 filters)" and fields["Seed"] == "0", fields
