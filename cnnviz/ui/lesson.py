@@ -1,7 +1,7 @@
 """Lesson page: the tutorial's path through a CNN in ten steps on the live model, each with its text, the
-figure
-it talks about (the other pages' builders), a question for the class with a revealable computed answer, and
-Back / Next. The steps' text and answers come from ``cnnviz.viz.lesson`` (pure); this module only wires them.
+figure it talks about (the other pages' builders), a question for the class with a revealable computed
+answer, and Back / Next. The steps' text and answers come from ``cnnviz.viz.lesson`` (pure); this module
+only wires them.
 """
 
 from __future__ import annotations
@@ -143,9 +143,9 @@ def _figures(s: L.Step, lesson: L.Lesson, trainer, scale: float) -> None:
         b.caption(
             f"The numbers of the inked part (rows {r0}–{r1}, columns {c0}–{c1}); everything around is 0."
         )
-        b.dataframe(
-            {str(c0 + j): np.round(crop[:, j], 2) for j in range(crop.shape[1])}, height=400, hide_index=False
-        )
+        table = {"row": list(range(r0, r1 + 1))}
+        table.update({f"col {c0 + j}": np.round(crop[:, j], 2) for j in range(crop.shape[1])})
+        b.dataframe(table, height=400, hide_index=True)
     elif s.number == 2:
         st.markdown("**The tutorial's example: a 3 × 3 image, a 2 × 2 filter**")
         steps = d["tutorial_steps"]
@@ -167,9 +167,13 @@ def _figures(s: L.Step, lesson: L.Lesson, trainer, scale: float) -> None:
                 key="lesson_fig_2b",
             )
     elif s.number == 3:
-        W = d["filters"]
+        W = d["filters"]  # (F, C, KH, KW)
+        F = W.shape[0]
         common.plot(
-            figures.filter_grid(W, "The filters (first conv layer)", scale=scale), key="lesson_fig_3a"
+            figures.map_grid(W[:, 0], "The filters (first conv layer)", kind="diverging",
+                             labels=[f"filter {k + 1}" for k in range(F)], cols=min(F, 8),
+                             colorbar_title="weight", scale=scale, panel_px=_panel(F)),
+            key="lesson_fig_3a",
         )
         common.plot(
             figures.feature_maps_figure(
@@ -220,7 +224,16 @@ def _figures(s: L.Step, lesson: L.Lesson, trainer, scale: float) -> None:
         )
         _chain_equations(lesson, trainer)
     elif s.number == 8:
-        common.plot(figures.filter_replay(d["after"], d["before"], 1, scale=scale), key="lesson_fig_8")
+        F = d["before"].shape[0]
+        rows = [("before", d["before"][:, 0], "diverging"), ("after", d["after"][:, 0], "diverging"),
+                ("change", (d["after"] - d["before"])[:, 0], "diverging")]
+        common.plot(
+            figures.heatmap_rows(rows, "Filters before and after one update (the change on its own scale)",
+                                 col_labels=[f"filter {k + 1}" for k in range(F)],
+                                 colorbar_titles=["weight", "weight", "change"], scale=scale,
+                                 panel_px=min(_panel(F), 120)),
+            key="lesson_fig_8",
+        )
     elif s.number == 9:
         b1, b2, b3 = st.columns(3)
         b1.button(
@@ -274,6 +287,11 @@ def _figures(s: L.Step, lesson: L.Lesson, trainer, scale: float) -> None:
             )
 
 
+def _panel(n: int) -> int:
+    """Panel size for n filters in the page's right-hand column: large for the tutorial's 3."""
+    return int(min(170, max(60, 640 / max(n, 1))))
+
+
 def _train(n: int) -> None:
     state.train(n)
 
@@ -293,7 +311,10 @@ def _chain_equations(lesson: L.Lesson, trainer) -> None:
         )
         return
     eq = tutorial_equations(sp, lesson.image, lesson.label, cfg.loss)
-    with st.expander("The chain rule, one factor at a time, with this digit's numbers", expanded=True):
+    k, i, j = eq["m"]
+    label = (f"The chain rule for one weight of filter {k + 1} (through its map at row {i}, column {j}), one "
+             "factor at a time, with this digit's numbers")
+    with st.expander(label, expanded=True):
         for tex, note in eq["backward"]:
             a, b = st.columns([3, 2], vertical_alignment="center")
             a.latex(tex)

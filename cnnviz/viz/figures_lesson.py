@@ -74,6 +74,7 @@ def sigmoid_figure(
         yaxis2={"title": "share of values", "overlaying": "y", "side": "right", "showgrid": False},
         legend={"orientation": "h", "y": -0.22},
     )
+    fig.update_layout(margin_r=round(90 * scale))  # room for the right axis and its title
     return fig
 
 
