@@ -303,8 +303,8 @@ def step_feature_maps(lesson: Lesson) -> Step:
                "closest")
     answer = (
         f"Filter {k + 1}. On the strokes of {len(ones)} validation 1s (vertical) its mean activation is "
-        f"{m1[k]:.3f}, on the strokes of {len(zeros)} 0s (round) {m0[k]:.3f}: {verdict} (vertical minus round "
-        f"for the others: {rest})."
+        f"{m1[k]:.3f}, on the strokes of {len(zeros)} 0s (round) {m0[k]:.3f}: {verdict} (vertical minus "
+        f"round for the others: {rest})."
     )
     return Step(
         3,
