@@ -92,7 +92,8 @@ def _preset_note(cfg) -> None:
 
 def _question(s: L.Step) -> None:
     st.markdown(f"**Question for the class.** {s.question}")
-    with st.expander("Show the answer (computed from this model)", expanded=False):
+    # one expander per step (its own key), so that every new step starts with its answer hidden
+    with st.expander("Show the answer (computed from this model)", key=f"lesson_answer_{s.number}"):
         st.markdown(s.answer)
 
 

@@ -531,7 +531,8 @@ def step_update(lesson: Lesson) -> Step:
         "The update moves every weight a small step against its gradient: f ← f − η · ∂E/∂f, with the "
         "learning "
         f"rate η = {_fmt(lesson.lr)}. Here it is done once, on this digit alone, as in the tutorial's loop.",
-        "Left: the filters after the update; right: the change, on its own colour scale because it is small.",
+        "The rows: the filters before the update, after it, and the change (on its own colour scale, because "
+        "it is small).",
     ]
     answer = (
         f"E goes from {_fmt(E0, 5)} to {_fmt(E1, 5)} ({'lower' if E1 < E0 else 'not lower'}). The largest "
