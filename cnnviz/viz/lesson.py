@@ -489,13 +489,11 @@ def step_chain_rule(lesson: Lesson) -> Step:
     w = float(net.layers[c].params["W"][k, ch, u, v])
     direction = "lowers" if g > 0 else "raises"
     text = [
-        "To learn, each weight needs ∂E/∂f: how much E changes when that weight moves a little. "
-        "The chain rule "
-        "multiplies the local slopes along the way back: E → O → Z → the dense weights → the activations → "
-        "the sigmoid's slope → z → the filter weight.",
-        "The heatmaps give ∂E/∂f for every weight of every filter, for this one digit; the equations "
-        "follow one "
-        "weight with this digit's numbers.",
+        "To learn, each weight needs ∂E/∂f: how much E changes when that weight moves a little. The chain "
+        "rule multiplies the local slopes along the way back: E → output → dense layer → activations → "
+        f"the {_act_name(lesson)}'s slope → z → the filter weight.",
+        "The heatmaps give ∂E/∂f for every weight of every filter, for this one digit; the equations follow "
+        "one weight with this digit's numbers.",
     ]
     answer = (
         f"Filter {k + 1}, row {u}, column {v}: ∂E/∂f = {_fmt(g, 4)} (the weight is {_fmt(w, 4)}). The "
