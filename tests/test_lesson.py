@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from cnnviz.train.config import preset_config
 from cnnviz.viz import lesson as L
 
 TIMEOUT = 90
@@ -93,3 +96,44 @@ def test_use_tutorial_network_button():
     cfg = at.session_state["config"]
     assert (cfg.preset, cfg.seed) == ("tutorial", 4)
     assert "of the 3 filters" in " ".join(m.value for m in at.markdown)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Links (the whole app: app.py opens the link at session start; the sidebar's "Copy link" writes one)
+# ----------------------------------------------------------------------------------------------------------
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+
+
+def _app_with(params: dict) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    for k, v in params.items():
+        at.query_params[k] = v
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_app_opens_a_link():
+    at = _app_with({"preset": "tutorial", "lr": "0.01", "seed": "3"})
+    cfg = at.session_state["config"]
+    assert cfg == preset_config("tutorial", lr=0.01, seed=3)
+    assert any("Opened a shared link" in i.value for i in at.info)
+    assert not at.warning
+    assert at.session_state["sb_preset"] == "tutorial" and at.session_state["sb_seed"] == 3
+
+
+def test_app_tampered_link_message_and_defaults():
+    at = _app_with({"lr": "1e9", "filters": "-3", "foo": "1"})
+    assert at.session_state["config"] == preset_config("classroom")
+    text = " ".join(w.value for w in at.warning)
+    assert "lr = 1000000000.0 is out of range" in text and "filters = -3" in text and "'foo'" in text
+
+
+def test_copy_link_writes_the_settings():
+    at = _app_with({"preset": "tutorial", "seed": "5"})
+    at.button(key="share_copy").click().run()
+    assert not at.exception
+    code = " ".join(c.value for c in at.code if "preset=" in c.value)
+    assert "preset=tutorial" in code and "seed=5" in code
+    assert "page=" not in code  # the Train page is the default: a link to it needs no page
+    assert at.query_params["preset"] == ["tutorial"] or at.query_params["preset"] == "tutorial"
