@@ -102,7 +102,7 @@ def error_figure(
             name="this digit",
             marker={"size": 16 * scale, "color": figures.HIGHLIGHT},
             text=[f"now: E = {err(o):.3g}"],
-            textposition="top right",
+            textposition="top right" if o < 0.5 else "top left",
         )
     )
     fig.add_trace(
@@ -113,7 +113,7 @@ def error_figure(
             name="90% sure",
             marker={"size": 14 * scale, "color": figures.TRAIN_COLOUR, "symbol": "diamond"},
             text=[f"90% sure: E = {err(o90):.3g}"],
-            textposition="top left",
+            textposition="top right" if o90 < 0.5 else "top left",
         )
     )
     figures.style(
