@@ -5,10 +5,10 @@ weights, a model file or anything that identifies a session, so handing it to a 
 anyone's work. Only the settings that differ from the preset's defaults are written, so links stay short.
 
 Reading a link is the gate for text anyone can edit: every parameter is parsed strictly (integers must be
-integers, numbers must be finite), checked against the same limits as ``RunConfig.from_dict`` (it is the
-check that is used), and a bad, tampered or unknown parameter is dropped with a clear message so that its
-default applies. If the parameters are fine one by one but not together (e.g. too much memory), the preset's
-defaults apply with a message. Pure Python: no Streamlit.
+integers, numbers must be finite), checked against the same limits as a config file (``LIMITS`` and the
+config's own checks, then ``RunConfig.from_dict`` on the whole), and a bad, tampered or unknown parameter
+is dropped with a clear message so that its default applies. If the parameters are fine one by one but
+not together (e.g. too much memory), the preset's defaults apply with a message. Pure Python: no Streamlit.
 """
 
 from __future__ import annotations
@@ -155,8 +155,9 @@ def from_params(params: dict, pages: tuple[str, ...] = (), n_steps: int = 0,
     """Read a link's query parameters (``st.query_params.to_dict()`` or parsed lists) into a LinkResult.
 
     pages: the url paths a ``page`` may name; n_steps: the lesson's number of steps (``step`` is 1..n_steps).
-    Every value is checked on its own with ``RunConfig.from_dict`` / ``custom_layers`` (the same limits as
-    a config file), then all together; each problem gives a message and its setting keeps the default.
+    Every value is checked on its own with the config's own checks (``LIMITS``, the allowed names,
+    ``custom_layers`` for the architecture), then all together with ``RunConfig.from_dict``, the gate a
+    config file passes too; each problem gives a message and its setting keeps the default.
     """
     res = LinkResult()
     problems = res.problems
