@@ -8,6 +8,8 @@ from __future__ import annotations
 import streamlit as st
 
 from cnnviz.ui import common, compare, draw, evaluate, gradients, inside, session_guard, sidebar, state, train
+from cnnviz.ui import lesson as lesson_page
+from cnnviz.ui import share as share_link
 
 st.set_page_config(page_title="cnnviz · watch a CNN learn", page_icon="🧠", layout="wide",
                    initial_sidebar_state="expanded")
@@ -23,8 +25,12 @@ PAGES = [
     st.Page(draw.render, title="Draw", icon=":material/draw:", url_path="draw"),
     st.Page(evaluate.render, title="Evaluate", icon=":material/fact_check:", url_path="evaluate"),
     st.Page(compare.render, title="Compare", icon=":material/compare_arrows:", url_path="compare"),
+    st.Page(lesson_page.render, title="Lesson", icon=":material/school:", url_path="lesson"),
 ]
 
 nav = st.navigation(PAGES, position="sidebar")
+share_link.open_link(PAGES, nav)  # a shared link's settings, validated, on the session's first run
 sidebar.render()
+share_link.link_box(nav)
+share_link.link_messages()
 nav.run()

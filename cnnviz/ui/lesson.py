@@ -1,0 +1,381 @@
+"""Lesson page: the tutorial's path through a CNN in ten steps on the live model, each with its text, the
+figure it talks about (the other pages' builders), a question for the class with a revealable computed
+answer, and Back / Next. The steps' text and answers come from ``cnnviz.viz.lesson`` (pure); this module
+only wires them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+
+import numpy as np
+import streamlit as st
+
+from cnnviz.train.config import preset_config
+from cnnviz.ui import common, resources, state
+from cnnviz.viz import figures, figures_lesson
+from cnnviz.viz import lesson as L
+
+STEP_KEY = "lesson_step"
+PICK_KEY = "lesson_pick"  # (seed, validation index) of the digit chosen with "Another digit"
+
+
+def _step() -> int:
+    return min(max(int(st.session_state.get(STEP_KEY, 1)), 1), L.N_STEPS)
+
+
+def _go(delta: int) -> None:
+    st.session_state[STEP_KEY] = min(max(_step() + delta, 1), L.N_STEPS)
+
+
+def _another_digit(n_val: int, seed: int, current: int) -> None:
+    st.session_state[PICK_KEY] = (
+        seed,
+        (current + 1 + int(np.random.default_rng([seed, current]).integers(n_val - 1))) % n_val,
+    )
+
+
+def _use_preset(name: str) -> None:
+    seed = state.get_config().seed
+    if state.apply_config(preset_config(name, seed=seed).to_dict()) is not None:
+        state.set_notice(f"The model is now the {name} network (seed {seed}), at step 0.")
+
+
+def _nav(step: int) -> None:
+    """Back, the step indicator and Next."""
+    c1, c2, c3 = st.columns([1, 5, 1], vertical_alignment="center")
+    c1.button(
+        "Back",
+        key="lesson_back",
+        on_click=_go,
+        args=(-1,),
+        disabled=step == 1,
+        icon=":material/arrow_back:",
+        width="stretch",
+    )
+    c2.markdown(
+        f"<div style='text-align:center;font-size:1.25rem'><b>Step {step} of {L.N_STEPS}</b> · "
+        f"{L.TITLES[step - 1]}</div>",
+        unsafe_allow_html=True,
+    )
+    c3.button(
+        "Next",
+        key="lesson_next",
+        on_click=_go,
+        args=(1,),
+        disabled=step == L.N_STEPS,
+        icon=":material/arrow_forward:",
+        width="stretch",
+        type="primary",
+    )
+    st.progress(step / L.N_STEPS)
+
+
+def _preset_note(cfg) -> None:
+    if cfg.preset == "tutorial":
+        return
+    c1, c2 = st.columns([4, 1], vertical_alignment="center")
+    c1.info(
+        f"This lesson follows the tutorial's network (3 filters, sigmoid, squared error, 0–4 vs 5–9). "
+        f"Your model is the {cfg.preset} network: every step works on it too, with its own numbers. The "
+        "button beside this replaces your model with the tutorial's (same seed, step 0).",
+        icon="ℹ️",
+    )
+    c2.button(
+        "Use the tutorial network",
+        key="lesson_use_tutorial",
+        on_click=_use_preset,
+        args=("tutorial",),
+        width="stretch",
+    )
+
+
+def _question(s: L.Step) -> None:
+    st.markdown(f"**Question for the class.** {s.question}")
+    # one expander per step (its own key), so that every new step starts with its answer hidden
+    with st.expander("Show the answer (computed from this model)", key=f"lesson_answer_{s.number}"):
+        st.markdown(s.answer)
+
+
+def _text_column(s: L.Step) -> None:
+    st.subheader(f"{s.number}. {s.title}")
+    for sentence in s.text:
+        st.markdown(sentence)
+    _question(s)
+
+
+def _pretrained_others(cfg) -> dict:
+    """The shipped tutorial and classroom networks (private copies: a forward pass stores outputs) with their
+    tasks' validation images, for step 10."""
+    out = {}
+    for name in ("tutorial", "classroom"):
+        shipped = resources.pretrained(name)
+        if shipped is None:
+            continue
+        net, cfg_d = shipped
+        p = preset_config(name)
+        data = resources.dataset(p.task, p.train_size)
+        out[f"the trained {name} network (shipped)"] = (net.copy(), p.task, data.x_val, data.y_val)
+    return out
+
+
+def _page_link(url_path: str, title: str, icon: str) -> None:
+    st.page_link(
+        st.Page(lambda: None, title=title, url_path=url_path, icon=icon), label=f"Open {title}", icon=icon
+    )
+
+
+def _figures(s: L.Step, lesson: L.Lesson, trainer, scale: float) -> None:
+    d = s.data
+    if s.number == 1:
+        a, b = st.columns([1, 1])
+        with a:
+            common.plot(
+                figures.digit_input_figure(
+                    d["image"],
+                    f"Validation image {lesson.index}: a {lesson.label}",
+                    scale=scale,
+                    height=int(430 * scale),
+                ),
+                key="lesson_fig_1",
+            )
+        r0, r1, c0, c1 = d["box"]
+        crop = d["image"][r0 : r1 + 1, c0 : c1 + 1]
+        b.caption(
+            f"The numbers of the inked part (rows {r0}–{r1}, columns {c0}–{c1}); everything around is 0."
+        )
+        table = {"row": list(range(r0, r1 + 1))}
+        table.update({f"col {c0 + j}": np.round(crop[:, j], 2) for j in range(crop.shape[1])})
+        b.dataframe(table, height=400, hide_index=True)
+    elif s.number == 2:
+        st.markdown("**The tutorial's example: a 3 × 3 image, a 2 × 2 filter**")
+        steps = d["tutorial_steps"]
+        pos = st.slider("Window position (tutorial example)", 1, len(steps), key="lesson_tut_pos")
+        common.plot(
+            figures.conv_step_figure(
+                d["tutorial_image"], d["tutorial_filter"], steps, pos - 1, numbers=True, scale=scale
+            ),
+            key="lesson_fig_2a",
+        )
+        if "steps" in d:
+            st.markdown("**The digit with the network's filter 1**")
+            rsteps = d["steps"]
+            st.session_state.setdefault("lesson_real_pos", d["best"] + 1)
+            st.session_state["lesson_real_pos"] = min(st.session_state["lesson_real_pos"], len(rsteps))
+            rpos = st.slider("Window position (digit)", 1, len(rsteps), key="lesson_real_pos")
+            common.plot(
+                figures.conv_step_figure(d["image"], d["kernel"], rsteps, rpos - 1, scale=scale),
+                key="lesson_fig_2b",
+            )
+    elif s.number == 3:
+        W = d["filters"]  # (F, C, KH, KW)
+        F = W.shape[0]
+        common.plot(
+            figures.map_grid(W[:, 0], "The filters (first conv layer)", kind="diverging",
+                             labels=[f"filter {k + 1}" for k in range(F)], cols=min(F, 8),
+                             colorbar_title="weight", scale=scale, panel_px=_panel(F)),
+            key="lesson_fig_3a",
+        )
+        common.plot(
+            figures.feature_maps_figure(
+                d["maps"],
+                f"Feature maps of this digit after the {d['act']}",
+                ncols=min(8, d["maps"].shape[0]),
+                scale=scale,
+                labels=[f"filter {k + 1}" for k in range(d["maps"].shape[0])],
+            ),
+            key="lesson_fig_3b",
+        )
+    elif s.number == 4:
+        common.plot(
+            figures_lesson.sigmoid_figure(d["z"], d["z_tutorial_init"], scale=scale, height=int(460 * scale)),
+            key="lesson_fig_4",
+        )
+    elif s.number == 5:
+        common.plot(
+            figures.probability_figure(
+                d["proba"],
+                d["names"],
+                "The network's answer for this digit",
+                true_index=d["true"],
+                scale=scale,
+            ),
+            key="lesson_fig_5",
+        )
+    elif s.number == 6:
+        common.plot(
+            figures_lesson.error_figure(
+                d["curve"], d["y"], d["o"], d["o90"], scale=scale, height=int(420 * scale)
+            ),
+            key="lesson_fig_6",
+        )
+    elif s.number == 7:
+        dW = d["dW"][:, 0]  # (F, KH, KW), first input channel
+        common.plot(
+            figures.map_grid(
+                dW,
+                "∂E/∂f for every filter weight (this digit)",
+                kind="diverging",
+                labels=[f"filter {k + 1}" for k in range(dW.shape[0])],
+                cols=min(4, dW.shape[0]),
+                scale=scale,
+                colorbar_title="∂E/∂f",
+            ),
+            key="lesson_fig_7",
+        )
+        _chain_equations(lesson, trainer)
+    elif s.number == 8:
+        F = d["before"].shape[0]
+        rows = [("before", d["before"][:, 0], "diverging"), ("after", d["after"][:, 0], "diverging"),
+                ("change", (d["after"] - d["before"])[:, 0], "diverging")]
+        common.plot(
+            figures.heatmap_rows(rows, "Filters before and after one update (the change on its own scale)",
+                                 col_labels=[f"filter {k + 1}" for k in range(F)],
+                                 colorbar_titles=["weight", "weight", "change"], scale=scale,
+                                 panel_px=min(_panel(F), 120)),
+            key="lesson_fig_8",
+        )
+    elif s.number == 9:
+        b1, b2, b3 = st.columns(3)
+        b1.button(
+            "Train 1 step",
+            key="lesson_train1",
+            on_click=_train,
+            args=(1,),
+            width="stretch",
+            icon=":material/skip_next:",
+        )
+        b2.button(
+            "Train 10 steps",
+            key="lesson_train10",
+            on_click=_train,
+            args=(10,),
+            width="stretch",
+            icon=":material/fast_forward:",
+        )
+        b3.button(
+            "Train 50 steps",
+            key="lesson_train50",
+            on_click=_train,
+            args=(50,),
+            width="stretch",
+            icon=":material/fast_forward:",
+        )
+        common.plot(figures.filter_replay(d["W"], d["W0"], d["step"], scale=scale), key="lesson_fig_9")
+    elif s.number == 10:
+        st.dataframe(
+            {
+                "network": [r[0] for r in d["rows"]],
+                "task": ["0–4 vs 5–9" if r[1] == "gt4" else "10 digits" for r in d["rows"]],
+                "validation accuracy": [f"{100 * r[2]:.1f}%" for r in d["rows"]],
+            },
+            hide_index=True,
+        )
+        c1, c2 = st.columns(2)
+        if importlib.util.find_spec("cnnviz.ui.compare") is not None:
+            with c1:
+                _page_link("compare", "Compare", ":material/compare:")
+        else:
+            with c1:
+                _page_link("train", "Train", ":material/model_training:")
+        if trainer.config.preset != "classroom":
+            c2.button(
+                "Use the classroom network (replaces your model, step 0)",
+                key="lesson_use_classroom",
+                on_click=_use_preset,
+                args=("classroom",),
+                width="stretch",
+            )
+
+
+def _panel(n: int) -> int:
+    """Panel size for n filters in the page's right-hand column: large for the tutorial's 3."""
+    return int(min(170, max(60, 640 / max(n, 1))))
+
+
+def _train(n: int) -> None:
+    state.train(n)
+
+
+def _chain_equations(lesson: L.Lesson, trainer) -> None:
+    """The chain rule with this digit's numbers: the Inside page's equations (tutorial-shaped network)."""
+    from cnnviz.viz.lesson_math import is_tutorial_net, sample_pass, tutorial_equations
+    cfg = trainer.config
+    sp = sample_pass(lesson.net, lesson.image[None, None], lesson.label, cfg.task, cfg.loss)
+    if not is_tutorial_net(sp["net"], cfg.loss):
+        st.caption(
+            "The step-by-step chain rule is written for the tutorial's network; the Inside page shows "
+            "every layer of this one."
+        )
+        return
+    eq = tutorial_equations(sp, lesson.image, lesson.label, cfg.loss)
+    k, i, j = eq["m"]
+    label = (f"The chain rule for one weight of filter {k + 1} (through its map at row {i}, column {j}), one "
+             "factor at a time, with this digit's numbers")
+    with st.expander(label, expanded=True):
+        for tex, note in eq["backward"]:
+            a, b = st.columns([3, 2], vertical_alignment="center")
+            a.latex(tex)
+            b.markdown(note)
+
+
+def _compute(number: int, lesson: L.Lesson, trainer) -> L.Step:
+    cfg = trainer.config
+    if number == 1:
+        return L.step_pixels(lesson)
+    if number == 2:
+        return L.step_convolution(lesson)
+    if number == 3:
+        return L.step_feature_maps(lesson)
+    if number == 4:
+        return L.step_sigmoid(lesson, cfg.layers)
+    if number == 5:
+        return L.step_output(lesson)
+    if number == 6:
+        return L.step_error(lesson)
+    if number == 7:
+        return L.step_chain_rule(lesson)
+    if number == 8:
+        return L.step_update(lesson)
+    if number == 9:
+        return L.step_training(lesson, trainer)
+    val = trainer.val_history[-1][1] if trainer.val_history else None
+    return L.step_better(lesson, cfg.preset, trainer.step_count, _pretrained_others(cfg), val)
+
+
+def render() -> None:
+    """Draw the Lesson page for the session's model."""
+    st.header("Lesson: how a CNN learns, step by step")
+    common.show_error()
+    trainer = state.get_trainer()
+    cfg = trainer.config
+    step = _step()
+    _preset_note(cfg)
+    _nav(step)
+    n_val = len(trainer.data.y_val)
+    pick = st.session_state.get(PICK_KEY)
+    index = pick[1] if pick and pick[0] == cfg.seed else L.default_index(trainer.data.y_val, cfg.seed)
+    # a consistent copy of the weights: never half-way through a training step of this session
+    with st.session_state.get("train_lock") or contextlib.nullcontext():
+        lesson = L.make_lesson(trainer, index)
+    c1, c2 = st.columns([5, 1], vertical_alignment="center")
+    c1.caption(
+        f"The lesson's digit: validation image {lesson.index}, a {lesson.label} (chosen by the seed, "
+        f"{cfg.seed}). Model: {cfg.preset} network at step {trainer.step_count}."
+    )
+    c2.button(
+        "Another digit",
+        key="lesson_digit",
+        on_click=_another_digit,
+        args=(n_val, cfg.seed, index),
+        icon=":material/shuffle:",
+        width="stretch",
+    )
+    s = _compute(step, lesson, trainer)
+    scale = common.scale()
+    left, right = st.columns([2, 3], gap="large")
+    with left:
+        _text_column(s)
+    with right:
+        _figures(s, lesson, trainer, scale)

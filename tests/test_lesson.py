@@ -1,0 +1,139 @@
+"""The Lesson page (AppTest) and its computed answers (cnnviz.viz.lesson)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from cnnviz.train.config import preset_config
+from cnnviz.viz import lesson as L
+
+TIMEOUT = 90
+
+
+def lesson_script(preset: str, seed: int, step: int) -> None:
+    """The sidebar and the Lesson page on ``preset`` with ``seed``, at lesson step ``step`` (first run)."""
+    import streamlit as st
+
+    from cnnviz.train.config import preset_config
+    from cnnviz.ui import common, lesson, sidebar, state
+
+    state.init()
+    common.inject_css()
+    if not st.session_state.get("_setup"):
+        st.session_state["_setup"] = True
+        state.apply_config(preset_config(preset, seed=seed).to_dict())
+        st.session_state["lesson_step"] = step
+    sidebar.render()
+    lesson.render()
+
+
+def run_lesson(preset: str, seed: int = 0, step: int = 1) -> AppTest:
+    at = AppTest.from_function(lesson_script, args=(preset, seed, step), default_timeout=TIMEOUT).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _answer(at: AppTest) -> str:
+    exp = [e for e in at.expander if "Show the answer" in e.label]
+    assert len(exp) == 1, [e.label for e in at.expander]
+    return " ".join(m.value for m in exp[0].markdown)
+
+
+def _step_shown(at: AppTest) -> int:
+    text = " ".join(m.value for m in at.markdown)
+    for n in range(L.N_STEPS, 0, -1):
+        if f"Step {n} of {L.N_STEPS}" in text:
+            return n
+    raise AssertionError("no step indicator")
+
+
+@pytest.mark.parametrize("preset", ["tutorial", "classroom", "deeper"])
+def test_every_step_renders_with_an_answer(preset):
+    at = run_lesson(preset)
+    seen = []
+    for n in range(1, L.N_STEPS + 1):
+        assert _step_shown(at) == n
+        assert at.button(key="lesson_back").disabled == (n == 1)
+        answer = _answer(at)
+        assert answer.strip(), f"step {n} has no answer"
+        seen.append(answer)
+        charts = at.get("plotly_chart")
+        assert charts or n == 10, f"step {n} shows no figure"
+        if n < L.N_STEPS:
+            at.button(key="lesson_next").click().run()
+            assert not at.exception, (n, at.exception)
+    assert at.button(key="lesson_next").disabled
+    assert len(set(seen)) == L.N_STEPS  # ten different answers
+    at.button(key="lesson_back").click().run()
+    assert _step_shown(at) == L.N_STEPS - 1
+
+
+@pytest.mark.parametrize("step", range(1, L.N_STEPS + 1))
+def test_answers_follow_the_model(step):
+    """Another seed (another digit and other weights) gives another answer: nothing is written in."""
+    a0 = _answer(run_lesson("tutorial", seed=0, step=step))
+    a1 = _answer(run_lesson("tutorial", seed=1, step=step))
+    assert a0 != a1, f"step {step}: the same answer for seeds 0 and 1: {a0}"
+
+
+def test_training_step_trains_the_session_model():
+    at = run_lesson("tutorial", step=9)
+    before = _answer(at)
+    assert "No training yet" in before
+    at.button(key="lesson_train10").click().run()
+    assert not at.exception
+    after = _answer(at)
+    assert "After 10 steps" in after, after
+
+
+def test_use_tutorial_network_button():
+    at = run_lesson("classroom", seed=4, step=3)
+    at.button(key="lesson_use_tutorial").click().run()
+    assert not at.exception
+    cfg = at.session_state["config"]
+    assert (cfg.preset, cfg.seed) == ("tutorial", 4)
+    assert "of the 3 filters" in " ".join(m.value for m in at.markdown)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Links (the whole app: app.py opens the link at session start; the sidebar's "Copy link" writes one)
+# ----------------------------------------------------------------------------------------------------------
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+
+
+def _app_with(params: dict) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    for k, v in params.items():
+        at.query_params[k] = v
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_app_opens_a_link():
+    at = _app_with({"preset": "tutorial", "lr": "0.01", "seed": "3"})
+    cfg = at.session_state["config"]
+    assert cfg == preset_config("tutorial", lr=0.01, seed=3)
+    assert any("Opened a shared link" in i.value for i in at.info)
+    assert not at.warning
+    assert at.session_state["sb_preset"] == "tutorial" and at.session_state["sb_seed"] == 3
+
+
+def test_app_tampered_link_message_and_defaults():
+    at = _app_with({"lr": "1e9", "filters": "-3", "foo": "1"})
+    assert at.session_state["config"] == preset_config("classroom")
+    text = " ".join(w.value for w in at.warning)
+    assert "lr = 1000000000.0 is out of range" in text and "filters = -3" in text and "'foo'" in text
+
+
+def test_copy_link_writes_the_settings():
+    at = _app_with({"preset": "tutorial", "seed": "5"})
+    at.button(key="share_copy").click().run()
+    assert not at.exception
+    code = " ".join(c.value for c in at.code if "preset=" in c.value)
+    assert "preset=tutorial" in code and "seed=5" in code
+    assert "page=" not in code  # the Train page is the default: a link to it needs no page
+    assert at.query_params["preset"] == ["tutorial"] or at.query_params["preset"] == "tutorial"
