@@ -279,6 +279,71 @@ def check_overfitting(steps: np.ndarray, losses: np.ndarray, accs: np.ndarray, v
                 "digits look like, so new images get worse: more images, or stop here.", label, fix)
 
 
+def _dead_hint(pr: Probe, config: dict, trained: bool) -> Hint | None:
+    """Dead ReLUs: the first layer whose filters mostly never fire on the probe batch."""
+    for lp in pr.layers:
+        if lp.kind == "ReLU" and lp.dead >= DEAD_SHARE and trained:
+            label, fix = lower_lr(config)
+            init = config.get("init") == "tutorial"
+            if init:
+                label, fix = "Use He/Glorot initial weights", {"init": "default"}
+            return Hint(
+                "dead", f"Dead ReLUs after {lp.name}",
+                f"{lp.dead:.0%} of the {lp.units} {'filters' if 'conv' in lp.name else 'units'} after "
+                f"{lp.name} never fire on {PROBE_IMAGES} validation images.",
+                "A ReLU that never fires passes no gradient, so its weights never change again: those "
+                "filters are lost for good.", label, fix, "error" if lp.dead >= 0.99 else "warning")
+    return None
+
+
+def _saturated_hint(pr: Probe, config: dict, not_fitted: bool) -> Hint | None:
+    """Saturated sigmoid/tanh: the first layer whose inputs mostly sit where its slope is flat."""
+    specs = config["layers"]
+    for lp in pr.layers:
+        if lp.kind in ("Sigmoid", "Tanh") and lp.saturated >= SAT_SHARE and (not lp.output or not_fitted):
+            where = "at the output" if lp.output else f"after {lp.name}"
+            if config.get("init") == "tutorial":
+                label, fix = "Use He/Glorot initial weights", {"init": "default"}
+            elif not lp.output:
+                label, fix = "Use ReLU", {"layers": relu_layers(specs)}
+            else:
+                label, fix = lower_lr(config)
+            return Hint(
+                "saturated", f"Saturated {lp.kind.lower()} {where}",
+                f"{lp.saturated:.0%} of the values entering the {lp.kind.lower()} {where} have |z| > "
+                f"{SAT_Z:g} on {PROBE_IMAGES} validation images.",
+                f"There the {lp.kind.lower()} is flat (slope below 0.007), so almost no gradient flows back "
+                "and the weights before it stop learning.", label, fix, "warning")
+    return None
+
+
+def _vanishing_hint(history: list, weight_norms: dict[str, float], config: dict) -> Hint | None:
+    """Vanishing gradients: the layer whose recent gradient is smallest against its weights, if tiny."""
+    specs = config["layers"]
+    ratios = {}
+    for key, wn in weight_norms.items():
+        if not key.endswith(".W") or wn <= 0:
+            continue
+        g = np.array([r.grad_norms.get(key, np.nan) for r in history[-10:]], dtype=np.float64)
+        ratios[key] = float(np.nanmedian(g)) / wn if np.isfinite(g).any() else math.inf
+    low = {k: r for k, r in ratios.items() if r < VANISH}
+    if low:
+        key = min(low, key=low.get)
+        acts = {s["type"] for s in specs[:-1]}
+        if config.get("init") == "tutorial":
+            label, fix = "Use He/Glorot initial weights", {"init": "default"}
+        elif acts & {"Sigmoid", "Tanh"}:
+            label, fix = "Use ReLU", {"layers": relu_layers(specs)}
+        else:
+            label, fix = lower_lr(config)
+        return Hint(
+            "vanishing", "Vanishing gradients",
+            f"The gradient of the {param_name(specs, key)} is {low[key]:.1e} × their size (median of the "
+            f"last 10 steps); below {VANISH:g} a layer no longer moves.",
+            "With no gradient the layer cannot learn, however long you train.", label, fix, "warning")
+    return None
+
+
 def check(history: list, val_history: list, pr: Probe, config: dict, weight_norms: dict[str, float],
           n_classes: int, n_train: int, divergence: str | None = None) -> list[Hint]:
     """Every check on one run; hints in order of importance (at most one of each kind).
@@ -291,7 +356,6 @@ def check(history: list, val_history: list, pr: Probe, config: dict, weight_norm
     losses = np.fromiter((r.loss for r in history), dtype=np.float64, count=len(history))
     accs = np.fromiter((r.acc for r in history), dtype=np.float64, count=len(history))
     val = np.asarray(val_history, dtype=np.float64).reshape(-1, 3)  # (m, 3)
-    specs = config["layers"]
     hints: list[Hint] = []
     diverged = check_diverged(losses, steps, divergence, config)
     if diverged:
@@ -299,58 +363,11 @@ def check(history: list, val_history: list, pr: Probe, config: dict, weight_norm
     recent_acc = float(accs[-20:].mean()) if len(accs) else 0.0
     not_fitted = len(accs) >= 10 and recent_acc < FITTED_ACC
 
-    causes: list[Hint] = []
-    for lp in pr.layers:
-        if lp.kind == "ReLU" and lp.dead >= DEAD_SHARE and len(history):
-            label, fix = lower_lr(config)
-            init = config.get("init") == "tutorial"
-            if init:
-                label, fix = "Use He/Glorot initial weights", {"init": "default"}
-            causes.append(Hint(
-                "dead", f"Dead ReLUs after {lp.name}",
-                f"{lp.dead:.0%} of the {lp.units} {'filters' if 'conv' in lp.name else 'units'} after "
-                f"{lp.name} never fire on {PROBE_IMAGES} validation images.",
-                "A ReLU that never fires passes no gradient, so its weights never change again: those "
-                "filters are lost for good.", label, fix, "error" if lp.dead >= 0.99 else "warning"))
-            break
-    for lp in pr.layers:
-        if lp.kind in ("Sigmoid", "Tanh") and lp.saturated >= SAT_SHARE and (not lp.output or not_fitted):
-            where = "at the output" if lp.output else f"after {lp.name}"
-            if config.get("init") == "tutorial":
-                label, fix = "Use He/Glorot initial weights", {"init": "default"}
-            elif not lp.output:
-                label, fix = "Use ReLU", {"layers": relu_layers(specs)}
-            else:
-                label, fix = lower_lr(config)
-            causes.append(Hint(
-                "saturated", f"Saturated {lp.kind.lower()} {where}",
-                f"{lp.saturated:.0%} of the values entering the {lp.kind.lower()} {where} have |z| > "
-                f"{SAT_Z:g} on {PROBE_IMAGES} validation images.",
-                f"There the {lp.kind.lower()} is flat (slope below 0.007), so almost no gradient flows back "
-                "and the weights before it stop learning.", label, fix, "warning"))
-            break
+    causes = [h for h in (_dead_hint(pr, config, bool(history)),
+                          _saturated_hint(pr, config, not_fitted)) if h]
     if not causes and not_fitted and history:
-        ratios = {}
-        for key, wn in weight_norms.items():
-            if not key.endswith(".W") or wn <= 0:
-                continue
-            g = np.array([r.grad_norms.get(key, np.nan) for r in history[-10:]], dtype=np.float64)
-            ratios[key] = float(np.nanmedian(g)) / wn if np.isfinite(g).any() else math.inf
-        low = {k: r for k, r in ratios.items() if r < VANISH}
-        if low:
-            key = min(low, key=low.get)
-            acts = {s["type"] for s in specs[:-1]}
-            if config.get("init") == "tutorial":
-                label, fix = "Use He/Glorot initial weights", {"init": "default"}
-            elif acts & {"Sigmoid", "Tanh"}:
-                label, fix = "Use ReLU", {"layers": relu_layers(specs)}
-            else:
-                label, fix = lower_lr(config)
-            causes.append(Hint(
-                "vanishing", "Vanishing gradients",
-                f"The gradient of the {param_name(specs, key)} is {low[key]:.1e} × their size (median of the "
-                f"last 10 steps); below {VANISH:g} a layer no longer moves.",
-                "With no gradient the layer cannot learn, however long you train.", label, fix, "warning"))
+        vanishing = _vanishing_hint(history, weight_norms, config)
+        causes += [vanishing] if vanishing else []
 
     stuck = check_stuck(losses, accs, pr, n_classes)
     if stuck:

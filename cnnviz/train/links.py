@@ -170,21 +170,7 @@ def from_params(params: dict, pages: tuple[str, ...] = (), n_steps: int = 0,
         shown = k if len(k) <= MAX_VALUE_CHARS else k[:MAX_VALUE_CHARS] + "…"
         problems.append(f"unknown parameter '{shown}' ignored (a link may carry: {', '.join(ORDER)})")
 
-    page = _one(params, "page", problems)
-    if page is not None:
-        if page in pages:
-            res.page = page
-        else:
-            problems.append(f"page '{page}' does not exist: choose one of {', '.join(pages)}")
-    step = _one(params, "step", problems)
-    if step is not None:
-        try:
-            n = _parse_int("step", step)
-            if not 1 <= n <= n_steps:
-                raise ValueError(f"lesson step {n} does not exist: the lesson has steps 1..{n_steps}")
-            res.step = n
-        except ValueError as e:
-            problems.append(str(e))
+    _read_place(params, res, pages, n_steps)
 
     preset = _one(params, "preset", problems)
     if preset is not None and preset not in C.PRESETS:
@@ -196,35 +182,9 @@ def from_params(params: dict, pages: tuple[str, ...] = (), n_steps: int = 0,
         return res
     preset = preset or default_preset
 
-    settings: dict[str, object] = {}
-    for p, f in SETTINGS.items():
-        raw = _one(params, p, problems)
-        if raw is None:
-            continue
-        try:
-            if p in FLOAT_SETTINGS:
-                v: object = _parse_float(p, raw)
-            elif f in ("task", "loss", "optimizer", "init"):
-                v = raw
-            else:
-                v = _parse_int(p, raw)
-            _check_setting(f, v, max_train_size)
-            settings[f] = v
-        except ValueError as e:
-            problems.append(f"{_msg(p, e)}; the default is used")
-
-    arch_given: dict[str, object] = {}
+    settings = _read_settings(params, problems, max_train_size)
     base_arch = arch_of(C.preset_config(preset)) or arch_of(C.preset_config("custom")) or {}
-    for p, a in ARCH.items():
-        raw = _one(params, p, problems)
-        if raw is None:
-            continue
-        try:
-            v = _parse_int(p, raw) if p in INT_ARCH else raw
-            C.custom_layers(**{**base_arch, a: v})
-            arch_given[a] = v
-        except (ValueError, TypeError) as e:
-            problems.append(f"{_msg(p, e)}; the default is used")
+    arch_given = _read_arch(params, problems, base_arch)
 
     fallback = preset if preset != "custom" else default_preset
     base = C.preset_config(preset).to_dict()
@@ -250,6 +210,63 @@ def from_params(params: dict, pages: tuple[str, ...] = (), n_steps: int = 0,
                         "are used")
         res.config = C.preset_config(fallback)
     return res
+
+
+def _read_place(params: dict, res: LinkResult, pages: tuple[str, ...], n_steps: int) -> None:
+    """The link's page and lesson step, each checked on its own (a bad one keeps the default)."""
+    problems = res.problems
+    page = _one(params, "page", problems)
+    if page is not None:
+        if page in pages:
+            res.page = page
+        else:
+            problems.append(f"page '{page}' does not exist: choose one of {', '.join(pages)}")
+    step = _one(params, "step", problems)
+    if step is not None:
+        try:
+            n = _parse_int("step", step)
+            if not 1 <= n <= n_steps:
+                raise ValueError(f"lesson step {n} does not exist: the lesson has steps 1..{n_steps}")
+            res.step = n
+        except ValueError as e:
+            problems.append(str(e))
+
+
+def _read_settings(params: dict, problems: list[str], max_train_size: int) -> dict[str, object]:
+    """The training settings the link gives, each parsed and checked on its own."""
+    settings: dict[str, object] = {}
+    for p, f in SETTINGS.items():
+        raw = _one(params, p, problems)
+        if raw is None:
+            continue
+        try:
+            if p in FLOAT_SETTINGS:
+                v: object = _parse_float(p, raw)
+            elif f in ("task", "loss", "optimizer", "init"):
+                v = raw
+            else:
+                v = _parse_int(p, raw)
+            _check_setting(f, v, max_train_size)
+            settings[f] = v
+        except ValueError as e:
+            problems.append(f"{_msg(p, e)}; the default is used")
+    return settings
+
+
+def _read_arch(params: dict, problems: list[str], base_arch: dict) -> dict[str, object]:
+    """The architecture fields the link gives, each checked by building the network with it."""
+    arch_given: dict[str, object] = {}
+    for p, a in ARCH.items():
+        raw = _one(params, p, problems)
+        if raw is None:
+            continue
+        try:
+            v = _parse_int(p, raw) if p in INT_ARCH else raw
+            C.custom_layers(**{**base_arch, a: v})
+            arch_given[a] = v
+        except (ValueError, TypeError) as e:
+            problems.append(f"{_msg(p, e)}; the default is used")
+    return arch_given
 
 
 def _check_setting(f: str, v: object, max_train_size: int) -> None:

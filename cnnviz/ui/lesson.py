@@ -126,168 +126,194 @@ def _page_link(url_path: str, title: str, icon: str) -> None:
     )
 
 
-def _figures(s: L.Step, lesson: L.Lesson, trainer, scale: float) -> None:
-    d = s.data
-    if s.number == 1:
-        a, b = st.columns([1, 1])
-        with a:
-            common.plot(
-                figures.digit_input_figure(
-                    d["image"],
-                    f"Validation image {lesson.index}: a {lesson.label}",
-                    scale=scale,
-                    height=int(430 * scale),
-                ),
-                key="lesson_fig_1",
-            )
-        r0, r1, c0, c1 = d["box"]
-        crop = d["image"][r0 : r1 + 1, c0 : c1 + 1]
-        b.caption(
-            f"The numbers of the inked part (rows {r0}–{r1}, columns {c0}–{c1}); everything around is 0."
-        )
-        table = {"row": list(range(r0, r1 + 1))}
-        table.update({f"col {c0 + j}": np.round(crop[:, j], 2) for j in range(crop.shape[1])})
-        b.dataframe(table, height=400, hide_index=True)
-    elif s.number == 2:
-        st.markdown("**The tutorial's example: a 3 × 3 image, a 2 × 2 filter**")
-        steps = d["tutorial_steps"]
-        pos = st.slider("Window position (tutorial example)", 1, len(steps), key="lesson_tut_pos")
+def _fig_1(s: L.Step, d: dict, lesson: L.Lesson, trainer, scale: float) -> None:
+    a, b = st.columns([1, 1])
+    with a:
         common.plot(
-            figures.conv_step_figure(
-                d["tutorial_image"], d["tutorial_filter"], steps, pos - 1, numbers=True, scale=scale
-            ),
-            key="lesson_fig_2a",
-        )
-        if "steps" in d:
-            st.markdown("**The digit with the network's filter 1**")
-            rsteps = d["steps"]
-            st.session_state.setdefault("lesson_real_pos", d["best"] + 1)
-            st.session_state["lesson_real_pos"] = min(st.session_state["lesson_real_pos"], len(rsteps))
-            rpos = st.slider("Window position (digit)", 1, len(rsteps), key="lesson_real_pos")
-            common.plot(
-                figures.conv_step_figure(d["image"], d["kernel"], rsteps, rpos - 1, scale=scale),
-                key="lesson_fig_2b",
-            )
-    elif s.number == 3:
-        W = d["filters"]  # (F, C, KH, KW)
-        F = W.shape[0]
-        common.plot(
-            figures.map_grid(W[:, 0], "The filters (first conv layer)", kind="diverging",
-                             labels=[f"filter {k + 1}" for k in range(F)], cols=min(F, 8),
-                             colorbar_title="weight", scale=scale, panel_px=_panel(F)),
-            key="lesson_fig_3a",
-        )
-        common.plot(
-            figures.feature_maps_figure(
-                d["maps"],
-                f"Feature maps of this digit after the {d['act']}",
-                ncols=min(8, d["maps"].shape[0]),
+            figures.digit_input_figure(
+                d["image"],
+                f"Validation image {lesson.index}: a {lesson.label}",
                 scale=scale,
-                labels=[f"filter {k + 1}" for k in range(d["maps"].shape[0])],
+                height=int(430 * scale),
             ),
-            key="lesson_fig_3b",
+            key="lesson_fig_1",
         )
-    elif s.number == 4:
-        common.plot(
-            figures_lesson.sigmoid_figure(d["z"], d["z_tutorial_init"], scale=scale, height=int(460 * scale)),
-            key="lesson_fig_4",
-        )
-    elif s.number == 5:
-        common.plot(
-            figures.probability_figure(
-                d["proba"],
-                d["names"],
-                "The network's answer for this digit",
-                true_index=d["true"],
-                scale=scale,
-            ),
-            key="lesson_fig_5",
-        )
-    elif s.number == 6:
-        common.plot(
-            figures_lesson.error_figure(
-                d["curve"], d["y"], d["o"], d["o90"], scale=scale, height=int(420 * scale)
-            ),
-            key="lesson_fig_6",
-        )
-    elif s.number == 7:
-        dW = d["dW"][:, 0]  # (F, KH, KW), first input channel
-        common.plot(
-            figures.map_grid(
-                dW,
-                "∂E/∂f for every filter weight (this digit)",
-                kind="diverging",
-                labels=[f"filter {k + 1}" for k in range(dW.shape[0])],
-                cols=min(4, dW.shape[0]),
-                scale=scale,
-                colorbar_title="∂E/∂f",
-            ),
-            key="lesson_fig_7",
-        )
-        _chain_equations(lesson, trainer)
-    elif s.number == 8:
-        F = d["before"].shape[0]
-        rows = [("before", d["before"][:, 0], "diverging"), ("after", d["after"][:, 0], "diverging"),
-                ("change", (d["after"] - d["before"])[:, 0], "diverging")]
-        common.plot(
-            figures.heatmap_rows(rows, "Filters before and after one update (the change on its own scale)",
-                                 col_labels=[f"filter {k + 1}" for k in range(F)],
-                                 colorbar_titles=["weight", "weight", "change"], scale=scale,
-                                 panel_px=min(_panel(F), 120)),
-            key="lesson_fig_8",
-        )
-    elif s.number == 9:
-        b1, b2, b3 = st.columns(3)
-        b1.button(
-            "Train 1 step",
-            key="lesson_train1",
-            on_click=_train,
-            args=(1,),
-            width="stretch",
-            icon=":material/skip_next:",
-        )
-        b2.button(
-            "Train 10 steps",
-            key="lesson_train10",
-            on_click=_train,
-            args=(10,),
-            width="stretch",
-            icon=":material/fast_forward:",
-        )
-        b3.button(
-            "Train 50 steps",
-            key="lesson_train50",
-            on_click=_train,
-            args=(50,),
-            width="stretch",
-            icon=":material/fast_forward:",
-        )
-        common.plot(figures.filter_replay(d["W"], d["W0"], d["step"], scale=scale), key="lesson_fig_9")
-    elif s.number == 10:
-        st.dataframe(
-            {
-                "network": [r[0] for r in d["rows"]],
-                "task": ["0–4 vs 5–9" if r[1] == "gt4" else "10 digits" for r in d["rows"]],
-                "validation accuracy": [f"{100 * r[2]:.1f}%" for r in d["rows"]],
-            },
-            hide_index=True,
-        )
-        c1, c2 = st.columns(2)
-        if importlib.util.find_spec("cnnviz.ui.compare") is not None:
-            with c1:
-                _page_link("compare", "Compare", ":material/compare:")
-        else:
-            with c1:
-                _page_link("train", "Train", ":material/model_training:")
-        if trainer.config.preset != "classroom":
-            c2.button(
-                "Use the classroom network (replaces your model, step 0)",
-                key="lesson_use_classroom",
-                on_click=_use_preset,
-                args=("classroom",),
-                width="stretch",
-            )
+    r0, r1, c0, c1 = d["box"]
+    crop = d["image"][r0 : r1 + 1, c0 : c1 + 1]
+    b.caption(
+        f"The numbers of the inked part (rows {r0}–{r1}, columns {c0}–{c1}); everything around is 0."
+    )
+    table = {"row": list(range(r0, r1 + 1))}
+    table.update({f"col {c0 + j}": np.round(crop[:, j], 2) for j in range(crop.shape[1])})
+    b.dataframe(table, height=400, hide_index=True)
 
+
+def _fig_2(s: L.Step, d: dict, lesson: L.Lesson, trainer, scale: float) -> None:
+    st.markdown("**The tutorial's example: a 3 × 3 image, a 2 × 2 filter**")
+    steps = d["tutorial_steps"]
+    pos = st.slider("Window position (tutorial example)", 1, len(steps), key="lesson_tut_pos")
+    common.plot(
+        figures.conv_step_figure(
+            d["tutorial_image"], d["tutorial_filter"], steps, pos - 1, numbers=True, scale=scale
+        ),
+        key="lesson_fig_2a",
+    )
+    if "steps" in d:
+        st.markdown("**The digit with the network's filter 1**")
+        rsteps = d["steps"]
+        st.session_state.setdefault("lesson_real_pos", d["best"] + 1)
+        st.session_state["lesson_real_pos"] = min(st.session_state["lesson_real_pos"], len(rsteps))
+        rpos = st.slider("Window position (digit)", 1, len(rsteps), key="lesson_real_pos")
+        common.plot(
+            figures.conv_step_figure(d["image"], d["kernel"], rsteps, rpos - 1, scale=scale),
+            key="lesson_fig_2b",
+        )
+
+
+def _fig_3(s: L.Step, d: dict, lesson: L.Lesson, trainer, scale: float) -> None:
+    W = d["filters"]  # (F, C, KH, KW)
+    F = W.shape[0]
+    common.plot(
+        figures.map_grid(W[:, 0], "The filters (first conv layer)", kind="diverging",
+                         labels=[f"filter {k + 1}" for k in range(F)], cols=min(F, 8),
+                         colorbar_title="weight", scale=scale, panel_px=_panel(F)),
+        key="lesson_fig_3a",
+    )
+    common.plot(
+        figures.feature_maps_figure(
+            d["maps"],
+            f"Feature maps of this digit after the {d['act']}",
+            ncols=min(8, d["maps"].shape[0]),
+            scale=scale,
+            labels=[f"filter {k + 1}" for k in range(d["maps"].shape[0])],
+        ),
+        key="lesson_fig_3b",
+    )
+
+
+def _fig_4(s: L.Step, d: dict, lesson: L.Lesson, trainer, scale: float) -> None:
+    common.plot(
+        figures_lesson.sigmoid_figure(d["z"], d["z_tutorial_init"], scale=scale, height=int(460 * scale)),
+        key="lesson_fig_4",
+    )
+
+
+def _fig_5(s: L.Step, d: dict, lesson: L.Lesson, trainer, scale: float) -> None:
+    common.plot(
+        figures.probability_figure(
+            d["proba"],
+            d["names"],
+            "The network's answer for this digit",
+            true_index=d["true"],
+            scale=scale,
+        ),
+        key="lesson_fig_5",
+    )
+
+
+def _fig_6(s: L.Step, d: dict, lesson: L.Lesson, trainer, scale: float) -> None:
+    common.plot(
+        figures_lesson.error_figure(
+            d["curve"], d["y"], d["o"], d["o90"], scale=scale, height=int(420 * scale)
+        ),
+        key="lesson_fig_6",
+    )
+
+
+def _fig_7(s: L.Step, d: dict, lesson: L.Lesson, trainer, scale: float) -> None:
+    dW = d["dW"][:, 0]  # (F, KH, KW), first input channel
+    common.plot(
+        figures.map_grid(
+            dW,
+            "∂E/∂f for every filter weight (this digit)",
+            kind="diverging",
+            labels=[f"filter {k + 1}" for k in range(dW.shape[0])],
+            cols=min(4, dW.shape[0]),
+            scale=scale,
+            colorbar_title="∂E/∂f",
+        ),
+        key="lesson_fig_7",
+    )
+    _chain_equations(lesson, trainer)
+
+
+def _fig_8(s: L.Step, d: dict, lesson: L.Lesson, trainer, scale: float) -> None:
+    F = d["before"].shape[0]
+    rows = [("before", d["before"][:, 0], "diverging"), ("after", d["after"][:, 0], "diverging"),
+            ("change", (d["after"] - d["before"])[:, 0], "diverging")]
+    common.plot(
+        figures.heatmap_rows(rows, "Filters before and after one update (the change on its own scale)",
+                             col_labels=[f"filter {k + 1}" for k in range(F)],
+                             colorbar_titles=["weight", "weight", "change"], scale=scale,
+                             panel_px=min(_panel(F), 120)),
+        key="lesson_fig_8",
+    )
+
+
+def _fig_9(s: L.Step, d: dict, lesson: L.Lesson, trainer, scale: float) -> None:
+    b1, b2, b3 = st.columns(3)
+    b1.button(
+        "Train 1 step",
+        key="lesson_train1",
+        on_click=_train,
+        args=(1,),
+        width="stretch",
+        icon=":material/skip_next:",
+    )
+    b2.button(
+        "Train 10 steps",
+        key="lesson_train10",
+        on_click=_train,
+        args=(10,),
+        width="stretch",
+        icon=":material/fast_forward:",
+    )
+    b3.button(
+        "Train 50 steps",
+        key="lesson_train50",
+        on_click=_train,
+        args=(50,),
+        width="stretch",
+        icon=":material/fast_forward:",
+    )
+    common.plot(figures.filter_replay(d["W"], d["W0"], d["step"], scale=scale), key="lesson_fig_9")
+
+
+def _fig_10(s: L.Step, d: dict, lesson: L.Lesson, trainer, scale: float) -> None:
+    st.dataframe(
+        {
+            "network": [r[0] for r in d["rows"]],
+            "task": ["0–4 vs 5–9" if r[1] == "gt4" else "10 digits" for r in d["rows"]],
+            "validation accuracy": [f"{100 * r[2]:.1f}%" for r in d["rows"]],
+        },
+        hide_index=True,
+    )
+    c1, c2 = st.columns(2)
+    if importlib.util.find_spec("cnnviz.ui.compare") is not None:
+        with c1:
+            _page_link("compare", "Compare", ":material/compare:")
+    else:
+        with c1:
+            _page_link("train", "Train", ":material/model_training:")
+    if trainer.config.preset != "classroom":
+        c2.button(
+            "Use the classroom network (replaces your model, step 0)",
+            key="lesson_use_classroom",
+            on_click=_use_preset,
+            args=("classroom",),
+            width="stretch",
+        )
+
+
+_FIGURES = {1: _fig_1, 2: _fig_2, 3: _fig_3, 4: _fig_4, 5: _fig_5, 6: _fig_6, 7: _fig_7, 8: _fig_8, 9: _fig_9,
+            10: _fig_10}
+
+
+def _figures(s: L.Step, lesson: L.Lesson, trainer, scale: float) -> None:
+    """The live figure(s) of lesson step ``s``."""
+    draw = _FIGURES.get(s.number)
+    if draw is not None:
+        draw(s, s.data, lesson, trainer, scale)
 
 def _panel(n: int) -> int:
     """Panel size for n filters in the page's right-hand column: large for the tutorial's 3."""
