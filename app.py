@@ -8,6 +8,7 @@ from __future__ import annotations
 import streamlit as st
 
 from cnnviz.ui import common, draw, evaluate, gradients, inside, session_guard, sidebar, state, train
+from cnnviz.ui import inspect as inspect_page
 
 st.set_page_config(page_title="cnnviz · watch a CNN learn", page_icon="🧠", layout="wide",
                    initial_sidebar_state="expanded")
@@ -22,6 +23,7 @@ PAGES = [
     st.Page(gradients.render, title="Gradients", icon=":material/trending_down:", url_path="gradients"),
     st.Page(draw.render, title="Draw", icon=":material/draw:", url_path="draw"),
     st.Page(evaluate.render, title="Evaluate", icon=":material/fact_check:", url_path="evaluate"),
+    inspect_page.page(),
 ]
 
 nav = st.navigation(PAGES, position="sidebar")

@@ -16,7 +16,7 @@ import numpy as np
 import streamlit as st
 
 from cnnviz.nn.network import infer_shapes
-from cnnviz.ui import common, state
+from cnnviz.ui import common, filter_link, state
 from cnnviz.ui.inside import class_names, is_tutorial_net
 from cnnviz.viz import figures
 
@@ -311,6 +311,7 @@ def render() -> None:
     st.caption(f"The gradients of step {rec.step}: ∂E/∂θ for every parameter θ, computed by back-propagation "
                f"on that step's batch ({cfg.optimizer}, loss {cfg.loss}).")
     _conv_section(trainer, scale)
+    filter_link.inspect_link(net, key="gradients")
     _dense_section(net, cfg.task, scale)
     _history_section(trainer, scale)
     _histogram_section(net, scale)

@@ -17,7 +17,7 @@ import streamlit as st
 from numpy.lib.stride_tricks import sliding_window_view
 
 from cnnviz.nn.losses import get_loss, softmax
-from cnnviz.ui import common, state
+from cnnviz.ui import common, filter_link, state
 from cnnviz.viz import figures
 from cnnviz.viz.explain import conv_step_through
 
@@ -595,6 +595,7 @@ def render() -> None:
     flow, stepper, eqs = st.tabs(["Forward pass", "Convolution step-through", "Equations with live numbers"])
     with flow:
         _flow_section(net, image, label, config.task, desc, scale, verdict_slot)
+        filter_link.inspect_link(net, key="inside")
     with stepper:
         _step_through_section(net, image, scale)
     with eqs:

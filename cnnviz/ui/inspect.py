@@ -165,7 +165,7 @@ def _pickers(net, convs: list[int], ci: int, f: int) -> None:
                "Everything below is computed for the current weights on the 1,000 validation images.")
 
 
-def _summary(name: str, raw_f: np.ndarray, means: np.ndarray, act_is_raw: bool) -> str:
+def _summary(name: str, raw_f: np.ndarray, means: np.ndarray, act_is_raw: bool, first: bool) -> str:
     """One sentence answering "what does it detect?" from the numbers on the page."""
     if raw_f.max() <= 0 and not act_is_raw:
         return (f"**{name} never fires** on the validation images: its output is negative everywhere, so the "
@@ -173,9 +173,9 @@ def _summary(name: str, raw_f: np.ndarray, means: np.ndarray, act_is_raw: bool) 
                 "the places where it came closest.")
     order = np.argsort(-np.nan_to_num(means, nan=-np.inf), kind="stable")
     hi, lo = order[:2], order[-1]
-    return (f"**{name}** responds most to the patterns in the left gallery below; on average it fires "
-            f"most for **{hi[0]}s and {hi[1]}s** and least for **{lo}s** (bars); the input it likes most "
-            "is on the right.")
+    best = "its weights are the pattern it likes most" if first else "the input it likes most is on the right"
+    return (f"**{name}** responds most to the patches in the first gallery below; on average it fires most "
+            f"for **{hi[0]}s and {hi[1]}s** and least for **{lo}s** (bars); {best}.")
 
 
 def _responds_tab(net, cfg, convs: list[int], ci: int, f: int, fp: str) -> None:
@@ -190,7 +190,7 @@ def _responds_tab(net, cfg, convs: list[int], ci: int, f: int, fp: str) -> None:
     means, counts = insp.class_means(act_f, y)
     first = insp.is_first_layer_filter(net, li)
     name = f"Filter {f + 1} of conv {ci + 1}"
-    st.markdown(_summary(name, raw_f, means, act is raw))
+    st.markdown(_summary(name, raw_f, means, act is raw, first))
     c1, c2, c3 = st.columns([1, 1.3, 1.7], gap="medium")
     with c1:
         W_f = net.layers[li].params["W"][f]  # (C, KH, KW)
@@ -219,14 +219,12 @@ def _responds_tab(net, cfg, convs: list[int], ci: int, f: int, fp: str) -> None:
             st.caption(f"300 steps of gradient ascent on the pixels (the network's own backward pass), with "
                        f"blur and jitter so that it is not noise. It reaches {mx.values[-1]:.2f}; the best "
                        f"validation patch reaches {top.values[0]:.2f}.")
-    g1, g2 = st.columns(2, gap="medium")
-    with g1:
-        common.plot(figs.patch_gallery(top.patches, x[top.index, 0], top.boxes, top.values, y[top.index],
-                                       f"The {len(top.index)} patches it responds to most", scale=s),
-                    key="inspect_top")
-    with g2:
-        common.plot(figs.patch_gallery(low.patches, x[low.index, 0], low.boxes, low.values, y[low.index],
-                                       f"The {len(low.index)} most negative", scale=s), key="inspect_low")
+    common.plot(figs.patch_gallery(top.patches, x[top.index, 0], top.boxes, top.values, y[top.index],
+                                   f"The {len(top.index)} patches it responds to most (output above each)",
+                                   ncols=6, scale=s), key="inspect_top")
+    common.plot(figs.patch_gallery(low.patches, x[low.index, 0], low.boxes, low.values, y[low.index],
+                                   f"The {len(low.index)} patches that drive it most negative", ncols=6,
+                                   scale=s), key="inspect_low")
     st.caption(f"Each tile: the {geo.size}×{geo.size} pixels that one output of this filter sees (enlarged), "
                "its output above it, and the whole digit beside it with the patch outlined. One patch per "
                "digit.")
@@ -305,8 +303,9 @@ def _change_tab(net, cfg, convs: list[int], ci: int, f: int, fp: str) -> None:
         elif d["mode"] == "knock out":
             st.caption("Its weights and bias are set to 0: its feature map is all zeros, as if removed.")
         b1, b2 = st.columns(2)
-        b1.button("Restore learned weights", key="inspect_restore", on_click=_restore, width="stretch",
-                  icon=":material/restart_alt:", disabled=d["mode"] == "learned")
+        b1.button("Restore", key="inspect_restore", on_click=_restore, width="stretch",
+                  icon=":material/restart_alt:", disabled=d["mode"] == "learned",
+                  help="Put the learned weights back (nothing was changed in your model)")
         keep = b2.button("Keep these weights", key="inspect_keep", width="stretch", icon=":material/check:",
                          disabled=d["mode"] == "learned",
                          help="Put the changed filter into the session's model (training continues from it)")
@@ -328,7 +327,7 @@ def _change_tab(net, cfg, convs: list[int], ci: int, f: int, fp: str) -> None:
         delta = f"{(acc1 - acc0) * 100:+.1f} points" if mode != "learned" else None
         m[0].metric("Validation accuracy", f"{acc1:.1%}", delta=delta, help="On the 1,000 validation images, "
                     f"with this filter as shown; the learned weights give {acc0:.1%}")
-        m[1].metric("Predictions changed", f"{changed:,}", help="Validation images whose predicted class "
+        m[1].metric("Answers changed", f"{changed:,}", help="Validation images whose predicted class "
                     "differs from the learned network's")
         drawing = ss.get("drawing")
         names = _class_names(cfg.task, 10)

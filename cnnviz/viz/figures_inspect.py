@@ -18,6 +18,15 @@ _AXIS = {"showticklabels": False, "showgrid": False, "zeroline": False, "ticks":
 _THUMB = 2  # the digit beside each patch is shown at half size (28 -> 14 px)
 
 
+def _style(fig: go.Figure, title: str, height: int, scale: float, margin: dict | None = None,
+           **layout) -> go.Figure:
+    """The app's look (``figures.style``) with this page's own margins."""
+    style(fig, title, height=height, scale=scale, **layout)
+    if margin:
+        fig.update_layout(margin=margin)
+    return fig
+
+
 def _image_axes(fig: go.Figure, **kw) -> None:
     fig.update_xaxes(**_AXIS, **kw)
     fig.update_yaxes(**_AXIS, autorange="reversed", **kw)
@@ -71,7 +80,7 @@ def patch_gallery(patches: np.ndarray, digits: np.ndarray, boxes: np.ndarray, va
     fig = go.Figure(go.Heatmap(z=tiled, colorscale=IMAGE, zmin=0, zmax=1, showscale=False, hoverongaps=False,
                                text=text, hovertemplate="%{text}<extra></extra>"))
     nrows = -(-k // ncols)
-    style(fig, title, height=height or (70 + 95 * nrows), scale=scale, shapes=shapes, annotations=notes,
+    _style(fig, title, height=height or (60 + 110 * nrows), scale=scale, shapes=shapes, annotations=notes,
           margin={"l": 8, "r": 8, "t": round(50 * scale), "b": 8})
     _image_axes(fig)
     fig.update_yaxes(scaleanchor="x")
@@ -92,7 +101,7 @@ def class_bars(means: np.ndarray, counts: np.ndarray | None = None, title: str =
                            cliponaxis=False,
                            hovertemplate="digit %{x}<br>mean activation %{y:.3f}<br>%{customdata} images"
                                          "<extra></extra>"))
-    style(fig, title, height=height, scale=scale, margin={"l": 50, "r": 10, "t": round(50 * scale), "b": 40})
+    _style(fig, title, height=height, scale=scale, margin={"l": 50, "r": 10, "t": round(50 * scale), "b": 40})
     fig.update_xaxes(title_text="digit", type="category")
     fig.update_yaxes(title_text="mean activation", gridcolor="#eef0f4", zerolinecolor=MUTED)
     return fig
@@ -112,7 +121,7 @@ def max_input(image: np.ndarray, box: tuple[int, int, int, int], values: np.ndar
                              hovertemplate="step %{x}<br>output %{y:.3f}<extra></extra>"), row=1, col=2)
     H, W = np.shape(image)
     top, left, bottom, right = box
-    style(fig, title, height=height, scale=scale, showlegend=False,
+    _style(fig, title, height=height, scale=scale, showlegend=False,
           shapes=[_rect(max(top, 0), max(left, 0), min(bottom, H - 1), min(right, W - 1))],
           margin={"l": 10, "r": 10, "t": round(60 * scale), "b": 40})
     fig.update_xaxes(**_AXIS, row=1, col=1)
@@ -125,7 +134,7 @@ def max_input(image: np.ndarray, box: tuple[int, int, int, int], values: np.ndar
 def filter_weights(W_f: np.ndarray, title: str, scale: float = 1.0, height: int = 260,
                    zmax: float | None = None) -> go.Figure:
     """One filter's weights (C, KH, KW) as heatmaps on one diverging scale (one tile per input channel,
-    numbered from 1), with the weights written in the cells when there is a single channel."""
+    numbered from 1 on hover)."""
     W_f = np.asarray(W_f, dtype=np.float32)
     C, KH, KW = W_f.shape
     z = float(zmax) if zmax else symmetric_range(W_f)
@@ -137,11 +146,8 @@ def filter_weights(W_f: np.ndarray, title: str, scale: float = 1.0, height: int 
                  colorbar={"title": {"text": "weight", "side": "right"}, "thickness": round(10 * scale)},
                  hovertemplate="input channel %{customdata[0]}, row %{customdata[1]}, col %{customdata[2]}"
                                "<br>w = %{z:.3f}<extra></extra>")
-    if C == 1:
-        trace.update(text=np.round(tiled, 2).astype(str), texttemplate="%{text}",
-                     textfont={"size": round(11 * scale)})
     fig = go.Figure(go.Heatmap(**trace))
-    style(fig, title, height=height, scale=scale, margin={"l": 10, "r": 10, "t": round(50 * scale), "b": 10})
+    _style(fig, title, height=height, scale=scale, margin={"l": 10, "r": 10, "t": round(50 * scale), "b": 10})
     _image_axes(fig)
     fig.update_yaxes(scaleanchor="x")
     return fig
@@ -152,7 +158,7 @@ def receptive_field(image: np.ndarray, box: tuple[int, int, int, int], fmap: np.
     """Which input pixels reach one output: the digit (H, W) with the receptive field of output ``unit``
     (row, col) outlined, beside the filter's feature map (H_out, W_out) with that unit marked."""
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.08,
-                        subplot_titles=("input: the pixels that reach it", "feature map: one output"))
+                        subplot_titles=("input", "its feature map"))
     fig.add_trace(go.Heatmap(z=np.asarray(image, dtype=np.float32), colorscale=IMAGE, zmin=0, zmax=1,
                              showscale=False, hovertemplate="row %{y}, col %{x}<extra></extra>"),
                   row=1, col=1)
@@ -163,7 +169,7 @@ def receptive_field(image: np.ndarray, box: tuple[int, int, int, int], fmap: np.
     H, W = np.shape(image)
     top, left, bottom, right = box
     r, c = unit
-    style(fig, title, height=height, scale=scale, showlegend=False,
+    _style(fig, title, height=height, scale=scale, showlegend=False,
           shapes=[_rect(max(top, 0), max(left, 0), min(bottom, H - 1), min(right, W - 1)),
                   _rect(r, c, r, c, xref="x2", yref="y2")],
           margin={"l": 10, "r": 10, "t": round(60 * scale), "b": 10})
@@ -187,7 +193,7 @@ def edit_maps(image: np.ndarray, learned: np.ndarray, edited: np.ndarray, title:
                                  zmax=z, showscale=col == 3, colorbar={"thickness": round(10 * scale)},
                                  hovertemplate="row %{y}, col %{x}<br>%{z:.3f}<extra></extra>"),
                       row=1, col=col)
-    style(fig, title, height=height, scale=scale, margin={"l": 10, "r": 10, "t": round(60 * scale), "b": 10})
+    _style(fig, title, height=height, scale=scale, margin={"l": 10, "r": 10, "t": round(60 * scale), "b": 10})
     _image_axes(fig)
     for col in (1, 2, 3):
         fig.update_yaxes(scaleanchor=f"x{'' if col == 1 else col}", row=1, col=col)
