@@ -75,6 +75,8 @@ def patch_gallery(patches: np.ndarray, digits: np.ndarray, boxes: np.ndarray, va
         shapes.append({"type": "rect", "xref": "x", "yref": "y", "line": {"color": HIGHLIGHT, "width": 1.5},
                        "x0": c0 + P + 1 + max(left, 0) - 0.5, "x1": c0 + P + 1 + min(right, t - 1) + 0.5,
                        "y0": r0 + max(top, 0) - 0.5, "y1": r0 + min(bottom, t - 1) + 0.5})
+        shapes.append({"type": "rect", "xref": "x", "yref": "y", "line": {"color": MUTED, "width": 1},
+                       "x0": c0 - 0.5, "x1": c0 + P - 0.5, "y0": r0 - 0.5, "y1": r0 + P - 0.5})
         notes.append({"x": c0 + (P - 1) / 2, "y": r0 - 0.6, "text": f"{values[i]:.2f}", "showarrow": False,
                       "yanchor": "bottom", "xref": "x", "yref": "y", "font": {"size": round(11 * scale)}})
     fig = go.Figure(go.Heatmap(z=tiled, colorscale=IMAGE, zmin=0, zmax=1, showscale=False, hoverongaps=False,
