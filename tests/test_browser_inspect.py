@@ -37,6 +37,7 @@ def test_inspect_filter_from_train_knock_out_and_restore(page):
     # a trained network, so that a filter means something
     page.get_by_text("Model file (.npz)").click()
     page.get_by_role("button", name=re.compile("Start from pretrained")).click()
+    page.get_by_text("Loaded the pretrained").first.wait_for(timeout=30_000)
     wait_idle(page)
     page.get_by_label("Inspect a filter: what does it detect?").click()
     page.get_by_role("option", name="filter 3", exact=True).click()

@@ -165,7 +165,7 @@ def _pickers(net, convs: list[int], ci: int, f: int) -> None:
                "Everything below is computed for the current weights on the 1,000 validation images.")
 
 
-def _summary(name: str, raw_f: np.ndarray, means: np.ndarray, act_is_raw: bool, first: bool) -> str:
+def _summary(name: str, raw_f: np.ndarray, means: np.ndarray, act_is_raw: bool, first: bool, top, low) -> str:
     """One sentence answering "what does it detect?" from the numbers on the page."""
     if raw_f.max() <= 0 and not act_is_raw:
         return (f"**{name} never fires** on the validation images: its output is negative everywhere, so the "
@@ -174,8 +174,12 @@ def _summary(name: str, raw_f: np.ndarray, means: np.ndarray, act_is_raw: bool, 
     order = np.argsort(-np.nan_to_num(means, nan=-np.inf), kind="stable")
     hi, lo = order[:2], order[-1]
     best = "its weights are the pattern it likes most" if first else "the input it likes most is on the right"
-    return (f"**{name}** responds most to the patches in the first gallery below; on average it fires most "
-            f"for **{hi[0]}s and {hi[1]}s** and least for **{lo}s** (bars); {best}.")
+    likes = insp.describe_patch(top.patches.mean(axis=0))  # (S, S) average of the top patches
+    hates = insp.describe_patch(low.patches.mean(axis=0))
+    words = f"patches with **{likes}**" if likes else "the patches just below"
+    against = f"; patches with {hates} drive it negative" if hates and hates != likes else ""
+    return (f"**{name}** responds most to {words}{against}. On average it fires most for **{hi[0]}s and "
+            f"{hi[1]}s** and least for **{lo}s** (bars); {best}.")
 
 
 def _responds_tab(net, cfg, convs: list[int], ci: int, f: int, fp: str) -> None:
@@ -190,7 +194,10 @@ def _responds_tab(net, cfg, convs: list[int], ci: int, f: int, fp: str) -> None:
     means, counts = insp.class_means(act_f, y)
     first = insp.is_first_layer_filter(net, li)
     name = f"Filter {f + 1} of conv {ci + 1}"
-    st.markdown(_summary(name, raw_f, means, act is raw, first))
+    st.markdown(_summary(name, raw_f, means, act is raw, first, top, low))
+    common.plot(figs.patch_gallery(top.patches, x[top.index, 0], top.boxes, top.values, y[top.index],
+                                   f"The {len(top.index)} patches it responds to most (output above each)",
+                                   ncols=7, scale=s, average=True), key="inspect_top")
     c1, c2, c3 = st.columns([1, 1.3, 1.7], gap="medium")
     with c1:
         W_f = net.layers[li].params["W"][f]  # (C, KH, KW)
@@ -219,15 +226,13 @@ def _responds_tab(net, cfg, convs: list[int], ci: int, f: int, fp: str) -> None:
             st.caption(f"300 steps of gradient ascent on the pixels (the network's own backward pass), with "
                        f"blur and jitter so that it is not noise. It reaches {mx.values[-1]:.2f}; the best "
                        f"validation patch reaches {top.values[0]:.2f}.")
-    common.plot(figs.patch_gallery(top.patches, x[top.index, 0], top.boxes, top.values, y[top.index],
-                                   f"The {len(top.index)} patches it responds to most (output above each)",
-                                   ncols=6, scale=s), key="inspect_top")
     common.plot(figs.patch_gallery(low.patches, x[low.index, 0], low.boxes, low.values, y[low.index],
-                                   f"The {len(low.index)} patches that drive it most negative", ncols=6,
-                                   scale=s), key="inspect_low")
+                                   f"The {len(low.index)} patches that drive it most negative", ncols=7,
+                                   scale=s, average=True), key="inspect_low")
     st.caption(f"Each tile: the {geo.size}×{geo.size} pixels that one output of this filter sees (enlarged), "
                "its output above it, and the whole digit beside it with the patch outlined. One patch per "
-               "digit.")
+               "digit: the 12 digits with the most extreme response anywhere in them. The first tile "
+               "averages them: what they have in common.")
     if not first:
         i0 = int(top.index[0])
         common.plot(figs.receptive_field(x[i0, 0], tuple(top.boxes[0]), act_f[i0],
@@ -302,11 +307,11 @@ def _change_tab(net, cfg, convs: list[int], ci: int, f: int, fp: str) -> None:
             kernel = _paint_controls(W_f, d)
         elif d["mode"] == "knock out":
             st.caption("Its weights and bias are set to 0: its feature map is all zeros, as if removed.")
-        b1, b2 = st.columns(2)
-        b1.button("Restore", key="inspect_restore", on_click=_restore, width="stretch",
+        row = st.container(horizontal=True)
+        row.button("Restore", key="inspect_restore", on_click=_restore,
                   icon=":material/restart_alt:", disabled=d["mode"] == "learned",
                   help="Put the learned weights back (nothing was changed in your model)")
-        keep = b2.button("Keep these weights", key="inspect_keep", width="stretch", icon=":material/check:",
+        keep = row.button("Keep these weights", key="inspect_keep", icon=":material/check:",
                          disabled=d["mode"] == "learned",
                          help="Put the changed filter into the session's model (training continues from it)")
     mode = d["mode"]

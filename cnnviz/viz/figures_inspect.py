@@ -40,50 +40,59 @@ def _rect(top, left, bottom, right, xref="x", yref="y", colour=HIGHLIGHT, width=
 
 def patch_gallery(patches: np.ndarray, digits: np.ndarray, boxes: np.ndarray, values: np.ndarray,
                   labels: np.ndarray, title: str, ncols: int = 4, scale: float = 1.0,
-                  height: int | None = None) -> go.Figure:
+                  height: int | None = None, average: bool = False) -> go.Figure:
     """The receptive-field patches (k, S, S) that excite a filter, each enlarged, with its whole digit
     (k, 28, 28) small beside it and the patch's place marked on it; ``values`` (k,) above each tile.
 
     boxes (k, 4): (top, left, bottom, right) of each patch on its digit; labels (k,) the digits' classes.
+    ``average``: a first tile with the pixel-wise mean of the k patches (what they have in common).
     """
     patches = np.asarray(patches, dtype=np.float32)
     digits = np.asarray(digits, dtype=np.float32)
     k, S = patches.shape[0], patches.shape[-1]
     if k == 0:
         return style(go.Figure(), title, height=120, scale=scale)
+    a = 1 if average else 0  # tiles before the first patch
+    n = k + a
     zoom = max(1, 28 // S)
     P = S * zoom
     big = patches.repeat(zoom, axis=1).repeat(zoom, axis=2)  # (k, P, P) nearest-neighbour enlargement
     h, w = digits.shape[1:]
     small = digits.reshape(k, h // _THUMB, _THUMB, w // _THUMB, _THUMB).mean(axis=(2, 4))  # (k, 14, 14)
     t = small.shape[1]
-    cell = np.full((k, max(P, t), P + 1 + t), np.nan, dtype=np.float32)  # (k, CH, CW): patch | gap | digit
-    cell[:, :P, :P] = big
-    cell[:, :t, P + 1:] = small
+    cell = np.full((n, max(P, t), P + 1 + t), np.nan, dtype=np.float32)  # (n, CH, CW): patch | gap | digit
+    cell[a:, :P, :P] = big
+    cell[a:, :t, P + 1:] = small
+    if average:
+        cell[0, :P, :P] = big.mean(axis=0)  # (P, P)
     gap = max(3, P // 5)
     tiled, index = tile(cell, ncols, gap)  # (R, Cols), (R, Cols, 3)
     CH, CW = cell.shape[1:]
-    hover = np.array([f"digit {int(lab)} · image {i + 1}<br>patch rows {b[0] + 1}–{b[2] + 1}, "
-                      f"columns {b[1] + 1}–{b[3] + 1}<br>output {v:.3f}"
-                      for i, (lab, b, v) in enumerate(zip(labels, boxes, values, strict=True))], dtype=object)
+    hover = [f"the average of these {k} patches"] * a + [
+        f"digit {int(lab)} · image {i + 1}<br>patch rows {b[0] + 1}–{b[2] + 1}, columns {b[1] + 1}–{b[3] + 1}"
+        f"<br>output {v:.3f}" for i, (lab, b, v) in enumerate(zip(labels, boxes, values, strict=True))]
+    hover = np.array(hover, dtype=object)
     text = np.where(index[..., 0] >= 0, hover[np.maximum(index[..., 0], 0)], "")
-    ncols = max(1, min(ncols, k))
+    ncols = max(1, min(ncols, n))
     shapes, notes = [], []
-    for i in range(k):
-        r0, c0 = (i // ncols) * (CH + gap), (i % ncols) * (CW + gap)
-        top, left, bottom, right = (np.asarray(boxes[i], dtype=np.float64) / _THUMB)
+    for j in range(n):
+        r0, c0 = (j // ncols) * (CH + gap), (j % ncols) * (CW + gap)
+        shapes.append({"type": "rect", "xref": "x", "yref": "y", "line": {"color": MUTED, "width": 1},
+                       "x0": c0 - 0.5, "x1": c0 + P - 0.5, "y0": r0 - 0.5, "y1": r0 + P - 0.5})
+        label = "average" if j < a else f"{values[j - a]:.2f}"
+        notes.append({"x": c0 + (P - 1) / 2, "y": r0 - 0.6, "text": label, "showarrow": False,
+                      "yanchor": "bottom", "xref": "x", "yref": "y", "font": {"size": round(11 * scale)}})
+        if j < a:
+            continue
+        top, left, bottom, right = (np.asarray(boxes[j - a], dtype=np.float64) / _THUMB)
         shapes.append({"type": "rect", "xref": "x", "yref": "y", "line": {"color": HIGHLIGHT, "width": 1.5},
                        "x0": c0 + P + 1 + max(left, 0) - 0.5, "x1": c0 + P + 1 + min(right, t - 1) + 0.5,
                        "y0": r0 + max(top, 0) - 0.5, "y1": r0 + min(bottom, t - 1) + 0.5})
-        shapes.append({"type": "rect", "xref": "x", "yref": "y", "line": {"color": MUTED, "width": 1},
-                       "x0": c0 - 0.5, "x1": c0 + P - 0.5, "y0": r0 - 0.5, "y1": r0 + P - 0.5})
-        notes.append({"x": c0 + (P - 1) / 2, "y": r0 - 0.6, "text": f"{values[i]:.2f}", "showarrow": False,
-                      "yanchor": "bottom", "xref": "x", "yref": "y", "font": {"size": round(11 * scale)}})
     fig = go.Figure(go.Heatmap(z=tiled, colorscale=IMAGE, zmin=0, zmax=1, showscale=False, hoverongaps=False,
                                text=text, hovertemplate="%{text}<extra></extra>"))
-    nrows = -(-k // ncols)
-    _style(fig, title, height=height or (60 + 110 * nrows), scale=scale, shapes=shapes, annotations=notes,
-          margin={"l": 8, "r": 8, "t": round(50 * scale), "b": 8})
+    nrows = -(-n // ncols)
+    _style(fig, title, height=height or (60 + 95 * nrows), scale=scale, shapes=shapes, annotations=notes,
+           margin={"l": 8, "r": 8, "t": round(50 * scale), "b": 8})
     _image_axes(fig)
     fig.update_yaxes(scaleanchor="x")
     return fig

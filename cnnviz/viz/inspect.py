@@ -22,7 +22,7 @@ from cnnviz.train.data import task_targets
 __all__ = ["conv_layers", "RFGeometry", "rf_geometry", "receptive_field", "layer_outputs", "Patches",
            "top_patches", "class_means", "MaxInput", "maximize_input", "EDIT_MODES", "PRESETS",
            "preset_kernel", "edit_filter", "predictions", "accuracy", "feature_map", "weights_fingerprint",
-           "filter_output_position", "cut_patches", "is_first_layer_filter"]
+           "filter_output_position", "describe_patch", "cut_patches", "is_first_layer_filter"]
 
 _ELEMENTWISE = (ReLU, Sigmoid, Tanh)
 _POOLS = (MaxPool2D, AvgPool2D)
@@ -204,6 +204,29 @@ def class_means(act_f: np.ndarray, labels: np.ndarray, n_classes: int = 10) -> t
     with np.errstate(invalid="ignore", divide="ignore"):
         means = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
     return means, counts
+
+
+def describe_patch(mean_patch: np.ndarray, min_contrast: float = 0.25) -> str | None:
+    """Where the ink is in an average patch (S, S) of [0, 1] pixels, in a few words, or None when no simple
+    description fits (no half differs from its opposite by ``min_contrast``, nor is the patch nearly all
+    ink or all background). E.g. "ink in the upper half and none in the lower half"."""
+    m = np.asarray(mean_patch, dtype=np.float64)
+    h = m.shape[0] // 2
+    if h == 0:
+        return None
+    up, down, left, right = m[:h].mean(), m[-h:].mean(), m[:, :h].mean(), m[:, -h:].mean()
+    options = [(up - down, "ink in the upper half and none in the lower half"),
+               (down - up, "ink in the lower half and none in the upper half"),
+               (left - right, "ink on the left and none on the right"),
+               (right - left, "ink on the right and none on the left")]
+    contrast, words = max(options, key=lambda o: o[0])
+    if contrast >= min_contrast:
+        return words
+    if m.mean() >= 0.6:
+        return "ink all over (inside thick strokes)"
+    if m.mean() <= 0.08:
+        return "almost no ink (background)"
+    return None
 
 
 # ----------------------------------------------------------------------------------------------------------
