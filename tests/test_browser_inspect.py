@@ -33,15 +33,26 @@ def _no_exception(page, where: str) -> None:
     assert exc.count() == 0, f"{where}: {exc.count()} exception(s) shown: {exc.first.inner_text()}"
 
 
+def _choose(page, label: str, option: str) -> None:
+    """Pick ``option`` in the selectbox ``label`` (its list may close again if a rerun redraws it: retry)."""
+    for _ in range(3):
+        wait_idle(page)
+        page.get_by_label(label).click()
+        try:
+            page.get_by_role("option", name=option, exact=True).click(timeout=10_000)
+            break
+        except Exception:  # noqa: BLE001 - Playwright's TimeoutError: the list was not open
+            page.keyboard.press("Escape")
+    wait_idle(page)
+
+
 def test_inspect_filter_from_train_knock_out_and_restore(page):
     # a trained network, so that a filter means something
     page.get_by_text("Model file (.npz)").click()
     page.get_by_role("button", name=re.compile("Start from pretrained")).click()
     page.get_by_text("Loaded the pretrained").first.wait_for(timeout=30_000)
     wait_idle(page)
-    page.get_by_label("Inspect a filter: what does it detect?").click()
-    page.get_by_role("option", name="filter 3", exact=True).click()
-    wait_idle(page)
+    _choose(page, "Inspect a filter: what does it detect?", "filter 3")
     page.get_by_role("button", name=re.compile(r"Inspect$")).first.click()
     page.get_by_role("heading", name="Inspect a filter").first.wait_for(timeout=30_000)
     wait_idle(page)
