@@ -241,9 +241,10 @@ def test_everything_works_on_a_copy_and_figures_build(deeper, val):
 def test_describe_patch():
     p = np.zeros((5, 5))
     p[:2] = 1.0
-    assert insp.describe_patch(p) == "ink in the upper half and none in the lower half"
-    assert insp.describe_patch(p.T) == "ink on the left and none on the right"
-    assert insp.describe_patch(p[::-1]) == "ink in the lower half and none in the upper half"
+    up = "ink in the upper half and none in the lower half (a stroke's lower edge)"
+    assert insp.describe_patch(p) == up
+    assert insp.describe_patch(p.T) == "ink on the left and none on the right (a stroke's right edge)"
+    assert insp.describe_patch(p[::-1]) == up.replace("upper", "X").replace("lower", "upper").replace("X", "lower")
     assert insp.describe_patch(np.ones((5, 5))) == "ink all over (inside thick strokes)"
     assert insp.describe_patch(np.zeros((14, 14))) == "almost no ink (background)"
     assert insp.describe_patch(np.full((5, 5), 0.4)) is None

@@ -209,16 +209,16 @@ def class_means(act_f: np.ndarray, labels: np.ndarray, n_classes: int = 10) -> t
 def describe_patch(mean_patch: np.ndarray, min_contrast: float = 0.25) -> str | None:
     """Where the ink is in an average patch (S, S) of [0, 1] pixels, in a few words, or None when no simple
     description fits (no half differs from its opposite by ``min_contrast``, nor is the patch nearly all
-    ink or all background). E.g. "ink in the upper half and none in the lower half"."""
+    ink or all background). E.g. "ink on the left and none on the right (a stroke's right edge)"."""
     m = np.asarray(mean_patch, dtype=np.float64)
     h = m.shape[0] // 2
     if h == 0:
         return None
     up, down, left, right = m[:h].mean(), m[-h:].mean(), m[:, :h].mean(), m[:, -h:].mean()
-    options = [(up - down, "ink in the upper half and none in the lower half"),
-               (down - up, "ink in the lower half and none in the upper half"),
-               (left - right, "ink on the left and none on the right"),
-               (right - left, "ink on the right and none on the left")]
+    options = [(up - down, "ink in the upper half and none in the lower half (a stroke's lower edge)"),
+               (down - up, "ink in the lower half and none in the upper half (a stroke's upper edge)"),
+               (left - right, "ink on the left and none on the right (a stroke's right edge)"),
+               (right - left, "ink on the right and none on the left (a stroke's left edge)")]
     contrast, words = max(options, key=lambda o: o[0])
     if contrast >= min_contrast:
         return words
