@@ -273,10 +273,10 @@ def _paint_controls(W_f: np.ndarray, d: dict) -> np.ndarray:
                      format_func=lambda i: f"channel {i + 1}")
     learned = W_f[ch]
     norm = float(np.linalg.norm(learned)) or 1.0
-    cols = st.columns(len(insp.PRESETS))
-    for col, name in zip(cols, insp.PRESETS, strict=True):
-        col.button(name.capitalize(), key=f"inspect_preset_{name}", on_click=_load_preset,
-                   args=(name, norm, KH), width="stretch")
+    row = st.container(horizontal=True)
+    for name in insp.PRESETS:
+        row.button(name.capitalize(), key=f"inspect_preset_{name}", on_click=_load_preset,
+                   args=(name, norm, KH))
     kernel = d["kernel"] if d["kernel"] is not None and d["kernel"].shape == (KH, KW) else learned
     key = f"inspect_kernel_{d['rev']}"
     df = pd.DataFrame(np.round(kernel.astype(np.float64), 3), columns=[str(i + 1) for i in range(KW)])
