@@ -249,3 +249,13 @@ def test_describe_patch():
     assert insp.describe_patch(np.ones((5, 5))) == "ink all over (inside thick strokes)"
     assert insp.describe_patch(np.zeros((14, 14))) == "almost no ink (background)"
     assert insp.describe_patch(np.full((5, 5), 0.4)) is None
+
+
+def test_activate_and_dead(classroom, val):
+    x, _ = val
+    raw, act = insp.layer_outputs(classroom, 0, x[:10])
+    np.testing.assert_array_equal(insp.activate(classroom, 0, raw[:, 3]), act[:, 3])
+    assert insp.is_dead(classroom, 0, -np.abs(raw[:, 3]) - 1e-3)
+    assert not insp.is_dead(classroom, 0, np.abs(raw[:, 3]) + 1e-3)
+    tutorial = build("tutorial", rng=0)  # sigmoid after the conv: a negative output still passes something on
+    assert not insp.is_dead(tutorial, 0, -np.ones(4))

@@ -8,8 +8,8 @@ Session keys owned by this page (the lead moves them into the typed session stat
                     "kernel": (KH, KW) float32 or None, "channel": int, "rev": int, "target": (conv, filter,
                     model_rev)}. It is a proposal only: the session's trained weights change on "Keep these
                     weights" alone.
-  "_inspect_cache"  computed views of the current weights (layer outputs, maximised inputs, accuracy), keyed
-                    by a hash of the weights, so that moving between filters does not recompute them.
+  "_inspect_cache"  computed views of the current weights (conv outputs on the validation images, maximised
+                    inputs, predictions) with the hash of those weights; emptied when the weights change.
 
 All computing is done by ``cnnviz.viz.inspect`` on copies of the session's network.
 """
@@ -128,15 +128,14 @@ def _on_kernel_edit(key: str, base: np.ndarray) -> None:
 # ----------------------------------------------------------------------------------------------------------
 # Cached computations (per session, keyed by the weights)
 # ----------------------------------------------------------------------------------------------------------
-def _cache() -> dict:
-    return st.session_state.setdefault(CACHE_KEY, {})
-
-
-def _cached(key: tuple, compute, keep: int = 24):
-    c = _cache()
+def _cached(fp: str, key: tuple, compute):
+    """``compute()`` once per weights: the cache holds the views of ONE set of weights (fingerprint ``fp``)
+    and is emptied when they change, so a session keeps at most a few layers' outputs in memory."""
+    ss = st.session_state
+    c = ss.get(CACHE_KEY)
+    if not c or c.get("fp") != fp:
+        c = ss[CACHE_KEY] = {"fp": fp}
     if key not in c:
-        while len(c) >= keep:  # oldest first: a dict keeps insertion order
-            c.pop(next(iter(c)))
         c[key] = compute()
     return c[key]
 
@@ -165,12 +164,12 @@ def _pickers(net, convs: list[int], ci: int, f: int) -> None:
                "Everything below is computed for the current weights on the 1,000 validation images.")
 
 
-def _summary(name: str, raw_f: np.ndarray, means: np.ndarray, act_is_raw: bool, first: bool, top, low) -> str:
+def _summary(name: str, dead: bool, means: np.ndarray, first: bool, top, low) -> str:
     """One sentence answering "what does it detect?" from the numbers on the page."""
-    if raw_f.max() <= 0 and not act_is_raw:
+    if dead:
         return (f"**{name} never fires** on the validation images: its output is negative everywhere, so the "
-                "activation after it outputs 0 for every digit. It is a *dead* filter; the patches below are "
-                "the places where it came closest.")
+                "ReLU after it outputs 0 for every digit (and no gradient reaches it to revive it). It is a "
+                "*dead* filter; the patches below are the places where it came closest.")
     order = np.argsort(-np.nan_to_num(means, nan=-np.inf), kind="stable")
     hi, lo = order[:2], order[-1]
     best = "its weights are the pattern it likes most" if first else "the input it likes most is on the right"
@@ -186,15 +185,16 @@ def _responds_tab(net, cfg, convs: list[int], ci: int, f: int, fp: str) -> None:
     li = convs[ci]
     s = common.scale()
     x, y = _val()
-    raw, act = _cached((fp, "out", li), lambda: insp.layer_outputs(net, li, x))
+    raw = _cached(fp, ("out", li), lambda: insp.layer_outputs(net, li, x)[0])  # (N, F, H_out, W_out)
     geo = insp.rf_geometry(net, li)
-    raw_f, act_f = raw[:, f], act[:, f]  # (N, H_out, W_out)
+    raw_f = raw[:, f]  # (N, H_out, W_out)
+    act_f = insp.activate(net, li, raw_f)  # (N, H_out, W_out) what the next layer sees
     top = insp.top_patches(raw_f, x[:, 0], geo, k=N_PATCHES)
     low = insp.top_patches(raw_f, x[:, 0], geo, k=N_PATCHES, largest=False)
     means, counts = insp.class_means(act_f, y)
     first = insp.is_first_layer_filter(net, li)
     name = f"Filter {f + 1} of conv {ci + 1}"
-    st.markdown(_summary(name, raw_f, means, act is raw, first, top, low))
+    st.markdown(_summary(name, insp.is_dead(net, li, raw_f), means, first, top, low))
     common.plot(figs.patch_gallery(top.patches, x[top.index, 0], top.boxes, top.values, y[top.index],
                                    f"The {len(top.index)} patches it responds to most (output above each)",
                                    ncols=7, scale=s, average=True), key="inspect_top")
@@ -220,7 +220,7 @@ def _responds_tab(net, cfg, convs: list[int], ci: int, f: int, fp: str) -> None:
                        "itself**: the output is the sum of weight × pixel, so the best input has ink where "
                        "the weights are red and none where they are blue.")
         else:
-            mx = _cached((fp, "max", li, f), lambda: insp.maximize_input(net, li, f))
+            mx = _cached(fp, ("max", li, f), lambda: insp.maximize_input(net, li, f))
             common.plot(figs.max_input(mx.image, mx.box, mx.values, "An input that maximises it", scale=s,
                                        height=270), key="inspect_max")
             st.caption(f"300 steps of gradient ascent on the pixels (the network's own backward pass), with "
@@ -322,7 +322,7 @@ def _change_tab(net, cfg, convs: list[int], ci: int, f: int, fp: str) -> None:
         _restore()
         st.rerun()
     x, y = _val()
-    pred0, _ = _cached((fp, "pred"), lambda: insp.predictions(net, x))
+    pred0, _ = _cached(fp, ("pred",), lambda: insp.predictions(net, x))
     pred1, _ = insp.predictions(edited, x) if mode != "learned" else (pred0, None)
     truth = task_targets(y, cfg.task)
     acc0, acc1 = float(np.mean(pred0 == truth)), float(np.mean(pred1 == truth))
@@ -347,7 +347,7 @@ def _change_tab(net, cfg, convs: list[int], ci: int, f: int, fp: str) -> None:
         else:
             m[2].metric("Your drawing", "–", help="Draw a digit on the Draw page to see its prediction "
                         "change")
-        raw, act = _cached((fp, "out", li), lambda: insp.layer_outputs(net, li, x))
+        raw = _cached(fp, ("out", li), lambda: insp.layer_outputs(net, li, x)[0])  # (N, F, H_out, W_out)
         i0 = int(raw[:, f].reshape(len(x), -1).max(axis=1).argmax())  # the digit it responds to most
         image = np.asarray(drawing, dtype=np.float32) if drawing is not None else x[i0, 0]
         fm1 = insp.feature_map(edited, li, f, image)

@@ -19,10 +19,11 @@ from cnnviz.nn.layers import AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU,
 from cnnviz.nn.network import Network
 from cnnviz.train.data import task_targets
 
-__all__ = ["conv_layers", "RFGeometry", "rf_geometry", "receptive_field", "layer_outputs", "Patches",
-           "top_patches", "class_means", "MaxInput", "maximize_input", "EDIT_MODES", "PRESETS",
-           "preset_kernel", "edit_filter", "predictions", "accuracy", "feature_map", "weights_fingerprint",
-           "filter_output_position", "describe_patch", "cut_patches", "is_first_layer_filter"]
+__all__ = ["conv_layers", "activate", "is_dead", "RFGeometry", "rf_geometry", "receptive_field",
+           "layer_outputs", "Patches", "top_patches", "class_means", "MaxInput", "maximize_input",
+           "EDIT_MODES", "PRESETS", "preset_kernel", "edit_filter", "predictions", "accuracy", "feature_map",
+           "weights_fingerprint", "filter_output_position", "describe_patch", "cut_patches",
+           "is_first_layer_filter"]
 
 _ELEMENTWISE = (ReLU, Sigmoid, Tanh)
 _POOLS = (MaxPool2D, AvgPool2D)
@@ -135,6 +136,21 @@ def layer_outputs(net: Network, li: int, x: np.ndarray, chunk: int = 500) -> tup
         acts.append(np.array(sub.outputs[-1]) if has_act else raws[-1])
     raw = np.concatenate(raws)  # (N, F, H_out, W_out)
     return raw, (np.concatenate(acts) if has_act else raw)
+
+
+def activate(net: Network, li: int, raw: np.ndarray) -> np.ndarray:
+    """Apply the elementwise activation that follows conv layer ``li`` (if any) to ``raw`` (any shape):
+    e.g. one filter's raw maps (N, H_out, W_out) -> what the next layer sees. Uses a copy of that layer."""
+    if li + 1 < len(net.layers) and isinstance(net.layers[li + 1], _ELEMENTWISE):
+        return type(net.layers[li + 1])().forward(np.asarray(raw))
+    return np.asarray(raw)
+
+
+def is_dead(net: Network, li: int, raw_f: np.ndarray) -> bool:
+    """True when a filter followed by ReLU never fires: its raw output ``raw_f`` (any shape) is <= 0
+    everywhere, so the ReLU passes nothing on (and no gradient comes back to train it)."""
+    follows_relu = li + 1 < len(net.layers) and isinstance(net.layers[li + 1], ReLU)
+    return bool(follows_relu and np.max(raw_f) <= 0)
 
 
 @dataclass
