@@ -223,9 +223,10 @@ def _responds_tab(net, cfg, convs: list[int], ci: int, f: int, fp: str) -> None:
             mx = _cached(fp, ("max", li, f), lambda: insp.maximize_input(net, li, f))
             common.plot(figs.max_input(mx.image, mx.box, mx.values, "An input that maximises it", scale=s,
                                        height=270), key="inspect_max")
-            st.caption(f"300 steps of gradient ascent on the pixels (the network's own backward pass), with "
-                       f"blur and jitter so that it is not noise. It reaches {mx.values[-1]:.2f}; the best "
-                       f"validation patch reaches {top.values[0]:.2f}.")
+            st.caption(f"300 steps of gradient ascent on the pixels (the network's own backward pass; "
+                       f"blur and jitter keep it from relying on single pixels). It reaches "
+                       f"{mx.values[-1]:.2f}, the best validation patch {top.values[0]:.2f}: read it with "
+                       "the average patch above, which shows the same preference in real digits.")
     common.plot(figs.patch_gallery(low.patches, x[low.index, 0], low.boxes, low.values, y[low.index],
                                    f"The {len(low.index)} patches that drive it most negative", ncols=7,
                                    scale=s, average=True), key="inspect_low")

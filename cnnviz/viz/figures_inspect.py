@@ -149,7 +149,7 @@ def filter_weights(W_f: np.ndarray, title: str, scale: float = 1.0, height: int 
     W_f = np.asarray(W_f, dtype=np.float32)
     C, KH, KW = W_f.shape
     z = float(zmax) if zmax else symmetric_range(W_f)
-    ncols = min(C, 8)
+    ncols = min(C, 4)  # several input channels: rows of 4 tiles, large enough to read
     tiled, index = tile(W_f, ncols, gap=1)
     custom = np.where(index[..., :1] >= 0, index + 1, 0)  # (R, Cols, 3) channel, row, col from 1
     trace = dict(z=tiled, customdata=custom, colorscale=DIVERGING, zmid=0.0, zmin=-z, zmax=z,
