@@ -103,6 +103,8 @@ def test_knock_out_changes_accuracy_restore_brings_it_back_keep_writes_the_model
     np.testing.assert_allclose(W1[2], -W0[2], rtol=1e-6)
     np.testing.assert_array_equal(np.delete(W1, 2, axis=0), np.delete(W0, 2, axis=0))
     assert at.session_state["model_rev"] == rev + 1
+    tr = at.session_state["trainer"]
+    assert tr.val_history[-1][2] == pytest.approx(tr.evaluate(tr.data.x_val, tr.data.y_val)[1])
     assert at.radio(key="inspect_mode").value == "learned"
 
 

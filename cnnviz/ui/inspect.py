@@ -258,6 +258,12 @@ def _keep(edited) -> None:
         return
     try:
         tr.net.set_params(dict(edited.named_params()))
+        # the validation entry of this step described the old weights: measure the kept ones instead
+        loss, acc, _ = tr.evaluate(tr.data.x_val, tr.data.y_val)
+        if tr.val_history and tr.val_history[-1][0] == tr.step_count:
+            tr.val_history[-1] = (tr.step_count, loss, acc)
+        else:
+            tr.val_history.append((tr.step_count, loss, acc))
         st.session_state["model_rev"] = st.session_state.get("model_rev", 0) + 1
     finally:
         lock.release()
