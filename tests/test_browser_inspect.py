@@ -25,6 +25,17 @@ ACC_JS = """() => {
   return null;
 }"""
 
+# Page coordinates of filter k's tile (from 1) in the strip of every filter, from Plotly's own axis mapping.
+STRIP_TILE_JS = """(k) => {
+  for (const gd of document.querySelectorAll('.js-plotly-plot')) {
+    if (!gd.layout.title.text.includes('what each filter responds to')) continue;
+    const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, r = gd.getBoundingClientRect();
+    const m = gd._fullData[1];
+    return [r.left + xa._offset + xa.c2p(m.x[k - 1]), r.top + ya._offset + ya.c2p(m.y[k - 1])];
+  }
+  return null;
+}"""
+
 TITLES_JS = "() => [...document.querySelectorAll('.js-plotly-plot')].map(gd => gd.layout.title.text)"
 
 
@@ -37,7 +48,7 @@ def _choose(page, label: str, option: str) -> None:
     """Pick ``option`` in the selectbox ``label`` (its list may close again if a rerun redraws it: retry)."""
     for _ in range(3):
         wait_idle(page)
-        page.get_by_label(label).click()
+        page.get_by_role("combobox", name=label, exact=True).click()
         try:
             page.get_by_role("option", name=option, exact=True).click(timeout=10_000)
             break
@@ -62,6 +73,13 @@ def test_inspect_filter_from_train_knock_out_and_restore(page):
     assert "Mean activation per digit" in titles, titles
     assert page.get_by_text("Filter 3 of conv 1").first.is_visible()
     _no_exception(page, "Inspect, what it responds to")
+    # click filter 5 in the strip of all filters: the page now shows filter 5
+    page.wait_for_function(f"({STRIP_TILE_JS})(5) !== null", timeout=30_000)
+    page.mouse.click(*page.evaluate(STRIP_TILE_JS, 5))
+    page.get_by_text("Filter 5 of conv 1").first.wait_for(timeout=30_000)
+    wait_idle(page)
+    _choose(page, "Filter", "filter 3")
+    page.get_by_text("Filter 3 of conv 1").first.wait_for(timeout=30_000)
 
     page.get_by_role("tab", name="Change it and see").click()
     page.wait_for_function(f"({ACC_JS})() !== null", timeout=30_000)

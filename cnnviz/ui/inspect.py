@@ -181,6 +181,35 @@ def _summary(name: str, dead: bool, means: np.ndarray, first: bool, top, low) ->
             f"{hi[1]}s** and least for **{lo}s** (bars); {best}.")
 
 
+def _on_strip_click() -> None:
+    """A click on a filter of the strip (its invisible marker, point index = filter) selects that filter."""
+    ss = st.session_state
+    points = getattr(getattr(ss.get("inspect_strip"), "selection", None), "points", None) or []
+    idx = points[0].get("point_index") if points else None
+    if isinstance(idx, int) and idx >= 0:
+        ci, _ = ss.get(INSPECT_KEY) or (0, 0)
+        ss[INSPECT_KEY] = (ci, idx)
+
+
+def _strip(net, li: int, ci: int, f: int, fp: str) -> None:
+    """Every filter of the layer as the average of its 12 top patches: the layer at a glance; click one."""
+    x, _ = _val()
+    raw = _cached(fp, ("out", li), lambda: insp.layer_outputs(net, li, x)[0])  # (N, F, H_out, W_out)
+    geo = insp.rf_geometry(net, li)
+
+    def averages():
+        F = raw.shape[1]
+        avg = np.stack([insp.top_patches(raw[:, k], x[:, 0], geo, k=N_PATCHES).patches.mean(axis=0)
+                        for k in range(F)])  # (F, S, S)
+        return avg, np.array([insp.is_dead(net, li, raw[:, k]) for k in range(F)])
+
+    avg, dead = _cached(fp, ("strip", li), averages)
+    common.plot(figs.filter_strip(avg, f, f"Conv {ci + 1}: what each filter responds to (the average of its "
+                                  "top patches; click one)", dead=dead, scale=common.scale(),
+                                  height=round(130 + 10 * (avg.shape[-1] > 5))),
+                key="inspect_strip", on_select=_on_strip_click, selection_mode="points")
+
+
 def _responds_tab(net, cfg, convs: list[int], ci: int, f: int, fp: str) -> None:
     li = convs[ci]
     s = common.scale()
@@ -382,6 +411,7 @@ def render() -> None:
     ci, f = _selection(net)
     _pickers(net, convs, ci, f)
     fp = insp.weights_fingerprint(net)
+    _strip(net, convs[ci], ci, f, fp)
     responds, change = st.tabs(["What it responds to", "Change it and see"])
     with responds:
         _responds_tab(net, cfg, convs, ci, f, fp)

@@ -12,7 +12,8 @@ from plotly.subplots import make_subplots
 
 from cnnviz.viz.figures import DIVERGING, HIGHLIGHT, IMAGE, MUTED, TRAIN_COLOUR, style, symmetric_range, tile
 
-__all__ = ["patch_gallery", "class_bars", "max_input", "filter_weights", "receptive_field", "edit_maps"]
+__all__ = ["filter_strip", "patch_gallery", "class_bars", "max_input", "filter_weights", "receptive_field",
+           "edit_maps"]
 
 _AXIS = {"showticklabels": False, "showgrid": False, "zeroline": False, "ticks": "", "constrain": "domain"}
 _THUMB = 2  # the digit beside each patch is shown at half size (28 -> 14 px)
@@ -36,6 +37,41 @@ def _rect(top, left, bottom, right, xref="x", yref="y", colour=HIGHLIGHT, width=
     """A rectangle shape around pixels top..bottom, left..right (inclusive) of an image-like heatmap."""
     return {"type": "rect", "x0": left - 0.5, "x1": right + 0.5, "y0": top - 0.5, "y1": bottom + 0.5,
             "xref": xref, "yref": yref, "line": {"color": colour, "width": width}}
+
+
+def filter_strip(images: np.ndarray, selected: int, title: str, dead: np.ndarray | None = None,
+                 scale: float = 1.0, height: int = 150) -> go.Figure:
+    """Every filter of a layer as one small image (F, S, S) in [0, 1] (e.g. the average of its top patches),
+    labelled "filter 1".., the ``selected`` one outlined. Clicking a tile selects an invisible marker on it
+    (trace 1, point index = filter): Plotly reports no clicks on heatmaps, only on markers."""
+    images = np.asarray(images, dtype=np.float32)
+    F, S = images.shape[0], images.shape[-1]
+    zoom = max(1, 20 // S)
+    big = images.repeat(zoom, axis=1).repeat(zoom, axis=2)  # (F, P, P)
+    P = S * zoom
+    gap = max(2, P // 4)
+    tiled, _ = tile(big, F, gap)  # (P, F * (P + gap) - gap): one row
+    dead = np.zeros(F, dtype=bool) if dead is None else np.asarray(dead, dtype=bool)
+    fig = go.Figure(go.Heatmap(z=tiled, colorscale=IMAGE, zmin=0, zmax=1, showscale=False, hoverinfo="skip"))
+    centres = np.arange(F) * (P + gap) + (P - 1) / 2  # (F,) tile centres on x
+    fig.add_trace(go.Scatter(
+        x=centres, y=np.full(F, (P - 1) / 2), mode="markers", showlegend=False,
+        marker={"size": round(P * 1.6 * scale), "opacity": 0, "symbol": "square"},
+        selected={"marker": {"opacity": 0}}, unselected={"marker": {"opacity": 0}},
+        customdata=np.arange(1, F + 1), text=np.where(dead, " (dead: never fires)", ""),
+        hovertemplate="filter %{customdata}%{text}<br>click to inspect it<extra></extra>"))
+    c0 = selected * (P + gap)
+    notes = [{"x": centres[f], "y": P + 0.5, "text": f"{f + 1}", "showarrow": False, "yanchor": "top",
+              "xref": "x", "yref": "y", "font": {"size": round(11 * scale),
+                                                 "color": HIGHLIGHT if f == selected else MUTED}}
+             for f in range(F)]
+    _style(fig, title, height=height, scale=scale, annotations=notes, dragmode=False,
+           shapes=[_rect(0, c0, P - 1, c0 + P - 1, width=3)],
+           margin={"l": 8, "r": 8, "t": round(40 * scale), "b": round(22 * scale)})
+    _image_axes(fig)
+    fig.update_yaxes(scaleanchor="x", range=[P + 3, -1.5])
+    fig.update_xaxes(range=[-1.5, len(tiled[0]) + 0.5])
+    return fig
 
 
 def patch_gallery(patches: np.ndarray, digits: np.ndarray, boxes: np.ndarray, values: np.ndarray,
