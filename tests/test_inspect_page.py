@@ -130,3 +130,19 @@ def test_paint_a_preset_and_deeper_layer_views():
     W_learned = at.session_state["trainer"].net.layers[3].params["W"][4, 2]
     assert np.linalg.norm(k) == pytest.approx(float(np.linalg.norm(W_learned)), rel=1e-5)
     assert not np.allclose(at.session_state["trainer"].net.layers[3].params["W"][4, 2], k)
+
+
+def test_tutorial_network_with_a_drawing():
+    """The tutorial's sigmoid net (one output, task 0-4 vs 5-9): the drawing's prediction names the two
+    classes, and knocking out a filter moves its probability."""
+    at = _app("gradients", preset="tutorial")
+    at.session_state["drawing"] = np.pad(np.ones((20, 4), np.float32), ((4, 4), (12, 12)))  # a "1"
+    at.button(key="inspect_go_gradients").click().run()
+    assert not at.exception, at.exception
+    assert "never fires" not in " ".join(m.value for m in at.markdown), "sigmoid filters are never dead"
+    drawing = _metric(at, "Your drawing")
+    assert drawing.value.split(" ")[0] in ("0–4", "5–9")
+    at.radio(key="inspect_mode").set_value("knock out").run()
+    assert not at.exception, at.exception
+    assert _metric(at, "Your drawing").delta.startswith("learned: ")
+    assert "your drawing" in chart_spec(at, "inspect_edit_maps")["layout"]["title"]["text"]

@@ -62,7 +62,7 @@ def filter_strip(images: np.ndarray, selected: int, title: str, dead: np.ndarray
         hovertemplate="filter %{customdata}%{text}<br>click to inspect it<extra></extra>"))
     c0 = selected * (P + gap)
     notes = [{"x": centres[f], "y": P + 0.5, "text": f"{f + 1}", "showarrow": False, "yanchor": "top",
-              "xref": "x", "yref": "y", "font": {"size": round(11 * scale),
+              "xref": "x", "yref": "y", "font": {"size": round(13 * scale),
                                                  "color": HIGHLIGHT if f == selected else MUTED}}
              for f in range(F)]
     _style(fig, title, height=height, scale=scale, annotations=notes, dragmode=False,
@@ -117,7 +117,7 @@ def patch_gallery(patches: np.ndarray, digits: np.ndarray, boxes: np.ndarray, va
                        "x0": c0 - 0.5, "x1": c0 + P - 0.5, "y0": r0 - 0.5, "y1": r0 + P - 0.5})
         label = "average" if j < a else f"{values[j - a]:.2f}"
         notes.append({"x": c0 + (P - 1) / 2, "y": r0 - 0.6, "text": label, "showarrow": False,
-                      "yanchor": "bottom", "xref": "x", "yref": "y", "font": {"size": round(11 * scale)}})
+                      "yanchor": "bottom", "xref": "x", "yref": "y", "font": {"size": round(13 * scale)}})
         if j < a:
             continue
         top, left, bottom, right = (np.asarray(boxes[j - a], dtype=np.float64) / _THUMB)
