@@ -272,17 +272,19 @@ def _blur(x: np.ndarray, sigma: float) -> np.ndarray:
     return sum(g[i] * rows[..., :, i:i + W] for i in range(len(g))).astype(x.dtype)  # (..., H, W)
 
 
-def maximize_input(net: Network, li: int, f: int, steps: int = 300, lr: float = 0.05, l2: float = 0.002,
-                   blur_sigma: float = 0.6, blur_every: int = 8, jitter: int = 1, rng=None,
-                   callback=None, shape=(1, 28, 28)) -> MaxInput:
+def maximize_input(net: Network, li: int, f: int, steps: int = 300, lr: float = 0.05, l2: float = 0.02,
+                   blur_sigma: float = 0.6, blur_every: int = 2, jitter: int = 1, rng=None,
+                   callback=None, shape=(1, 28, 28), settle: float = 0.0) -> MaxInput:
     """Gradient ascent on the input to raise filter ``f``'s raw output at the centre unit of layer ``li``.
 
     Uses the network's own ``forward`` / ``backward(need_dx=True)`` on a copy of layers 0..li. Each step:
     x += lr * g / rms(g) (g = d output / d x, taken on x shifted by up to ``jitter`` pixels, so the pattern
     does not rely on one exact pixel grid), then x -= lr * l2 * x (weight decay towards black), clipped to
     [0, 1] (an image the network could be shown); every ``blur_every`` steps a Gaussian blur of
-    ``blur_sigma`` pixels smooths out high-frequency noise. Jitter and blur act in the first 70 % of the
-    steps only; the rest is plain ascent, which sharpens the pattern they found.
+    ``blur_sigma`` pixels smooths out high-frequency noise. Jitter and blur act in all but the last
+    ``settle`` fraction of the steps; those are plain ascent, which raises the output further but turns
+    the image into pixel noise within a few dozen steps (so the default is 0: smooth strokes a student can
+    read, reaching about what the best validation patches reach).
     ``callback(step, value, image)`` after each step may stream progress. Returns a ``MaxInput``.
     """
     _check_filter(net, li, f)
@@ -294,7 +296,7 @@ def maximize_input(net: Network, li: int, f: int, steps: int = 300, lr: float = 
     dout = np.zeros((1, net.layers[li].out_channels, Ho, Wo), dtype=np.float32)  # (1, F, H_out, W_out)
     dout[0, f, r, c] = 1.0
     values = np.empty(steps, dtype=np.float32)
-    settle = int(steps * 0.7)  # the last 30 % of steps without jitter or blur sharpen the found pattern
+    settle = int(steps * (1.0 - settle))  # the last steps without jitter or blur sharpen the found pattern
     for step in range(steps):
         dy, dx_ = (rng.integers(-jitter, jitter + 1, size=2) if jitter and step < settle else (0, 0))
         xs = np.roll(x, (int(dy), int(dx_)), axis=(2, 3))  # (1, C, H, W) jittered
