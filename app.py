@@ -8,6 +8,7 @@ from __future__ import annotations
 import streamlit as st
 
 from cnnviz.ui import common, compare, draw, evaluate, gradients, inside, session_guard, sidebar, state, train
+from cnnviz.ui import inspect as inspect_page
 from cnnviz.ui import lesson as lesson_page
 from cnnviz.ui import share as share_link
 
@@ -26,6 +27,7 @@ PAGES = [
     st.Page(evaluate.render, title="Evaluate", icon=":material/fact_check:", url_path="evaluate"),
     st.Page(compare.render, title="Compare", icon=":material/compare_arrows:", url_path="compare"),
     st.Page(lesson_page.render, title="Lesson", icon=":material/school:", url_path="lesson"),
+    inspect_page.page(),
 ]
 
 nav = st.navigation(PAGES, position="sidebar")

@@ -15,7 +15,7 @@ import numpy as np
 import streamlit as st
 
 from cnnviz.nn.head import TASK_CLASS_NAMES
-from cnnviz.ui import common, state
+from cnnviz.ui import common, filter_link, state
 from cnnviz.viz import figures
 from cnnviz.viz.lesson_math import (
     RATIO_GUIDE,
@@ -257,6 +257,7 @@ def render() -> None:
     st.caption(f"The gradients of step {rec.step}: ∂E/∂θ for every parameter θ, computed by back-propagation "
                f"on that step's batch ({cfg.optimizer}, loss {cfg.loss}).")
     _conv_section(trainer, scale)
+    filter_link.inspect_link(net, key="gradients")
     _dense_section(net, cfg.task, scale)
     _history_section(trainer, scale)
     _histogram_section(net, scale)

@@ -12,7 +12,7 @@ import numpy as np
 import streamlit as st
 
 from cnnviz.nn.head import Head
-from cnnviz.ui import common, state
+from cnnviz.ui import common, filter_link, state
 from cnnviz.viz import figures
 from cnnviz.viz.lesson_math import (
     TUTORIAL_FILTER,
@@ -264,6 +264,7 @@ def render() -> None:
     flow, stepper, eqs = st.tabs(["Forward pass", "Convolution step-through", "Equations with live numbers"])
     with flow:
         _flow_section(net, image, label, config.task, desc, scale, verdict_slot)
+        filter_link.inspect_link(net, key="inside")
     with stepper:
         _step_through_section(net, image, scale)
     with eqs:

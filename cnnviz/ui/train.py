@@ -19,7 +19,7 @@ import time
 import numpy as np
 import streamlit as st
 
-from cnnviz.ui import common, health_panel, session_guard, state
+from cnnviz.ui import common, filter_link, health_panel, session_guard, state
 from cnnviz.viz import figures
 
 LIVE_KEY, REPLAY_KEY = "train_live", "train_replay_fragment"  # fragment keys
@@ -276,6 +276,7 @@ def render() -> None:
     # sends after Pause names a fragment this run did not register: the server skips it.
     body = _live_playing if interval else _live_paused
     st.fragment(body, run_every=interval, key=_live_key())(interval)
+    filter_link.inspect_link(state.get_trainer().net, key="train")
     if not common.presentation():
         st.fragment(_replay_fragment, key=REPLAY_KEY)()
 
