@@ -162,6 +162,7 @@ def train_draw_model(
     seed: int = 0,
     preset: str = DRAW_MODEL_PRESET,
     log: Callable[[str], None] | None = print,
+    typeset_path: str | os.PathLike | None = None,
 ) -> float:
     """Train the Draw page's model and save it; returns the accuracy on the 1,000 MNIST validation images.
 
@@ -193,9 +194,10 @@ def train_draw_model(
     x_val = to_input(images[val_idx])  # (1000, 1, 28, 28)
     y_val = labels[val_idx].astype(np.int64)
 
-    ty_images, ty_labels, _styles = load_typeset()
-    credits = font_credits()
-    say(f"typeset digits: {len(ty_labels)} images from {TYPESET_PATH.name}, fonts: "
+    typeset_path = typeset_path or TYPESET_PATH
+    ty_images, ty_labels, _styles = load_typeset(typeset_path)
+    credits = font_credits(typeset_path)
+    say(f"typeset digits: {len(ty_labels)} images from {typeset_path}, fonts: "
         + "; ".join(f"{c['font']} ({c['package']}, {c['licence']})" for c in credits))
     n_rep = int(round(len(x_mnist) * DRAW_TYPESET_SHARE / (1 - DRAW_TYPESET_SHARE) / len(ty_labels)))
     x_type = np.tile(to_input(ty_images), (max(1, n_rep), 1, 1, 1))  # (n_rep * n_typeset, 1, 28, 28)

@@ -25,16 +25,17 @@ BASE_PX = 280  # the canvas the pen width was chosen for
 BASE_STROKE = 18  # on 280 px, a digit drawn ~200 px tall becomes ~2 px strokes in 28×28, as in MNIST
 LARGE_PX = 448  # presentation mode (projector) and wide windows
 MEDIUM_PX = 336
-WIDE_WINDOW = 1280  # window widths (CSS px) from which the large canvas fits beside the answer
+WIDE_WINDOW = 1500  # window widths (CSS px) from which the large canvas fits beside the answer
 NARROW_WINDOW = 1000
 
 
 def canvas_px(presentation: bool, window_width: int | None) -> int:
-    """The canvas side in pixels: large in presentation mode, on wide windows and when the width is not
-    known yet; smaller on narrow windows so it fits its column."""
-    if presentation or window_width is None or window_width >= WIDE_WINDOW:
+    """The canvas side in pixels: large in presentation mode and on wide windows, medium when the width is
+    not known yet (the first page of a first visit) or the window is a laptop's, small on narrow windows so
+    it fits its column."""
+    if presentation or (window_width is not None and window_width >= WIDE_WINDOW):
         return LARGE_PX
-    return MEDIUM_PX if window_width >= NARROW_WINDOW else BASE_PX
+    return BASE_PX if window_width is not None and window_width < NARROW_WINDOW else MEDIUM_PX
 
 
 def stroke_px(side: int) -> int:
