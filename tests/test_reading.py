@@ -163,3 +163,30 @@ def test_drawn_digit_generator_covers_styles_and_sizes():
         ink = np.flatnonzero(rgba[..., 0].max(1) > 0)
         sizes.append(ink[-1] - ink[0])
     assert min(sizes) < 150 and max(sizes) > 200  # from a third of the canvas to nearly all of it
+
+
+# ------------------------------------------------------------------------------------------------ the page
+def test_canvas_size_grows_with_the_screen_and_the_pen_with_it():
+    from cnnviz.ui.canvas import BASE_STROKE, canvas_px, stroke_px
+
+    assert canvas_px(True, None) >= 420 and canvas_px(True, 800) >= 420  # presentation mode
+    assert canvas_px(False, 1920) >= 420 and canvas_px(False, 2560) >= 420
+    assert canvas_px(False, 800) < canvas_px(False, 1280) <= canvas_px(False, 1920)
+    assert stroke_px(280) == BASE_STROKE
+    side = canvas_px(False, 1920)
+    assert stroke_px(side) / side == pytest.approx(BASE_STROKE / 280, rel=0.05)
+
+
+def test_reading_html_shows_the_verdict_and_candidates():
+    from cnnviz.ui.reading_view import reading_html
+
+    p = np.zeros(10)
+    p[3], p[8] = 0.5, 0.4
+    p[5] = 0.1
+    unsure = reading_html(verdict_from_proba(p, 0.3))
+    assert "Not sure: 3 or 8?" in unsure and unsure.count("class='cand'") == 2
+    p = np.full(10, 0.1)
+    assert "does not look like a digit" in reading_html(verdict_from_proba(p, 0.3))
+    p = np.zeros(10)
+    p[7] = 1.0
+    assert "<span class='digit'>7</span>" in reading_html(verdict_from_proba(p, 0.3))

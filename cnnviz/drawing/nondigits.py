@@ -18,6 +18,9 @@ CANVAS = 280
 KINDS = ("dot", "line", "zigzag", "scribble", "wave", "cross", "blob", "marks", "letter")
 # Letters whose shapes are far from every digit (no O, I, l, S, Z, B, G, q, g, b, etc.)
 LETTERS = "AEFHKMNRVWXYkmwxyh"
+LETTER_FONTS = ("truetype/dejavu/DejaVuSans.ttf", "truetype/liberation/LiberationSerif-Regular.ttf",
+                "truetype/freefont/FreeSans.ttf", "opentype/urw-base35/NimbusRoman-Italic.otf",
+                "truetype/lato/Lato-Regular.ttf")
 
 
 def _pen(rng: np.random.Generator) -> int:
@@ -70,7 +73,7 @@ def draw_nondigit(kind: str, rng: np.random.Generator, letter_fonts: list | None
         pts = c + (np.stack([a, b], 1) if horizontal else np.stack([b, a], 1))
         _polyline(d, pts, w)
     elif kind == "scribble":
-        _polyline(d, _smooth_path(rng, int(rng.integers(6, 22)), size, c), w)
+        _polyline(d, _smooth_path(rng, int(rng.integers(7, 16)), size, c), w)
     elif kind == "wave":
         t = np.linspace(0, 1, 60)
         cycles = rng.uniform(1.5, 4)
@@ -109,12 +112,12 @@ def draw_nondigit(kind: str, rng: np.random.Generator, letter_fonts: list | None
 
 
 def _letter_fonts() -> list:
-    """Pillow's built-in font and every installed face of the typeset-digit fonts (letters need the fonts;
-    without them the built-in font alone is used)."""
-    from cnnviz.drawing.fonts import FONT_DIR, FONTS
+    """Pillow's built-in font and the installed ones of LETTER_FONTS (without them the built-in font alone
+    is used, and the non-digit set differs from the shipped model's)."""
+    from cnnviz.drawing.fonts import FONT_DIR
 
     out = [ImageFont.load_default(size=200)]
-    for p in [f for font in FONTS for f in (font.upright, font.italic) if f is not None]:
+    for p in LETTER_FONTS:
         if (FONT_DIR / p).is_file():
             out.append(ImageFont.truetype(str(FONT_DIR / p), size=200))
     return out
