@@ -43,7 +43,7 @@ def draw_shape(page, box: dict, strokes, x0: float, y0: float, height: float, as
         mouse_stroke(page, box, pts)
 
 
-def wait_answer(page, timeout: float = 20_000) -> str:
+def wait_answer(page, timeout: float = 40_000) -> str:
     """The page's answer once a run has finished: the digit, or the verdict sentence."""
     from conftest import wait_idle
 
@@ -82,7 +82,7 @@ def test_a_dot_and_a_scribble_are_not_digits(page, app_url):
     box = open_draw(page, app_url)
     side = box["width"]
     mouse_stroke(page, box, [(side * 0.5, side * 0.5), (side * 0.5 + 2, side * 0.5 + 1)])
-    page.wait_for_selector(NOT_DIGIT, timeout=20_000)
+    page.wait_for_selector(NOT_DIGIT, timeout=40_000)
     assert page.locator(".draw-guess .digit").count() == 0
     clear(page)
     box = page.locator("canvas.upper-canvas").bounding_box()
@@ -90,7 +90,7 @@ def test_a_dot_and_a_scribble_are_not_digits(page, app_url):
     scribble = np.stack([side * (0.5 + 0.4 * np.sin(2 * np.pi * 4.3 * t) * (0.5 + t / 2)),
                          side * (0.5 + 0.4 * np.sin(2 * np.pi * 2.9 * t + 1.0))], 1)
     mouse_stroke(page, box, scribble)
-    page.wait_for_selector(NOT_DIGIT, timeout=20_000)
+    page.wait_for_selector(NOT_DIGIT, timeout=40_000)
     assert "does not look like a digit" in page.locator(NOT_DIGIT).inner_text()
 
 

@@ -171,7 +171,9 @@ def test_canvas_size_grows_with_the_screen_and_the_pen_with_it():
 
     assert canvas_px(True, None) >= 420 and canvas_px(True, 800) >= 420  # presentation mode
     assert canvas_px(False, 1920) >= 420 and canvas_px(False, 2560) >= 420
-    assert canvas_px(False, 800) < canvas_px(False, 1280) <= canvas_px(False, 1920)
+    assert canvas_px(False, 800) == canvas_px(False, None) == 280
+    assert 280 < canvas_px(False, 1280) <= 0.38 * (1280 - 460)  # fits its column on a laptop
+    assert canvas_px(False, 1280) <= canvas_px(False, 1600) <= canvas_px(False, 1920)
     assert stroke_px(280) == BASE_STROKE
     side = canvas_px(False, 1920)
     assert stroke_px(side) / side == pytest.approx(BASE_STROKE / 280, rel=0.05)

@@ -24,18 +24,22 @@ from cnnviz.ui import common
 BASE_PX = 280  # the canvas the pen width was chosen for
 BASE_STROKE = 18  # on 280 px, a digit drawn ~200 px tall becomes ~2 px strokes in 28×28, as in MNIST
 LARGE_PX = 448  # presentation mode (projector) and wide windows
-MEDIUM_PX = 336
-WIDE_WINDOW = 1500  # window widths (CSS px) from which the large canvas fits beside the answer
-NARROW_WINDOW = 1000
+# The Draw page's canvas column is ~38% of the main area, which is the window less the sidebar and margins
+# (~460 px): a canvas wider than its column is clipped and strokes near its right edge are lost.
+COLUMN_SHARE = 0.38
+WINDOW_MARGINS = 460
 
 
 def canvas_px(presentation: bool, window_width: int | None) -> int:
-    """The canvas side in pixels: large in presentation mode and on wide windows, medium when the width is
-    not known yet (the first page of a first visit) or the window is a laptop's, small on narrow windows so
-    it fits its column."""
-    if presentation or (window_width is not None and window_width >= WIDE_WINDOW):
+    """The canvas side in pixels: large in presentation mode; otherwise as large as the canvas column of a
+    window ``window_width`` CSS px wide allows (280 to 448, a multiple of 8), and 280 while the width is not
+    known yet (the first page of a first visit)."""
+    if presentation:
         return LARGE_PX
-    return BASE_PX if window_width is not None and window_width < NARROW_WINDOW else MEDIUM_PX
+    if window_width is None:
+        return BASE_PX
+    fit = int(COLUMN_SHARE * (window_width - WINDOW_MARGINS)) // 8 * 8
+    return int(min(LARGE_PX, max(BASE_PX, fit)))
 
 
 def stroke_px(side: int) -> int:

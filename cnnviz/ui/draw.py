@@ -209,8 +209,9 @@ def _model_choice() -> tuple[object, str, str]:
     if choice == PRETRAINED:
         path = resources.MODELS_DIR / "draw.npz"
         acc = _model_extra(str(path), path.stat().st_mtime).get("val_acc") if path.exists() else None
-        desc = ("Pretrained draw model: two conv layers, trained on 4,000 MNIST digits with random shifts, "
-                "rotations, scalings and thicker/thinner strokes")
+        desc = ("Pretrained draw model: two conv layers, trained on 4,000 MNIST digits, digits typeset in 28 "
+                "fonts and drawings that are not digits, with random shifts, rotations, scalings and "
+                "thicker/thinner strokes")
         return pre_net, "digits", desc + (f"; {acc:.1%} on the 1,000 validation digits." if acc else ".")
     net, tr = _session_copy()
     cfg = tr.config
