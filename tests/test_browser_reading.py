@@ -86,9 +86,7 @@ def test_a_dot_and_a_scribble_are_not_digits(page, app_url):
     assert page.locator(".draw-guess .digit").count() == 0
     clear(page)
     box = page.locator("canvas.upper-canvas").bounding_box()
-    t = np.linspace(0, 1, 80)
-    scribble = np.stack([side * (0.5 + 0.4 * np.sin(2 * np.pi * 4.3 * t) * (0.5 + t / 2)),
-                         side * (0.5 + 0.4 * np.sin(2 * np.pi * 2.9 * t + 1.0))], 1)
+    scribble = np.random.default_rng(0).uniform(0.15, 0.85, (12, 2)) * side  # a tangle of 11 straight legs
     mouse_stroke(page, box, scribble)
     page.wait_for_selector(NOT_DIGIT, timeout=40_000)
     assert "does not look like a digit" in page.locator(NOT_DIGIT).inner_text()
@@ -111,7 +109,8 @@ def test_a_stroke_started_in_the_top_30_px_is_counted(page, app_url):
 
 def test_one_clear_and_one_undo(page, app_url):
     box = open_draw(page, app_url)
-    mouse_stroke(page, box, [(box["width"] * 0.5, 20), (box["width"] * 0.5, box["width"] * 0.9)])
+    side = box["width"]
+    mouse_stroke(page, box, [(side * 0.5, 20), (side * 0.5, side * 0.5), (side * 0.49, side * 0.9)])
     wait_answer(page)
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)  # hover shows no toolbar
     page.wait_for_timeout(400)

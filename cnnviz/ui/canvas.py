@@ -88,17 +88,23 @@ _CANVAS_JS = """
   saveWidth();
   window.addEventListener("resize", saveWidth);
   // hide the component's toolbar inside its shadow root (page CSS does not reach there)
+  // (the rule only matches the component's toolbar class, so it is harmless in any other shadow root)
   const STYLE = ".dc-toolbar{display:none !important}";
-  const hide = () => {
-    for (const c of document.querySelectorAll("*")) {
-      const root = c.shadowRoot;
-      if (!root || !root.querySelector(".dc-root") || root.querySelector("style[data-cnnviz]")) continue;
-      const s = document.createElement("style");
-      s.setAttribute("data-cnnviz", "1");
-      s.textContent = STYLE;
-      root.appendChild(s);
-    }
+  const styleRoot = (root) => {
+    if (root.querySelector("style[data-cnnviz]")) return;
+    const s = document.createElement("style");
+    s.setAttribute("data-cnnviz", "1");
+    s.textContent = STYLE;
+    root.appendChild(s);
   };
+  const hide = () => {
+    for (const c of document.querySelectorAll("*")) if (c.shadowRoot) styleRoot(c.shadowRoot);
+  };
+  // the component may fill its shadow root after the host appears: check again when the pointer enters it,
+  // which always happens before a stroke can start
+  window.addEventListener("pointerover", (ev) => {
+    for (const n of (ev.composedPath ? ev.composedPath() : [])) if (n instanceof ShadowRoot) styleRoot(n);
+  }, true);
   let pending = false;
   new MutationObserver(() => {
     if (pending) return;
