@@ -202,3 +202,24 @@ def test_reading_html_shows_the_verdict_and_candidates():
     p = np.zeros(10)
     p[7] = 1.0
     assert "<span class='digit'>7</span>" in reading_html(verdict_from_proba(p, 0.3))
+
+
+def test_asset_build_of_the_draw_model(tmp_path, monkeypatch):
+    """`python -m cnnviz assets --only draw` in small: the typeset set and the model are written, and the log
+    names the fonts with their licences and reports the threshold and the held-out numbers."""
+    import functools
+
+    from cnnviz import assets_build
+    from cnnviz.train import augment
+    from cnnviz.train.model_file import load_model_full
+
+    monkeypatch.setattr(augment, "train_draw_model", functools.partial(augment.train_draw_model, epochs=1))
+    logs: list[str] = []
+    assets_build.build_all(models=("draw",), subset=False, out_dir=tmp_path, log=logs.append)
+    text = "\n".join(logs)
+    assert (tmp_path / "models" / "draw.npz").is_file()
+    assert (tmp_path / "typeset_digits.npz").is_file() or "kept" in text
+    assert "SIL OFL 1.1" in text and "Liberation Sans" in text
+    assert "not-a-digit threshold" in text and "held-out check" in text and "MNIST val acc" in text
+    _, _, extra = load_model_full(str(tmp_path / "models" / "draw.npz"))
+    assert 0.2 <= extra["not_digit_below"] <= 0.6
