@@ -6,7 +6,7 @@ top, a 1 with a flag: shapes that few of MNIST's pen-written digits have, but th
 black, with Pillow) and sends it through the same ``ink_to_mnist`` step as the Draw page's canvas.
 
 Only TrueType/OpenType *outline* fonts from Debian's ``fonts-*`` packages, plus Pillow's built-in font: no
-plotter (Hershey) or stroke fonts. The rendered set is shipped as ``assets/typeset_digits.npz`` (~150 KB),
+plotter (Hershey) or stroke fonts. The rendered set is shipped as ``assets/typeset_digits.npz`` (~120 KB),
 so neither training nor the tests need the fonts; rebuilding it needs them::
 
     apt-get install fonts-dejavu-core fonts-liberation fonts-freefont-ttf fonts-urw-base35 fonts-noto-core \
