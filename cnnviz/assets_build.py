@@ -124,6 +124,28 @@ def _draw_trainer() -> Callable | None:
     return None
 
 
+def _typeset_digits(root: Path, log: Callable[[str], None]) -> Path:
+    """Rebuild ``typeset_digits.npz`` (the draw model's typeset digits) when the fonts are installed; else
+    keep the shipped file (it is committed, so the build does not need the fonts). Returns the file to use."""
+    from cnnviz.drawing import fonts
+
+    out = root / fonts.TYPESET_PATH.name
+    if fonts.fonts_available():
+        t0 = time.perf_counter()
+        n = fonts.build_typeset(out)
+        log(f"{out} rebuilt: {n} typeset digits from {len(fonts.FONTS)} fonts "
+            f"({out.stat().st_size / 1024:.0f} KB, {time.perf_counter() - t0:.1f} s)")
+        return out
+    shipped = out if out.exists() else fonts.TYPESET_PATH
+    if shipped.exists():
+        log(f"{shipped}: kept (the fonts to rebuild it are not all installed: apt-get install "
+            + " ".join(fonts.APT_PACKAGES) + ")")
+        return shipped
+    else:
+        raise RuntimeError(f"{out} is missing and cannot be rebuilt without the fonts: apt-get install "
+                           + " ".join(fonts.APT_PACKAGES))
+
+
 def build_all(models: tuple[str, ...] = ("tutorial", "classroom", "deeper", "draw"), subset: bool = True,
               log: Callable[[str], None] = print,
               out_dir: str | os.PathLike | None = None) -> dict[str, float]:
@@ -148,7 +170,7 @@ def build_all(models: tuple[str, ...] = ("tutorial", "classroom", "deeper", "dra
                 log("draw.npz: skipped, cnnviz.train.augment.train_draw_model is not available in this tree")
                 continue
             t0 = time.perf_counter()
-            acc = fn(models_dir / "draw.npz", log=log)
+            acc = fn(models_dir / "draw.npz", log=log, typeset_path=_typeset_digits(root, log))
             log(f"draw.npz rebuilt ({time.perf_counter() - t0:.0f} s)")
             if isinstance(acc, (int, float)):
                 results[name] = float(acc)

@@ -77,7 +77,7 @@ def test_draw_a_one_then_a_zero_and_clear(page, app_url):
     page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 5", timeout=20_000)
 
 
-def test_undo_with_our_button_and_with_the_toolbar(page, app_url):
+def test_undo_with_our_button(page, app_url):
     box = open_draw(page, app_url)
     stroke(page, box, ONE)
     wait_for_guess(page, "1")
@@ -92,21 +92,7 @@ def test_undo_with_our_button_and_with_the_toolbar(page, app_url):
     stroke(page, box, SEVEN_BAR)
     wait_for_guess(page, "7")
     idle(page)
-    page.mouse.move(box["x"] + 100, box["y"] + 100)  # the component's own toolbar shows on hover
-    page.get_by_role("button", name="Undo", exact=True).first.click()
-    wait_for_guess(page, "1")
-    idle(page)
     page.locator(".st-key-draw_clear button:visible").click()
-    page.wait_for_selector(".draw-empty", timeout=20_000)
-
-
-def test_reset_with_the_toolbar(page, app_url):
-    box = open_draw(page, app_url)
-    stroke(page, box, ZERO)
-    wait_for_guess(page, "0")
-    idle(page)
-    page.mouse.move(box["x"] + 100, box["y"] + 100)
-    page.get_by_role("button", name="Reset canvas & history").click()
     page.wait_for_selector(".draw-empty", timeout=20_000)
     assert page.locator(GUESS).count() == 0
 

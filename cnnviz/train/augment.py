@@ -4,8 +4,8 @@ Digits drawn with a mouse differ from MNIST's pen strokes: thicker or thinner, s
 ``augment`` makes random small shifts, rotations (up to 15 degrees), scalings, shears and stroke-thickness
 changes of a whole batch at once (one affine map per image, bilinear sampling by index arithmetic, no loop
 over images or pixels).
-``train_draw_model`` trains a network on the augmented training split and saves it; it is what
-``python -m cnnviz assets`` calls to rebuild ``assets/models/draw.npz``.
+``train_draw_model`` trains the Draw page's network on MNIST, typeset digits and synthetic non-digits, all
+augmented, and saves it; it is what ``python -m cnnviz assets`` calls to rebuild ``assets/models/draw.npz``.
 """
 
 from __future__ import annotations
@@ -121,68 +121,144 @@ def augment(
     return out[:, None] if squeeze else out  # (N, 1, H, W) or (N, H, W)
 
 
+def _soft_cross_entropy(logits: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:
+    """Cross-entropy of softmax(logits) (N, K) against target distributions (N, K), mean over the batch.
+
+    Returns (loss, dE/dlogits (N, K) = (softmax - target) / N). A one-hot row is the usual loss; a uniform
+    row (1/K each) teaches the network to have no preference (outlier exposure, for non-digits)."""
+    shifted = logits - logits.max(axis=1, keepdims=True)  # (N, K)
+    log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))  # (N, K)
+    loss = float(-(target * log_p).sum(axis=1).mean(dtype=np.float64))
+    return loss, ((np.exp(log_p) - target) / len(logits)).astype(np.float32)
+
+
+def _load_drawn_check():
+    """The held-out drawn-digit and non-digit generators in tests/drawn_digits.py, if this is a checkout.
+
+    They are only *reported* after training (never used to choose anything), so the build log shows the
+    numbers README quotes; a packaged install without tests/ skips them."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "tests" / "drawn_digits.py"
+    if not path.is_file():
+        return None
+    spec = importlib.util.spec_from_file_location("cnnviz_drawn_digits_check", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+DRAW_TYPESET_SHARE = 0.5  # share of each epoch's digits that are typeset (the rest are MNIST)
+DRAW_NONDIGITS = 2000  # synthetic non-digits per epoch (fresh augmentations of a fixed pool)
+NOT_DIGIT_QUANTILE = 0.01  # the not-a-digit threshold flags this share of the MNIST validation digits
+
+
 def train_draw_model(
     out_path: str | os.PathLike = "assets/models/draw.npz",
-    epochs: int = 30,
+    epochs: int = 40,
     batch_size: int = 64,
     lr: float = 2e-3,
     seed: int = 0,
     preset: str = DRAW_MODEL_PRESET,
     log: Callable[[str], None] | None = print,
+    typeset_path: str | os.PathLike | None = None,
 ) -> float:
-    """Train ``preset`` with augmentation on the 4,000 training images, save it, return validation accuracy.
+    """Train the Draw page's model and save it; returns the accuracy on the 1,000 MNIST validation images.
 
-    Each epoch draws freshly augmented copies of every training image (3 in 4 augmented, 1 in 4 clean), trains
-    with Adam and a cosine learning-rate decay, and reports the accuracy on the 1,000 untouched validation
-    images. Deterministic for a given ``seed``. Saved with ``model_file.save_model`` (config and metadata
-    included) so the app's loader and the model-file checks apply to it.
+    Training data of every epoch, all through ``augment`` (3 in 4 images augmented, 1 in 4 clean):
+      * the 4,000 MNIST training images;
+      * the typeset digits (``assets/typeset_digits.npz``: 0-9 in 27 outline fonts, upright and italic,
+        prepared like a drawing) repeated to as many images as MNIST, so they are about half of the digits:
+        they bring the shapes MNIST's pen digits rarely have (a 6 curled at the top, a 9 with a curved tail);
+      * ``DRAW_NONDIGITS`` synthetic non-digits (dots, lines, scribbles, blobs, letters, ...) with a uniform
+        target over the ten digits (outlier exposure): the model learns to be unsure of them.
+    Adam with a cosine learning-rate decay. After training, the not-a-digit threshold on the top probability
+    is set so that ``NOT_DIGIT_QUANTILE`` of the MNIST validation digits fall below it, and is saved in the
+    model file's metadata (``not_digit_below``) for ``cnnviz.drawing.read_digit``. Deterministic for a seed.
     """
-    from cnnviz.nn.losses import SoftmaxCrossEntropy
+    from cnnviz.drawing.fonts import TYPESET_PATH, font_credits, load_typeset
+    from cnnviz.drawing.nondigits import make_nondigits
     from cnnviz.nn.network import build
     from cnnviz.nn.optim import Adam
     from cnnviz.train.config import RunConfig, preset_config
     from cnnviz.train.data import fixed_split, load_subset, to_input
     from cnnviz.train.model_file import save_model
 
+    say = log or (lambda _msg: None)
     rng = np.random.default_rng(seed)
     images, labels = load_subset()
     train_idx, val_idx = fixed_split(labels)
-    x_train = to_input(images[train_idx])  # (4000, 1, 28, 28)
-    y_train = labels[train_idx].astype(np.int64)
+    x_mnist = to_input(images[train_idx])  # (4000, 1, 28, 28)
+    y_mnist = labels[train_idx].astype(np.int64)
     x_val = to_input(images[val_idx])  # (1000, 1, 28, 28)
     y_val = labels[val_idx].astype(np.int64)
 
+    typeset_path = typeset_path or TYPESET_PATH
+    ty_images, ty_labels, _styles = load_typeset(typeset_path)
+    credits = font_credits(typeset_path)
+    say(f"typeset digits: {len(ty_labels)} images from {typeset_path}, fonts: "
+        + "; ".join(f"{c['font']} ({c['package']}, {c['licence']})" for c in credits))
+    n_rep = int(round(len(x_mnist) * DRAW_TYPESET_SHARE / (1 - DRAW_TYPESET_SHARE) / len(ty_labels)))
+    x_type = np.tile(to_input(ty_images), (max(1, n_rep), 1, 1, 1))  # (n_rep * n_typeset, 1, 28, 28)
+    y_type = np.tile(ty_labels, max(1, n_rep))
+    nd_images, _kinds = make_nondigits(DRAW_NONDIGITS, np.random.default_rng(seed + 1000))
+    x_nd = to_input(nd_images)  # (DRAW_NONDIGITS, 1, 28, 28)
+    nd_val, _ = make_nondigits(900, np.random.default_rng(seed + 2000))
+
+    x_clean = np.concatenate([x_mnist, x_type, x_nd])  # (N, 1, 28, 28)
+    K = 10
+    target = np.zeros((len(x_clean), K), dtype=np.float32)  # (N, 10)
+    digit_labels = np.concatenate([y_mnist, y_type])
+    target[np.arange(len(digit_labels)), digit_labels] = 1.0
+    target[len(digit_labels):] = 1.0 / K
+    say(f"training set per epoch: {len(x_mnist)} MNIST + {len(x_type)} typeset ({n_rep} x {len(ty_labels)}) "
+        f"+ {len(x_nd)} non-digits, augmented afresh each epoch")
+
     net = build(preset, rng=rng)
-    loss_fn = SoftmaxCrossEntropy()
     opt = Adam(lr)
-    n = len(x_train)
-    steps_per_epoch = -(-n // batch_size)
-    total_steps = epochs * steps_per_epoch
+    n = len(x_clean)
+    total_steps = epochs * -(-n // batch_size)
     step = 0
     t0 = time.perf_counter()
     val_acc = 0.0
     for epoch in range(epochs):
-        x_aug = augment(x_train, rng)  # (N, 1, 28, 28)
+        x_aug = augment(x_clean, rng)  # (N, 1, 28, 28)
         keep = rng.random(n) < 0.25
-        x_aug[keep] = x_train[keep]
+        x_aug[keep] = x_clean[keep]
         order = rng.permutation(n)
         losses = []
         for start in range(0, n, batch_size):
             idx = order[start:start + batch_size]
             opt.lr = lr * 0.5 * (1 + np.cos(np.pi * step / total_steps))
-            logits = net.forward(x_aug[idx])  # (B, 10)
-            losses.append(loss_fn.forward(logits, y_train[idx]))
-            net.backward(loss_fn.backward())
+            loss, dlogits = _soft_cross_entropy(net.forward(x_aug[idx]), target[idx])  # (B, 10)
+            losses.append(loss)
+            net.backward(dlogits)
             opt.step(net)
             step += 1
-        val_acc = float((net.forward(x_val).argmax(axis=1) == y_val).mean())
-        if log:
-            log(f"draw model epoch {epoch + 1}/{epochs}: loss {np.mean(losses):.4f}, "
-                f"val acc {val_acc:.2%} ({time.perf_counter() - t0:.0f} s)")
+        if epoch % 5 == 4 or epoch == epochs - 1:
+            val_acc = float((net.forward(x_val).argmax(axis=1) == y_val).mean())
+            say(f"draw model epoch {epoch + 1}/{epochs}: loss {np.mean(losses):.4f}, "
+                f"MNIST val acc {val_acc:.2%} ({time.perf_counter() - t0:.0f} s)")
+
+    val_top = net.predict_proba(x_val).max(axis=1)  # (1000,)
+    threshold = float(np.clip(np.quantile(val_top, NOT_DIGIT_QUANTILE), 0.2, 0.6))
+    nd_top = net.predict_proba(to_input(nd_val)).max(axis=1)  # (900,)
+    say(f"not-a-digit threshold (top probability below it): {threshold:.3f}; flags "
+        f"{(val_top < threshold).mean():.1%} of MNIST val digits and {(nd_top < threshold).mean():.1%} of "
+        f"{len(nd_top)} fresh synthetic non-digits")
     config = preset_config(preset).to_dict()
-    config.update(optimizer="adam", lr=lr, batch_size=batch_size, seed=seed, train_size=n)
+    config.update(optimizer="adam", lr=lr, batch_size=batch_size, seed=seed, train_size=len(x_mnist))
     extra = {"purpose": "draw", "val_acc": val_acc, "epochs": epochs, "lr_schedule": "cosine",
+             "not_digit_below": threshold,
+             "training_data": f"{len(x_mnist)} MNIST, {len(x_type)} typeset digits ({len(credits)} fonts), "
+                              f"{len(x_nd)} synthetic non-digits (uniform target)",
              "augmentation": "shift 2 px, rotation 15 deg, scale 0.85-1.12, shear 0.15, thickness -0.8..2 "
                              "(3 in 4 images per epoch)"}
     save_model(out_path, net, config=RunConfig.from_dict(config), extra=extra)
+    check = _load_drawn_check()
+    if check is not None:
+        say("held-out check (reported only, never used for training or choices): "
+            + check.summary(net, threshold))
+    say(f"draw model trained in {time.perf_counter() - t0:.0f} s")
     return val_acc

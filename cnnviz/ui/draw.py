@@ -3,7 +3,8 @@
 Shows the probabilities of every class, the 28×28 image the network actually receives, why it answered so
 (saliency and occlusion maps over the drawing), the drawing's feature maps, and lets the user teach the
 session's model their own handwriting. The canvas component is used in exactly one function
-(``digit_canvas``); the pixels → 28×28 step is the pure ``cnnviz.drawing.convert.canvas_to_mnist``.
+(``cnnviz.ui.canvas.digit_canvas``); the pixels → 28×28 step is the pure
+``cnnviz.drawing.convert.canvas_to_mnist``.
 
 Models: the shipped ``assets/models/draw.npz`` (default, loaded once per server by ``resources.pretrained``
 and never touched: this page works on a per-session copy) or the session's own model being trained (read
@@ -18,13 +19,14 @@ import numpy as np
 import streamlit as st
 
 from cnnviz.drawing.convert import canvas_to_mnist, image_file_to_mnist
+from cnnviz.drawing.reading import verdict_from_proba
 from cnnviz.nn.head import TASK_CLASS_NAMES, Head
 from cnnviz.ui import common, resources, state
+from cnnviz.ui.canvas import digit_canvas
+from cnnviz.ui.reading_view import not_digit_threshold, show_reading
 from cnnviz.viz import figures
 from cnnviz.viz.explain import occlusion, saliency
 
-CANVAS_PX = 280
-STROKE_PX = 18  # on a 280 px canvas a digit drawn ~200 px tall becomes ~2 px strokes in 28×28, as in MNIST
 PRETRAINED = "pretrained"
 SESSION = "session"
 DIGIT_NAMES = [str(k) for k in range(10)]
@@ -45,48 +47,8 @@ _CSS = """
 
 
 # ----------------------------------------------------------------------------------------------------------
-# The canvas (the only place the component is used)
+# The canvas (cnnviz.ui.canvas) and its buttons
 # ----------------------------------------------------------------------------------------------------------
-def digit_canvas(key: str, initial: dict | None = None) -> tuple[np.ndarray | None, list]:
-    """A 280×280 black drawing canvas with white strokes; returns (RGBA pixels (H, W, 4) uint8 or None,
-    the list of stroke objects). The pixels are None until the first stroke; a prediction is sent back
-    after every stroke (mouse-up) without pressing anything. Undo/redo/reset also live in its toolbar."""
-    from streamlit_drawable_canvas import st_canvas
-
-    result = st_canvas(
-        stroke_width=STROKE_PX, stroke_color="#FFFFFF", background_color="#000000", height=CANVAS_PX,
-        width=CANVAS_PX, drawing_mode="freedraw", update_streamlit=True, return_image_data=True,
-        initial_drawing=initial, key=key, on_change=_on_canvas_change,
-    )
-    st.html(_SEND_NOW_JS, unsafe_allow_javascript=True)
-    objects = list((result.json_data or {}).get("objects") or [])
-    return result.image_data, objects
-
-
-# The component sends a finished stroke to Streamlit through a 200 ms debounce, which alone would use most of
-# the 300 ms budget from mouse-up to answer. Right after a stroke ends on one of its canvases this script
-# presses the canvas's own "Update the app with this drawing" toolbar button, which sends at once (and
-# cancels the pending debounced send). Static code of ours, installed once per browser tab.
-_SEND_NOW_JS = """
-<script>
-(() => {
-  if (window.__cnnvizSendNow) return;
-  window.__cnnvizSendNow = true;
-  const LABEL = 'button[aria-label="Update the app with this drawing"]';
-  const onUp = (ev) => {
-    const path = ev.composedPath ? ev.composedPath() : [];
-    const canvas = path.find((n) => n.classList && n.classList.contains("upper-canvas"));
-    if (!canvas) return;
-    const root = canvas.getRootNode();
-    // after Fabric has finished the stroke (its mouse-up handler and the microtask that records it)
-    setTimeout(() => { const b = root.querySelector(LABEL); if (b && !b.disabled) b.click(); }, 15);
-  };
-  window.addEventListener("pointerup", onUp, true);
-})();
-</script>
-"""
-
-
 def _on_canvas_change() -> None:
     st.session_state["draw_source"] = "canvas"
 
@@ -236,8 +198,9 @@ def _model_choice() -> tuple[object, str, str]:
     if choice == PRETRAINED:
         path = resources.MODELS_DIR / "draw.npz"
         acc = _model_extra(str(path), path.stat().st_mtime).get("val_acc") if path.exists() else None
-        desc = ("Pretrained draw model: two conv layers, trained on 4,000 MNIST digits with random shifts, "
-                "rotations, scalings and thicker/thinner strokes")
+        desc = ("Pretrained draw model: two conv layers, trained on 4,000 MNIST digits, digits typeset in 28 "
+                "fonts and drawings that are not digits, with random shifts, rotations, scalings and "
+                "thicker/thinner strokes")
         return pre_net, "digits", desc + (f"; {acc:.1%} on the 1,000 validation digits." if acc else ".")
     net, tr = _session_copy()
     cfg = tr.config
@@ -447,7 +410,7 @@ def _body() -> None:
         if key not in ss and ss.get("draw_objects") and ss.get("draw_source") != "upload":
             # back on this page after visiting another: put the strokes back on the new canvas
             ss["draw_initial"] = {"objects": ss["draw_objects"]}
-        rgba, objects = digit_canvas(key, ss.get("draw_initial"))
+        rgba, objects, _side = digit_canvas(key, ss.get("draw_initial"), on_change=_on_canvas_change)
         ss["draw_objects"] = objects
         row = st.container(horizontal=True, gap="small")
         row.button("Clear", key="draw_clear", on_click=_clear, icon=":material/delete:",
@@ -469,6 +432,9 @@ def _body() -> None:
         if result is None:
             _empty_state("Draw a digit from 0 to 9 in the black box with your mouse (or finger). The "
                          "network's answer appears as soon as you lift it.")
+        elif len(result["proba"]) == 10:  # a digit, "not sure" or "not a digit" (cnnviz.drawing.reading)
+            threshold = not_digit_threshold(ss["draw_model"] == PRETRAINED)
+            show_reading(verdict_from_proba(result["proba"], threshold))
         else:
             _guess(result, scale)
         input_slot = st.container()

@@ -1,0 +1,137 @@
+"""Synthetic drawings that are not digits, for teaching the draw model to say so.
+
+``make_nondigits`` draws dots, straight strokes (never near-vertical: that is a 1), zigzags, scribbles, wavy
+lines, crosses and stars, filled blobs, several scattered marks, and capital/small letters that do not
+resemble a digit (typeset in a few of the typeset-digit fonts), on a canvas-sized image with a random pen,
+then prepares each like a drawing (``ink_to_mnist``). The draw model is trained to answer these with equal
+probabilities for all ten digits (outlier exposure), so its top probability on them is low.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from cnnviz.drawing.convert import ink_to_mnist
+
+CANVAS = 280
+KINDS = ("dot", "line", "zigzag", "scribble", "wave", "cross", "blob", "marks", "letter")
+# Letters whose shapes are far from every digit (no O, I, l, S, Z, B, G, q, g, b, etc.)
+LETTERS = "AEFHKMNRVWXYkmwxyh"
+LETTER_FONTS = ("truetype/dejavu/DejaVuSans.ttf", "truetype/liberation/LiberationSerif-Regular.ttf",
+                "truetype/freefont/FreeSans.ttf", "opentype/urw-base35/NimbusRoman-Italic.otf",
+                "truetype/lato/Lato-Regular.ttf")
+
+
+def _pen(rng: np.random.Generator) -> int:
+    return int(rng.integers(6, 28))
+
+
+def _polyline(draw: ImageDraw.ImageDraw, pts: np.ndarray, width: int) -> None:
+    """A stroke through pts (n, 2) with round joints and caps, like the canvas's pen."""
+    p = [tuple(map(float, q)) for q in pts]
+    if len(p) > 1:
+        draw.line(p, fill=255, width=width, joint="curve")
+    r = width / 2
+    for x, y in (p[0], p[-1]):
+        draw.ellipse([x - r, y - r, x + r, y + r], fill=255)
+
+
+def _smooth_path(rng: np.random.Generator, n_ctrl: int, box: float, centre: np.ndarray) -> np.ndarray:
+    """A smooth random curve through n_ctrl random points in a box (Catmull-Rom-like by upsampling)."""
+    ctrl = centre + rng.uniform(-box / 2, box / 2, (n_ctrl, 2))  # (n_ctrl, 2)
+    t = np.linspace(0, n_ctrl - 1, n_ctrl * 12)
+    xs = np.interp(t, np.arange(n_ctrl), ctrl[:, 0])
+    ys = np.interp(t, np.arange(n_ctrl), ctrl[:, 1])
+    k = np.ones(7) / 7  # moving average rounds the corners
+    pad = lambda v: np.concatenate([np.full(3, v[0]), v, np.full(3, v[-1])])  # noqa: E731
+    return np.stack([np.convolve(pad(xs), k, "valid"), np.convolve(pad(ys), k, "valid")], 1)  # (m, 2)
+
+
+def draw_nondigit(kind: str, rng: np.random.Generator, letter_fonts: list | None = None) -> np.ndarray:
+    """One non-digit of ``kind`` (see KINDS) drawn on a (280, 280) float32 canvas (ink 1, background 0)."""
+    im = Image.new("L", (CANVAS, CANVAS), 0)
+    d = ImageDraw.Draw(im)
+    w = _pen(rng)
+    size = rng.uniform(0.3, 0.9) * CANVAS
+    c = rng.uniform(size / 2 + 10, CANVAS - size / 2 - 10, 2)
+    if kind == "dot":
+        r = rng.uniform(2, 18)
+        pts = c + rng.normal(0, r / 3, (int(rng.integers(1, 4)), 2))
+        _polyline(d, pts, int(max(4, 2 * r)))
+    elif kind == "line":
+        angle = rng.uniform(np.deg2rad(35), np.deg2rad(145)) * rng.choice([-1, 1])  # from vertical
+        v = np.array([np.sin(angle), np.cos(angle)]) * size / 2
+        bend = rng.normal(0, size * 0.04, 2)
+        pts = np.stack([c - v, c + bend, c + v])
+        _polyline(d, pts, w)
+    elif kind == "zigzag":
+        horizontal = rng.random() < 0.6
+        n = int(rng.integers(3, 8) if horizontal else rng.integers(5, 9))  # 2-3 vertical turns look like a 3
+        a = np.linspace(-size / 2, size / 2, n + 1)
+        b = np.where(np.arange(n + 1) % 2 == 0, -1, 1) * rng.uniform(0.1, 0.35) * size
+        pts = c + (np.stack([a, b], 1) if horizontal else np.stack([b, a], 1))
+        _polyline(d, pts, w)
+    elif kind == "scribble":
+        _polyline(d, _smooth_path(rng, int(rng.integers(7, 16)), size, c), w)
+    elif kind == "wave":
+        t = np.linspace(0, 1, 60)
+        cycles = rng.uniform(1.5, 4)
+        amp = rng.uniform(0.08, 0.25) * size
+        pts = np.stack([c[0] - size / 2 + t * size, c[1] + amp * np.sin(2 * np.pi * cycles * t)], 1)
+        if rng.random() < 0.3:
+            pts = pts[:, ::-1] - c[::-1] + c  # a vertical wave
+        _polyline(d, pts, w)
+    elif kind == "cross":
+        n = int(rng.integers(2, 5))  # 2: an x (or +), 3-4: a star or a hash
+        base = rng.uniform(0, np.pi)
+        for k in range(n):
+            a = base + k * np.pi / n + rng.normal(0, 0.08)
+            v = np.array([np.cos(a), np.sin(a)]) * size / 2
+            off = rng.normal(0, size * 0.08, 2) if n > 2 else 0
+            _polyline(d, np.stack([c - v + off, c + v + off]), w)
+    elif kind == "blob":
+        n = int(rng.integers(5, 12))
+        ang = np.sort(rng.uniform(0, 2 * np.pi, n))
+        rad = size / 2 * rng.uniform(0.45, 1.0, n)
+        poly = c + np.stack([np.cos(ang) * rad, np.sin(ang) * rad * rng.uniform(0.6, 1.4)], 1)
+        d.polygon([tuple(map(float, q)) for q in poly], fill=255)
+    elif kind == "marks":
+        for _ in range(int(rng.integers(3, 7))):  # scattered dots and dashes
+            p = rng.uniform(20, CANVAS - 20, 2)
+            v = rng.normal(0, 12, 2)
+            _polyline(d, np.stack([p, p + v]), w)
+    elif kind == "letter":
+        fonts = letter_fonts or [ImageFont.load_default(size=200)]
+        ft = fonts[int(rng.integers(len(fonts)))]
+        ch = LETTERS[int(rng.integers(len(LETTERS)))]
+        d.text((CANVAS / 2, CANVAS / 2), ch, fill=255, font=ft, anchor="mm")
+    else:
+        raise ValueError(f"unknown kind {kind!r}: choose from {', '.join(KINDS)}")
+    return np.asarray(im, dtype=np.float32) / 255.0  # (280, 280)
+
+
+def _letter_fonts() -> list:
+    """Pillow's built-in font and the installed ones of LETTER_FONTS (without them the built-in font alone
+    is used, and the non-digit set differs from the shipped model's)."""
+    from cnnviz.drawing.fonts import FONT_DIR
+
+    out = [ImageFont.load_default(size=200)]
+    for p in LETTER_FONTS:
+        if (FONT_DIR / p).is_file():
+            out.append(ImageFont.truetype(str(FONT_DIR / p), size=200))
+    return out
+
+
+def make_nondigits(n: int, rng: np.random.Generator) -> tuple[np.ndarray, list[str]]:
+    """n non-digits, kinds in turn, as MNIST-like (n, 28, 28) float32 in [0, 1], and each one's kind."""
+    fonts = _letter_fonts()
+    images, kinds = [], []
+    for i in range(n):
+        kind = KINDS[i % len(KINDS)]
+        try:
+            images.append(ink_to_mnist(draw_nondigit(kind, rng, fonts)))
+        except ValueError:  # drawn entirely off the canvas: draw a dot instead
+            images.append(ink_to_mnist(draw_nondigit("dot", rng, fonts)))
+        kinds.append(kind)
+    return np.stack(images).astype(np.float32), kinds  # (n, 28, 28)

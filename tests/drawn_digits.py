@@ -1,0 +1,353 @@
+"""Held-out test sets for the Draw page: realistic drawn digits and drawn non-digits (never used in training).
+
+Digits: stroke paths written by hand for each digit in several writing styles (a 6 with a curled top or a
+straight stem, a 9 with a straight, hooked or curved tail, a 7 with and without a bar, a 1 plain, with a flag
+or with a base, a 4 open and closed, a flat-topped 3, ...), drawn like a mouse on the canvas: a random size
+(a third of the canvas to all of it), position, aspect, slant, pen width (8-26 px on a 280 px canvas) and a
+shaky hand, white on black RGBA, then ``canvas_to_mnist`` — the Draw page's own path.
+
+Non-digits: dots, short dashes, straight strokes, spirals, hand-drawn letters (stroke paths, unlike the
+training's font letters), hatching, scribbles, filled shapes, squiggles.
+
+This module lives in tests/ on purpose: nothing in training or in the choice of thresholds reads it; the
+asset build only reports its numbers. ``python tests/drawn_digits.py`` prints the report.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from cnnviz.drawing.convert import canvas_to_mnist
+
+CANVAS = 280
+
+
+def _arc(cx, cy, rx, ry, t0, t1, n=None):
+    """Points of an elliptic arc in screen coordinates (y down); t in degrees, 0 = right, 90 = bottom."""
+    n = n or max(6, int(abs(t1 - t0) / 8))
+    t = np.deg2rad(np.linspace(t0, t1, n))
+    return np.stack([cx + rx * np.cos(t), cy + ry * np.sin(t)], 1)
+
+
+def _seg(*pts):
+    return np.array(pts, dtype=np.float64)
+
+
+def _cat(*parts):
+    return np.concatenate(parts)
+
+
+# Each style: (width / height aspect, list of strokes), strokes in a unit box (x right, y down).
+STYLES: dict[int, list[tuple[float, list[np.ndarray]]]] = {
+    0: [
+        (0.65, [_arc(0.5, 0.5, 0.5, 0.5, 265, 265 + 370)]),
+        (0.5, [_arc(0.5, 0.5, 0.5, 0.5, 300, 300 + 355)]),
+        (0.8, [_arc(0.5, 0.5, 0.5, 0.5, 200, 200 + 365)]),
+    ],
+    1: [
+        (0.1, [_seg((0.5, 0), (0.5, 1))]),
+        (0.45, [_seg((0.0, 0.3), (0.75, 0.0), (0.72, 1.0))]),
+        (0.6, [_seg((0.1, 0.25), (0.55, 0.0), (0.55, 1.0)), _seg((0.1, 1.0), (1.0, 1.0))]),
+        (0.3, [_seg((0.2, 0.15), (0.9, 0.0), (0.55, 1.0))]),
+    ],
+    2: [
+        (0.75, [_cat(_arc(0.5, 0.28, 0.48, 0.28, 195, 370), _seg((0.85, 0.5), (0.0, 1.0), (1.0, 1.0)))]),
+        (0.7, [_cat(_arc(0.5, 0.3, 0.5, 0.3, 180, 390), _arc(0.9, 1.0, 0.9, 0.55, 260, 190),
+                    _seg((0.05, 0.98), (1.0, 0.95)))]),
+        (0.8, [_cat(_arc(0.5, 0.25, 0.45, 0.25, 200, 380), _seg((0.1, 1.0)),
+                    _arc(0.2, 0.9, 0.12, 0.1, 270, 90), _seg((1.0, 0.95)))]),
+    ],
+    3: [
+        (0.7, [_cat(_arc(0.5, 0.25, 0.45, 0.25, 200, 450), _arc(0.5, 0.75, 0.5, 0.25, 270, 520))]),
+        (0.7, [_cat(_seg((0.05, 0.0), (0.95, 0.0), (0.4, 0.4)), _arc(0.45, 0.7, 0.5, 0.3, 270, 520))]),
+        (0.65, [_cat(_arc(0.45, 0.27, 0.5, 0.27, 210, 430), _seg((0.3, 0.5)), _arc(0.45, 0.75, 0.55, 0.25,
+                                                                                 270, 510))]),
+    ],
+    4: [
+        (0.75, [_seg((0.7, 1.0), (0.7, 0.0), (0.0, 0.65), (1.0, 0.65))]),
+        (0.75, [_seg((0.15, 0.0), (0.05, 0.6), (1.0, 0.6)), _seg((0.75, 0.2), (0.72, 1.0))]),
+        (0.7, [_seg((0.4, 0.0), (0.0, 0.65), (1.0, 0.65)), _seg((0.72, 0.3), (0.72, 1.0))]),
+    ],
+    5: [
+        (0.7, [_cat(_seg((0.9, 0.0), (0.2, 0.0), (0.12, 0.45)), _arc(0.45, 0.7, 0.5, 0.3, 235, 500))]),
+        (0.7, [_cat(_seg((0.15, 0.0), (0.1, 0.45)), _arc(0.45, 0.7, 0.5, 0.3, 235, 500)),
+               _seg((0.15, 0.0), (0.95, 0.02))]),
+        (0.65, [_cat(_seg((0.95, 0.0), (0.25, 0.05), (0.2, 0.42)), _arc(0.5, 0.68, 0.45, 0.32, 240, 480))]),
+    ],
+    6: [
+        # curled top: the stroke starts with a hook at the top right
+        (0.7, [_cat(_arc(0.55, 0.3, 0.4, 0.3, 20, -100), _arc(0.6, 0.7, 0.55, 0.7, 250, 180),
+                    _arc(0.5, 0.72, 0.45, 0.28, 180, 540))]),
+        (0.65, [_cat(_seg((0.75, 0.0), (0.1, 0.6)), _arc(0.5, 0.72, 0.45, 0.28, 180, 530))]),
+        (0.7, [_cat(_arc(0.9, 0.7, 0.85, 0.7, 270, 180), _arc(0.5, 0.72, 0.45, 0.28, 180, 530))]),
+    ],
+    7: [
+        (0.7, [_seg((0.0, 0.0), (1.0, 0.0), (0.35, 1.0))]),
+        (0.75, [_seg((0.0, 0.05), (1.0, 0.0), (0.4, 1.0)), _seg((0.3, 0.5), (0.85, 0.5))]),
+        (0.7, [_cat(_seg((0.0, 0.1), (0.1, 0.0), (1.0, 0.0)), _arc(1.4, 1.0, 1.0, 1.0, 270, 190))]),
+    ],
+    8: [
+        (0.6, [np.stack([0.5 + 0.5 * np.sin(2 * t), 0.5 - 0.5 * np.cos(t)], 1)
+               for t in [np.linspace(0, 2 * np.pi + 0.2, 60)]]),
+        (0.65, [_arc(0.5, 0.25, 0.4, 0.25, 0, 360), _arc(0.5, 0.74, 0.5, 0.26, 270, 270 + 365)]),
+        (0.6, [np.stack([0.5 - 0.5 * np.sin(2 * t) * (1 - 0.15 * np.cos(t)), 0.5 - 0.5 * np.cos(t)], 1)
+               for t in [np.linspace(0.2, 2 * np.pi + 0.3, 60)]]),
+    ],
+    9: [
+        (0.65, [_cat(_arc(0.5, 0.28, 0.5, 0.28, 0, -360), _seg((1.0, 0.28), (0.95, 1.0)))]),
+        # curved tail to the lower left
+        (0.7, [_cat(_arc(0.5, 0.28, 0.48, 0.28, 10, -355), _arc(0.3, 0.3, 0.68, 0.7, 0, 120))]),
+        (0.6, [_cat(_arc(0.5, 0.28, 0.5, 0.28, 0, -360), _seg((1.0, 0.28), (0.6, 1.0)))]),
+    ],
+}
+
+
+def _resample(pts: np.ndarray, step: float) -> np.ndarray:
+    """Points along the polyline pts (n, 2) every ``step`` units (the mouse's event spacing)."""
+    seg = np.linalg.norm(np.diff(pts, axis=0), axis=1)
+    s = np.concatenate([[0], np.cumsum(seg)])
+    if s[-1] <= 0:
+        return pts[:1]
+    t = np.linspace(0, s[-1], max(2, int(s[-1] / step) + 1))
+    return np.stack([np.interp(t, s, pts[:, 0]), np.interp(t, s, pts[:, 1])], 1)
+
+
+def _smooth_noise(rng: np.random.Generator, n: int, scale: float) -> np.ndarray:
+    """(n, 2) slowly varying offsets: a hand that wanders, not white noise."""
+    k = max(3, n // 6)
+    ctrl = rng.normal(0, scale, (k, 2))
+    t = np.linspace(0, k - 1, n)
+    return np.stack([np.interp(t, np.arange(k), ctrl[:, 0]), np.interp(t, np.arange(k), ctrl[:, 1])], 1)
+
+
+def render_strokes(strokes: list[np.ndarray], rng: np.random.Generator, aspect: float,
+                   canvas: int = CANVAS) -> np.ndarray:
+    """Draw unit-box strokes like a person with a mouse: RGBA (canvas, canvas, 4) uint8, white on black."""
+    h = rng.uniform(1 / 3, 1.0) * canvas * 0.95
+    w = max(h * aspect * rng.uniform(0.8, 1.2), 2)
+    slant = rng.uniform(-0.3, 0.35)  # x += slant * (0.5 - y) * h: positive leans right
+    rot = np.deg2rad(rng.uniform(-8, 8))
+    pen = rng.uniform(8, 26) * canvas / CANVAS
+    shake = rng.uniform(0.0, 0.03) * h
+    pts_all = []
+    for st in strokes:
+        p = np.asarray(st, dtype=np.float64)
+        x = (p[:, 0] - 0.5) * w + slant * (0.5 - p[:, 1]) * h
+        y = (p[:, 1] - 0.5) * h
+        c, s = math.cos(rot), math.sin(rot)
+        pts_all.append(np.stack([c * x - s * y, s * x + c * y], 1))
+    allp = np.concatenate(pts_all)
+    lo, hi = allp.min(0) - pen / 2, allp.max(0) + pen / 2
+    span = hi - lo
+    if np.any(span > canvas - 2):  # too big after slanting: shrink to fit
+        f = (canvas - 4 - pen) / (span.max() - pen)
+        pts_all = [q * f for q in pts_all]
+        allp = np.concatenate(pts_all)
+        lo, hi = allp.min(0) - pen / 2, allp.max(0) + pen / 2
+    off = np.array([rng.uniform(-lo[0], canvas - hi[0]), rng.uniform(-lo[1], canvas - hi[1])])
+    im = Image.new("RGBA", (canvas, canvas), (0, 0, 0, 255))
+    d = ImageDraw.Draw(im)
+    for q in pts_all:
+        q = _resample(q + off, step=rng.uniform(3, 8))
+        q = q + _smooth_noise(rng, len(q), shake) + rng.normal(0, shake * 0.15, q.shape)
+        pts = [tuple(map(float, v)) for v in q]
+        if len(pts) > 1:
+            d.line(pts, fill=(255, 255, 255, 255), width=max(1, int(round(pen))), joint="curve")
+        r = pen / 2
+        for x, y in (pts[0], pts[-1]):
+            d.ellipse([x - r, y - r, x + r, y + r], fill=(255, 255, 255, 255))
+    return np.asarray(im)  # (canvas, canvas, 4)
+
+
+def drawn_digits(n_per_digit: int = 60, seed: int = 2024,
+                 canvas: int = CANVAS) -> tuple[np.ndarray, np.ndarray]:
+    """(10 * n_per_digit, 28, 28) float32 drawn digits through canvas_to_mnist, and their labels (int64)."""
+    rng = np.random.default_rng(seed)
+    images, labels = [], []
+    for digit in range(10):
+        styles = STYLES[digit]
+        for i in range(n_per_digit):
+            aspect, strokes = styles[i % len(styles)]
+            images.append(canvas_to_mnist(render_strokes(strokes, rng, aspect, canvas)))
+            labels.append(digit)
+    return np.stack(images), np.array(labels, dtype=np.int64)
+
+
+# Letters as stroke paths (unit box), chosen to look like no digit.
+LETTER_STROKES = {
+    "A": [_seg((0, 1), (0.5, 0), (1, 1)), _seg((0.22, 0.6), (0.78, 0.6))],
+    "E": [_seg((1, 0), (0, 0), (0, 1), (1, 1)), _seg((0, 0.5), (0.7, 0.5))],
+    "F": [_seg((1, 0), (0, 0), (0, 1)), _seg((0, 0.5), (0.7, 0.5))],
+    "H": [_seg((0, 0), (0, 1)), _seg((1, 0), (1, 1)), _seg((0, 0.5), (1, 0.5))],
+    "K": [_seg((0, 0), (0, 1)), _seg((1, 0), (0, 0.55), (1, 1))],
+    "M": [_seg((0, 1), (0.05, 0), (0.5, 0.6), (0.95, 0), (1, 1))],
+    "N": [_seg((0, 1), (0, 0), (1, 1), (1, 0))],
+    "W": [_seg((0, 0), (0.25, 1), (0.5, 0.35), (0.75, 1), (1, 0))],
+    "X": [_seg((0, 0), (1, 1)), _seg((1, 0), (0, 1))],
+    "Y": [_seg((0, 0), (0.5, 0.5), (1, 0)), _seg((0.5, 0.5), (0.5, 1))],
+    "R": [_cat(_seg((0, 1), (0, 0)), _arc(0.4, 0.25, 0.6, 0.25, 270, 450), _seg((0, 0.5), (1, 1)))],
+    "m": [_cat(_seg((0, 1), (0, 0.1)), _arc(0.25, 0.3, 0.25, 0.3, 180, 360), _seg((0.5, 1)),
+               _seg((0.5, 0.3)), _arc(0.75, 0.3, 0.25, 0.3, 180, 360), _seg((1, 1)))],
+    "w": [_cat(_arc(0.25, 0.2, 0.25, 0.8, 180, 0), _arc(0.75, 0.2, 0.25, 0.8, 180, 0))],
+    "k": [_seg((0, 0), (0, 1)), _seg((0.9, 0.35), (0, 0.7), (0.9, 1))],
+}
+
+
+def drawn_nondigits(n: int = 400, seed: int = 77, canvas: int = CANVAS) -> tuple[np.ndarray, list[str]]:
+    """(n, 28, 28) float32 drawn non-digits through canvas_to_mnist, and each one's kind."""
+    rng = np.random.default_rng(seed)
+    kinds = ("dot", "dash", "line", "spiral", "letter", "hatch", "scribble", "filled", "squiggle", "dots")
+    letters = sorted(LETTER_STROKES)
+    images, out_kinds = [], []
+    for i in range(n):
+        kind = kinds[i % len(kinds)]
+        if kind == "letter":
+            ch = letters[int(rng.integers(len(letters)))]
+            rgba = render_strokes(LETTER_STROKES[ch], rng, rng.uniform(0.6, 1.0), canvas)
+            kind = f"letter {ch}"
+        elif kind == "filled":
+            rgba = _filled(rng, canvas)
+        else:
+            strokes, aspect = _nondigit_strokes(kind, rng)
+            rgba = render_strokes(strokes, rng, aspect, canvas)
+        images.append(canvas_to_mnist(rgba))
+        out_kinds.append(kind)
+    return np.stack(images), out_kinds
+
+
+def _nondigit_strokes(kind: str, rng: np.random.Generator) -> tuple[list[np.ndarray], float]:
+    if kind == "dot":
+        p = rng.uniform(0.3, 0.7, 2)
+        return [_seg(p, p + rng.normal(0, 0.005, 2))], 1.0
+    if kind == "dash":  # a short stroke: a tenth of the digit box
+        p = rng.uniform(0.2, 0.8, 2)
+        return [_seg(p, p + rng.normal(0, 0.08, 2))], 1.0
+    if kind == "line":  # a long straight stroke, between 40 and 90 degrees from vertical
+        a = np.deg2rad(rng.uniform(40, 90)) * rng.choice([-1, 1])
+        v = np.array([math.sin(a), math.cos(a)]) * 0.5
+        return [_seg(0.5 - v, 0.5 + v)], 1.0
+    if kind == "spiral":
+        t = np.linspace(0, rng.uniform(3, 5) * np.pi, 90)
+        r = 0.05 + 0.45 * t / t[-1]
+        return [np.stack([0.5 + r * np.cos(t), 0.5 + r * np.sin(t)], 1)], 1.0
+    if kind == "hatch":  # three to five parallel strokes
+        k = int(rng.integers(3, 6))
+        a = rng.uniform(0.2, 0.8)
+        return [_seg((0, y), (1, y + a - 0.5)) for y in np.linspace(0, 1, k) * 0.6 + 0.2 - (a - 0.5) / 2], 1.0
+    if kind == "scribble":
+        t = np.linspace(0, 1, 120)
+        f = rng.uniform(2, 6, 2)
+        ph = rng.uniform(0, 2 * np.pi, 2)
+        return [np.stack([0.5 + 0.5 * np.sin(2 * np.pi * f[0] * t + ph[0]) * (0.5 + t / 2),
+                          0.5 + 0.5 * np.sin(2 * np.pi * f[1] * t + ph[1])], 1)], 1.0
+    if kind == "squiggle":  # a long wavy horizontal line
+        t = np.linspace(0, 1, 80)
+        return [np.stack([t, 0.5 + 0.5 * np.sin(2 * np.pi * rng.uniform(2, 4) * t)], 1)], rng.uniform(2, 4)
+    if kind == "dots":
+        return [_seg(p, p + 0.01) for p in rng.uniform(0, 1, (int(rng.integers(3, 7)), 2))], 1.0
+    raise ValueError(kind)
+
+
+def _filled(rng: np.random.Generator, canvas: int) -> np.ndarray:
+    """A filled shape (a coloured-in blob): ellipse or rectangle, as scribbled solid with the pen."""
+    im = Image.new("RGBA", (canvas, canvas), (0, 0, 0, 255))
+    d = ImageDraw.Draw(im)
+    s = rng.uniform(0.2, 0.8) * canvas
+    w, h = s * rng.uniform(0.6, 1.4), s * rng.uniform(0.6, 1.4)
+    x0 = rng.uniform(0, max(1, canvas - w))
+    y0 = rng.uniform(0, max(1, canvas - h))
+    box = [x0, y0, min(canvas - 1, x0 + w), min(canvas - 1, y0 + h)]
+    (d.ellipse if rng.random() < 0.5 else d.rectangle)(box, fill=(255, 255, 255, 255))
+    return np.asarray(im)
+
+
+def redrawn_mnist(images: np.ndarray, seed: int = 5, canvas: int = CANVAS) -> np.ndarray:
+    """MNIST digits (N, 28, 28) in [0, 1] re-drawn on the canvas at a random size (a third of it to all of
+    it) and place, then read back through canvas_to_mnist: (N, 28, 28)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for img in images:
+        side = int(rng.uniform(1 / 3, 1.0) * canvas)
+        big = Image.fromarray((np.asarray(img) * 255).astype(np.uint8)).resize((side, side),
+                                                                              Image.Resampling.BILINEAR)
+        rgba = np.zeros((canvas, canvas, 4), dtype=np.uint8)
+        rgba[..., 3] = 255
+        y, x = rng.integers(0, canvas - side + 1, 2)
+        g = np.asarray(big)
+        rgba[y:y + side, x:x + side, 0] = g
+        rgba[y:y + side, x:x + side, 1] = g
+        rgba[y:y + side, x:x + side, 2] = g
+        out.append(canvas_to_mnist(rgba))
+    return np.stack(out)
+
+
+def confusion(pred: np.ndarray, labels: np.ndarray, k: int = 10) -> np.ndarray:
+    """(k, k) counts: rows the true digit, columns the answer."""
+    m = np.zeros((k, k), dtype=np.int64)
+    np.add.at(m, (labels, pred), 1)
+    return m
+
+
+def summary(net, threshold: float) -> str:
+    """One line: drawn-digit accuracy (and its weakest digit), drawn non-digits flagged, digits flagged."""
+    x, y = drawn_digits()
+    p = net.predict_proba(x[:, None])  # (N, 10)
+    acc = (p.argmax(1) == y).mean()
+    per = [(p.argmax(1)[y == d] == d).mean() for d in range(10)]
+    xn, _ = drawn_nondigits()
+    pn = net.predict_proba(xn[:, None])
+    return (f"drawn digits {acc:.1%} (weakest digit {int(np.argmin(per))}: {min(per):.1%}), "
+            f"drawn digits flagged not-a-digit {(p.max(1) < threshold).mean():.1%}, "
+            f"drawn non-digits flagged {(pn.max(1) < threshold).mean():.1%}")
+
+
+def report(path: str | None = None) -> str:
+    """The README's tables for the draw model at ``path`` (default: the shipped one), as Markdown text."""
+    from cnnviz.drawing.reading import load_draw_model, read_digit
+    from cnnviz.train.data import fixed_split, load_subset
+
+    net, threshold = load_draw_model(path)
+    x, y = drawn_digits()
+    readings = [read_digit(im, net, not_digit_below=threshold) for im in x]
+    pred = np.array([int(np.argmax(r.proba)) for r in readings])
+    verdicts = np.array([r.verdict for r in readings])
+    m = confusion(pred, y)
+    acc = 100 * (pred == y).mean()
+    lines = [f"drawn digits: accuracy (top answer) {acc:.1f}% of {len(y)}",
+             "| digit | " + " | ".join(str(d) for d in range(10)) + " | all |", "|---|" + "---|" * 11,
+             "| accuracy | " + " | ".join(f"{100 * m[d, d] / m[d].sum():.0f}%" for d in range(10))
+             + f" | {acc:.1f}% |", "", "confusion (rows: drawn digit, columns: answer)",
+             "| | " + " | ".join(str(d) for d in range(10)) + " |", "|---|" + "---|" * 10]
+    lines += [f"| **{d}** | " + " | ".join(str(v) for v in m[d]) + " |" for d in range(10)]
+    counts = {v: int((verdicts == v).sum()) for v in ("digit", "unsure", "not a digit")}
+    right = np.array([r.digit if r.digit is not None else -1 for r in readings]) == y
+    lines += ["", f"verdicts on drawn digits: {counts}",
+              f"drawn digits read as the right digit with verdict 'digit': {100 * right.mean():.1f}%"]
+    xn, kinds = drawn_nondigits()
+    rn = [read_digit(im, net, not_digit_below=threshold) for im in xn]
+    flagged = np.array([r.verdict == "not a digit" for r in rn])
+    unsure = np.mean([r.verdict == "unsure" for r in rn])
+    lines.append(f"drawn non-digits flagged 'not a digit': {100 * flagged.mean():.1f}% of {len(rn)}; "
+                 f"'unsure' {100 * unsure:.1f}%")
+    base = np.array([k.split()[0] for k in kinds])
+    lines.append("  by kind: " + ", ".join(f"{k} {100 * flagged[base == k].mean():.0f}%"
+                                           for k in dict.fromkeys(base)))
+    images, labels = load_subset()
+    _, val_idx = fixed_split(labels)
+    xv = images[val_idx].astype(np.float32) / 255  # (1000, 28, 28)
+    yv = labels[val_idx].astype(np.int64)
+    pv = net.predict_proba(xv[:, None])  # (1000, 10)
+    lines.append(f"MNIST val accuracy {100 * (pv.argmax(1) == yv).mean():.1f}%; flagged not-a-digit "
+                 f"{100 * (pv.max(1) < threshold).mean():.1f}% (threshold {threshold:.3f})")
+    pr = net.predict_proba(redrawn_mnist(xv)[:, None])
+    lines.append(f"MNIST val re-drawn at random sizes: {100 * (pr.argmax(1) == yv).mean():.1f}%")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(report(sys.argv[1] if len(sys.argv) > 1 else None))
