@@ -48,6 +48,88 @@ def _smooth_path(rng: np.random.Generator, n_ctrl: int, box: float, centre: np.n
     return np.stack([np.convolve(pad(xs), k, "valid"), np.convolve(pad(ys), k, "valid")], 1)  # (m, 2)
 
 
+def _dot(d: ImageDraw.ImageDraw, rng: np.random.Generator, w: int, size: float, c: np.ndarray,
+           letter_fonts: list | None) -> None:
+    r = rng.uniform(2, 18)
+    pts = c + rng.normal(0, r / 3, (int(rng.integers(1, 4)), 2))
+    _polyline(d, pts, int(max(4, 2 * r)))
+
+
+def _line(d: ImageDraw.ImageDraw, rng: np.random.Generator, w: int, size: float, c: np.ndarray,
+            letter_fonts: list | None) -> None:
+    angle = rng.uniform(np.deg2rad(35), np.deg2rad(145)) * rng.choice([-1, 1])  # from vertical
+    v = np.array([np.sin(angle), np.cos(angle)]) * size / 2
+    bend = rng.normal(0, size * 0.04, 2)
+    pts = np.stack([c - v, c + bend, c + v])
+    _polyline(d, pts, w)
+
+
+def _zigzag(d: ImageDraw.ImageDraw, rng: np.random.Generator, w: int, size: float, c: np.ndarray,
+              letter_fonts: list | None) -> None:
+    horizontal = rng.random() < 0.6
+    n = int(rng.integers(3, 8) if horizontal else rng.integers(5, 9))  # 2-3 vertical turns look like a 3
+    a = np.linspace(-size / 2, size / 2, n + 1)
+    b = np.where(np.arange(n + 1) % 2 == 0, -1, 1) * rng.uniform(0.1, 0.35) * size
+    pts = c + (np.stack([a, b], 1) if horizontal else np.stack([b, a], 1))
+    _polyline(d, pts, w)
+
+
+def _scribble(d: ImageDraw.ImageDraw, rng: np.random.Generator, w: int, size: float, c: np.ndarray,
+                letter_fonts: list | None) -> None:
+    _polyline(d, _smooth_path(rng, int(rng.integers(7, 16)), size, c), w)
+
+
+def _wave(d: ImageDraw.ImageDraw, rng: np.random.Generator, w: int, size: float, c: np.ndarray,
+            letter_fonts: list | None) -> None:
+    t = np.linspace(0, 1, 60)
+    cycles = rng.uniform(1.5, 4)
+    amp = rng.uniform(0.08, 0.25) * size
+    pts = np.stack([c[0] - size / 2 + t * size, c[1] + amp * np.sin(2 * np.pi * cycles * t)], 1)
+    if rng.random() < 0.3:
+        pts = pts[:, ::-1] - c[::-1] + c  # a vertical wave
+    _polyline(d, pts, w)
+
+
+def _cross(d: ImageDraw.ImageDraw, rng: np.random.Generator, w: int, size: float, c: np.ndarray,
+             letter_fonts: list | None) -> None:
+    n = int(rng.integers(2, 5))  # 2: an x (or +), 3-4: a star or a hash
+    base = rng.uniform(0, np.pi)
+    for k in range(n):
+        a = base + k * np.pi / n + rng.normal(0, 0.08)
+        v = np.array([np.cos(a), np.sin(a)]) * size / 2
+        off = rng.normal(0, size * 0.08, 2) if n > 2 else 0
+        _polyline(d, np.stack([c - v + off, c + v + off]), w)
+
+
+def _blob(d: ImageDraw.ImageDraw, rng: np.random.Generator, w: int, size: float, c: np.ndarray,
+            letter_fonts: list | None) -> None:
+    n = int(rng.integers(5, 12))
+    ang = np.sort(rng.uniform(0, 2 * np.pi, n))
+    rad = size / 2 * rng.uniform(0.45, 1.0, n)
+    poly = c + np.stack([np.cos(ang) * rad, np.sin(ang) * rad * rng.uniform(0.6, 1.4)], 1)
+    d.polygon([tuple(map(float, q)) for q in poly], fill=255)
+
+
+def _marks(d: ImageDraw.ImageDraw, rng: np.random.Generator, w: int, size: float, c: np.ndarray,
+             letter_fonts: list | None) -> None:
+    for _ in range(int(rng.integers(3, 7))):  # scattered dots and dashes
+        p = rng.uniform(20, CANVAS - 20, 2)
+        v = rng.normal(0, 12, 2)
+        _polyline(d, np.stack([p, p + v]), w)
+
+
+def _letter(d: ImageDraw.ImageDraw, rng: np.random.Generator, w: int, size: float, c: np.ndarray,
+              letter_fonts: list | None) -> None:
+    fonts = letter_fonts or [ImageFont.load_default(size=200)]
+    ft = fonts[int(rng.integers(len(fonts)))]
+    ch = LETTERS[int(rng.integers(len(LETTERS)))]
+    d.text((CANVAS / 2, CANVAS / 2), ch, fill=255, font=ft, anchor="mm")
+
+
+_DRAW = {"dot": _dot, "line": _line, "zigzag": _zigzag, "scribble": _scribble, "wave": _wave, "cross": _cross,
+         "blob": _blob, "marks": _marks, "letter": _letter}
+
+
 def draw_nondigit(kind: str, rng: np.random.Generator, letter_fonts: list | None = None) -> np.ndarray:
     """One non-digit of ``kind`` (see KINDS) drawn on a (280, 280) float32 canvas (ink 1, background 0)."""
     im = Image.new("L", (CANVAS, CANVAS), 0)
@@ -55,59 +137,10 @@ def draw_nondigit(kind: str, rng: np.random.Generator, letter_fonts: list | None
     w = _pen(rng)
     size = rng.uniform(0.3, 0.9) * CANVAS
     c = rng.uniform(size / 2 + 10, CANVAS - size / 2 - 10, 2)
-    if kind == "dot":
-        r = rng.uniform(2, 18)
-        pts = c + rng.normal(0, r / 3, (int(rng.integers(1, 4)), 2))
-        _polyline(d, pts, int(max(4, 2 * r)))
-    elif kind == "line":
-        angle = rng.uniform(np.deg2rad(35), np.deg2rad(145)) * rng.choice([-1, 1])  # from vertical
-        v = np.array([np.sin(angle), np.cos(angle)]) * size / 2
-        bend = rng.normal(0, size * 0.04, 2)
-        pts = np.stack([c - v, c + bend, c + v])
-        _polyline(d, pts, w)
-    elif kind == "zigzag":
-        horizontal = rng.random() < 0.6
-        n = int(rng.integers(3, 8) if horizontal else rng.integers(5, 9))  # 2-3 vertical turns look like a 3
-        a = np.linspace(-size / 2, size / 2, n + 1)
-        b = np.where(np.arange(n + 1) % 2 == 0, -1, 1) * rng.uniform(0.1, 0.35) * size
-        pts = c + (np.stack([a, b], 1) if horizontal else np.stack([b, a], 1))
-        _polyline(d, pts, w)
-    elif kind == "scribble":
-        _polyline(d, _smooth_path(rng, int(rng.integers(7, 16)), size, c), w)
-    elif kind == "wave":
-        t = np.linspace(0, 1, 60)
-        cycles = rng.uniform(1.5, 4)
-        amp = rng.uniform(0.08, 0.25) * size
-        pts = np.stack([c[0] - size / 2 + t * size, c[1] + amp * np.sin(2 * np.pi * cycles * t)], 1)
-        if rng.random() < 0.3:
-            pts = pts[:, ::-1] - c[::-1] + c  # a vertical wave
-        _polyline(d, pts, w)
-    elif kind == "cross":
-        n = int(rng.integers(2, 5))  # 2: an x (or +), 3-4: a star or a hash
-        base = rng.uniform(0, np.pi)
-        for k in range(n):
-            a = base + k * np.pi / n + rng.normal(0, 0.08)
-            v = np.array([np.cos(a), np.sin(a)]) * size / 2
-            off = rng.normal(0, size * 0.08, 2) if n > 2 else 0
-            _polyline(d, np.stack([c - v + off, c + v + off]), w)
-    elif kind == "blob":
-        n = int(rng.integers(5, 12))
-        ang = np.sort(rng.uniform(0, 2 * np.pi, n))
-        rad = size / 2 * rng.uniform(0.45, 1.0, n)
-        poly = c + np.stack([np.cos(ang) * rad, np.sin(ang) * rad * rng.uniform(0.6, 1.4)], 1)
-        d.polygon([tuple(map(float, q)) for q in poly], fill=255)
-    elif kind == "marks":
-        for _ in range(int(rng.integers(3, 7))):  # scattered dots and dashes
-            p = rng.uniform(20, CANVAS - 20, 2)
-            v = rng.normal(0, 12, 2)
-            _polyline(d, np.stack([p, p + v]), w)
-    elif kind == "letter":
-        fonts = letter_fonts or [ImageFont.load_default(size=200)]
-        ft = fonts[int(rng.integers(len(fonts)))]
-        ch = LETTERS[int(rng.integers(len(LETTERS)))]
-        d.text((CANVAS / 2, CANVAS / 2), ch, fill=255, font=ft, anchor="mm")
-    else:
+    draw = _DRAW.get(kind)
+    if draw is None:
         raise ValueError(f"unknown kind {kind!r}: choose from {', '.join(KINDS)}")
+    draw(d, rng, w, size, c, letter_fonts)
     return np.asarray(im, dtype=np.float32) / 255.0  # (280, 280)
 
 
