@@ -1,10 +1,12 @@
 """Synthetic drawings that are not digits, for teaching the draw model to say so.
 
 ``make_nondigits`` draws dots, straight strokes (never near-vertical: that is a 1), zigzags, scribbles, wavy
-lines, crosses and stars, filled blobs, several scattered marks, and capital/small letters that do not
-resemble a digit (typeset in a few of the typeset-digit fonts), on a canvas-sized image with a random pen,
-then prepares each like a drawing (``ink_to_mnist``). The draw model is trained to answer these with equal
-probabilities for all ten digits (outlier exposure), so its top probability on them is low.
+lines, crosses and stars, filled blobs, several scattered marks, capital/small letters that do not resemble a
+digit (typeset in a few of the typeset-digit fonts, and as pen strokes through a letter's skeleton), spirals
+of two or more turns, scribbles of several strokes, cursive loops and parallel hatching, on a canvas-sized
+image with a random pen, then prepares each like a drawing (``ink_to_mnist``). The draw model is trained to
+answer these with equal probabilities for all ten digits (outlier exposure), so its top probability on them
+is low.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from PIL import Image, ImageDraw, ImageFont
 from cnnviz.drawing.convert import ink_to_mnist
 
 CANVAS = 280
-KINDS = ("dot", "line", "zigzag", "scribble", "wave", "cross", "blob", "marks", "letter")
+KINDS = ("dot", "line", "zigzag", "scribble", "wave", "cross", "blob", "marks", "letter", "spiral",
+         "pen letter", "scribbles", "loops", "hatch")
 # Letters whose shapes are far from every digit (no O, I, l, S, Z, B, G, q, g, b, etc.)
 LETTERS = "AEFHKMNRVWXYkmwxyh"
 LETTER_FONTS = ("truetype/dejavu/DejaVuSans.ttf", "truetype/liberation/LiberationSerif-Regular.ttf",
@@ -126,8 +129,115 @@ def _letter(d: ImageDraw.ImageDraw, rng: np.random.Generator, w: int, size: floa
     d.text((CANVAS / 2, CANVAS / 2), ch, fill=255, font=ft, anchor="mm")
 
 
+def _spiral(d: ImageDraw.ImageDraw, rng: np.random.Generator, w: int, size: float, c: np.ndarray,
+            letter_fonts: list | None) -> None:
+    """Two to five turns (fewer would be a 6, a 9 or a 0), inwards or outwards, round or oval."""
+    turns = rng.uniform(2.0, 5.0)
+    w = int(max(3, min(w, size / 2 / turns / rng.uniform(1.6, 3.0))))  # a gap between the turns
+    t = np.linspace(0, 2 * np.pi * turns, int(40 * turns))
+    r = size / 2 * (rng.uniform(0.0, 0.15) + (1 - 0.15) * t / t[-1])
+    sx, sy = rng.uniform(0.6, 1.0, 2)
+    a = rng.uniform(0, 2 * np.pi) + rng.choice([-1, 1]) * t
+    pts = c + np.stack([r * np.cos(a) * sx, r * np.sin(a) * sy], 1)  # (n, 2)
+    _polyline(d, pts if rng.random() < 0.5 else pts[::-1], w)
+
+
+# Skeletons of the LETTERS as pen strokes in a unit box (x right, y down): what a hand draws, not a font.
+def _arc_pts(cx, cy, rx, ry, t0, t1):
+    t = np.deg2rad(np.linspace(t0, t1, max(6, int(abs(t1 - t0) / 10))))
+    return np.stack([cx + rx * np.cos(t), cy + ry * np.sin(t)], 1)
+
+
+def _s(*pts):
+    return np.array(pts, dtype=np.float64)
+
+
+PEN_LETTERS = {
+    "A": [_s((0, 1), (0.5, 0), (1, 1)), _s((0.25, 0.6), (0.75, 0.6))],
+    "E": [_s((1, 0), (0, 0), (0, 1), (1, 1)), _s((0, 0.5), (0.75, 0.5))],
+    "F": [_s((1, 0), (0, 0), (0, 1)), _s((0, 0.45), (0.7, 0.45))],
+    "H": [_s((0, 0), (0, 1)), _s((1, 0), (1, 1)), _s((0, 0.5), (1, 0.5))],
+    "K": [_s((0, 0), (0, 1)), _s((0.9, 0), (0, 0.6)), _s((0.3, 0.4), (1, 1))],
+    "M": [_s((0, 1), (0, 0), (0.5, 0.7), (1, 0), (1, 1))],
+    "N": [_s((0, 1), (0, 0), (1, 1), (1, 0))],
+    "R": [np.concatenate([_s((0, 1), (0, 0)), _arc_pts(0.35, 0.25, 0.6, 0.25, 270, 450), _s((0, 0.5))]),
+          _s((0.3, 0.5), (1, 1))],
+    "V": [_s((0, 0), (0.5, 1), (1, 0))],
+    "W": [_s((0, 0), (0.25, 1), (0.5, 0.3), (0.75, 1), (1, 0))],
+    "X": [_s((0, 0), (1, 1)), _s((1, 0), (0, 1))],
+    "Y": [_s((0, 0), (0.5, 0.5), (1, 0)), _s((0.5, 0.5), (0.5, 1))],
+    "k": [_s((0, 0), (0, 1)), _s((0.8, 0.4), (0, 0.75), (0.9, 1))],
+    "m": [np.concatenate([_s((0, 1), (0, 0.3)), _arc_pts(0.25, 0.35, 0.25, 0.3, 180, 360), _s((0.5, 1)),
+                          _arc_pts(0.75, 0.35, 0.25, 0.3, 180, 360), _s((1, 1))])],
+    "w": [_s((0, 0.3), (0.25, 1), (0.5, 0.45), (0.75, 1), (1, 0.3))],
+    "x": [_s((0, 0.35), (1, 1)), _s((1, 0.35), (0, 1))],
+    "y": [_s((0, 0.3), (0.5, 0.75)), _s((1, 0.3), (0.2, 1.2))],
+    "h": [_s((0, 0), (0, 1)), np.concatenate([_s((0, 0.7)), _arc_pts(0.5, 0.65, 0.5, 0.3, 200, 360),
+                                                _s((1, 1))])],
+}
+
+
+def _pen_letter(d: ImageDraw.ImageDraw, rng: np.random.Generator, w: int, size: float, c: np.ndarray,
+                letter_fonts: list | None) -> None:
+    """A letter drawn with the pen along its skeleton, with a random aspect, slant and wobbly corners."""
+    strokes = PEN_LETTERS[sorted(PEN_LETTERS)[int(rng.integers(len(PEN_LETTERS)))]]
+    h = size
+    wd = size * rng.uniform(0.55, 1.0)
+    slant = rng.uniform(-0.3, 0.3)
+    for st in strokes:
+        p = st + rng.normal(0, 0.03, st.shape)  # (n, 2) a hand never hits the corners exactly
+        x = c[0] + (p[:, 0] - 0.5) * wd + slant * (0.5 - p[:, 1]) * h
+        y = c[1] + (p[:, 1] - 0.5) * h
+        _polyline(d, np.stack([x, y], 1), w)
+
+
+def _scribbles(d: ImageDraw.ImageDraw, rng: np.random.Generator, w: int, size: float, c: np.ndarray,
+               letter_fonts: list | None) -> None:
+    """Two to four scribbled strokes over the same area, some dense (many turns in a small box)."""
+    if rng.random() < 0.6:
+        w = int(max(3, min(w, size / rng.uniform(12, 25))))  # a thin pen: the strokes stay apart
+    for _ in range(int(rng.integers(2, 5))):
+        off = rng.normal(0, size * 0.12, 2)
+        _polyline(d, _smooth_path(rng, int(rng.integers(6, 20)), size * rng.uniform(0.5, 1.0), c + off), w)
+
+
+def _loops(d: ImageDraw.ImageDraw, rng: np.random.Generator, w: int, size: float, c: np.ndarray,
+           letter_fonts: list | None) -> None:
+    """Cursive loops (like a row of e's or l's): a prolate cycloid, three to seven loops."""
+    n = rng.uniform(2.5, 6)
+    t = np.linspace(0, 2 * np.pi * n, int(30 * n))
+    b = rng.uniform(1.5, 3.0)
+    x = t - b * np.sin(t)  # loops where b > 1
+    y = -np.cos(t) * rng.uniform(3.0, 6.0)
+    w = int(max(3, min(w, size / n / 4)))
+    pts = np.stack([x, y], 1)
+    pts = (pts - pts.mean(0)) / np.ptp(pts[:, 0]) * size  # (n, 2) as wide as the size
+    ang = rng.normal(0, 0.25) + (np.pi / 2 if rng.random() < 0.2 else 0)
+    rot = np.array([[np.cos(ang), -np.sin(ang)], [np.sin(ang), np.cos(ang)]])
+    _polyline(d, c + pts @ rot.T, w)
+
+
+def _hatch(d: ImageDraw.ImageDraw, rng: np.random.Generator, w: int, size: float, c: np.ndarray,
+           letter_fonts: list | None) -> None:
+    """Three to seven parallel strokes at any angle, or one stroke going back and forth."""
+    k = int(rng.integers(3, 8))
+    w = int(max(3, min(w, size / k / 2)))
+    a = rng.uniform(0, np.pi)
+    u = np.array([np.cos(a), np.sin(a)]) * size / 2  # along the strokes
+    v = np.array([-np.sin(a), np.cos(a)]) * size / 2  # across them
+    offs = np.linspace(-1, 1, k)
+    if rng.random() < 0.5:
+        for o in offs:
+            _polyline(d, np.stack([c - u + o * v, c + u + o * v]) + rng.normal(0, size * 0.02, (2, 2)), w)
+    else:  # at least five turns: fewer would be a Z, an N or a 7
+        offs = np.linspace(-1, 1, k + 3)
+        ends = [c + (u if i % 2 else -u) + o * v for i, o in enumerate(offs)]
+        _polyline(d, np.array(ends), w)
+
+
 _DRAW = {"dot": _dot, "line": _line, "zigzag": _zigzag, "scribble": _scribble, "wave": _wave, "cross": _cross,
-         "blob": _blob, "marks": _marks, "letter": _letter}
+         "blob": _blob, "marks": _marks, "letter": _letter, "spiral": _spiral, "pen letter": _pen_letter,
+         "scribbles": _scribbles, "loops": _loops, "hatch": _hatch}
 
 
 def draw_nondigit(kind: str, rng: np.random.Generator, letter_fonts: list | None = None) -> np.ndarray:

@@ -150,7 +150,7 @@ def _load_drawn_check():
 
 
 DRAW_TYPESET_SHARE = 0.5  # share of each epoch's digits that are typeset (the rest are MNIST)
-DRAW_NONDIGITS = 2000  # synthetic non-digits per epoch (fresh augmentations of a fixed pool)
+DRAW_NONDIGITS = 3000  # synthetic non-digits per epoch (fresh augmentations of a fixed pool)
 NOT_DIGIT_QUANTILE = 0.01  # the not-a-digit threshold flags this share of the MNIST validation digits
 
 
