@@ -10,7 +10,11 @@ Non-digits: dots, short dashes, straight strokes, spirals, hand-drawn letters (s
 training's font letters), hatching, scribbles, filled shapes, squiggles.
 
 This module lives in tests/ on purpose: nothing in training or in the choice of thresholds reads it; the
-asset build only reports its numbers. ``python tests/drawn_digits.py`` prints the report.
+asset build only reports its numbers. ``python tests/drawn_digits.py [model.npz] [--set-b]`` prints the
+report.
+
+Set B (``STYLES_B``, ``drawn_nondigits_b``) is a second held-out set with other styles, seed and non-digit
+kinds, written before the second round of non-digit work and looked at once at its end.
 """
 
 from __future__ import annotations
@@ -434,57 +438,79 @@ def confusion(pred: np.ndarray, labels: np.ndarray, k: int = 10) -> np.ndarray:
     return m
 
 
-def summary(net, threshold: float) -> str:
-    """One line: drawn-digit accuracy (and its weakest digit), drawn non-digits flagged, digits flagged."""
+def flagged(net, images: np.ndarray, threshold: float, max_crossings: float | None = None) -> np.ndarray:
+    """(N,) bool: read_digit's "not a digit" for each prepared image (N, 28, 28), computed for the batch."""
+    from cnnviz.drawing.reading import stroke_crossings
+
+    p = net.predict_proba(images[:, None])  # (N, 10)
+    out = p.max(1) < threshold
+    if max_crossings is not None:
+        out |= stroke_crossings(images) > max_crossings
+    return out
+
+
+def summary(net, threshold: float, max_crossings: float | None = None) -> str:
+    """One line: drawn-digit accuracy (and its weakest digit), drawn non-digits flagged, digits flagged
+    (the first held-out set only: the second is kept for a final check)."""
     x, y = drawn_digits()
     p = net.predict_proba(x[:, None])  # (N, 10)
     acc = (p.argmax(1) == y).mean()
     per = [(p.argmax(1)[y == d] == d).mean() for d in range(10)]
     xn, _ = drawn_nondigits()
-    pn = net.predict_proba(xn[:, None])
     return (f"drawn digits {acc:.1%} (weakest digit {int(np.argmin(per))}: {min(per):.1%}), "
-            f"drawn digits flagged not-a-digit {(p.max(1) < threshold).mean():.1%}, "
-            f"drawn non-digits flagged {(pn.max(1) < threshold).mean():.1%}")
+            f"drawn digits flagged not-a-digit {flagged(net, x, threshold, max_crossings).mean():.1%}, "
+            f"drawn non-digits flagged {flagged(net, xn, threshold, max_crossings).mean():.1%}")
 
 
-def report(path: str | None = None) -> str:
-    """The README's tables for the draw model at ``path`` (default: the shipped one), as Markdown text."""
-    from cnnviz.drawing.reading import load_draw_model, read_digit
+def report(path: str | None = None, heldout: str = "A") -> str:
+    """The README's tables for the draw model at ``path`` (default: the shipped one) on held-out set
+    ``heldout`` ("A" or "B"), as Markdown text."""
+    from cnnviz.drawing.reading import draw_model_max_crossings, load_draw_model, read_digit
     from cnnviz.train.data import fixed_split, load_subset
 
     net, threshold = load_draw_model(path)
-    x, y = drawn_digits()
-    readings = [read_digit(im, net, not_digit_below=threshold) for im in x]
+    max_crossings = draw_model_max_crossings(path)
+    if heldout == "A":
+        x, y = drawn_digits()
+        xn, kinds = drawn_nondigits()
+    else:
+        x, y = drawn_digits(n_per_digit=60, seed=8086, styles_by_digit=STYLES_B)
+        xn, kinds = drawn_nondigits_b()
+    readings = [read_digit(im, net, threshold, max_crossings) for im in x]
     pred = np.array([int(np.argmax(r.proba)) for r in readings])
     verdicts = np.array([r.verdict for r in readings])
     m = confusion(pred, y)
     acc = 100 * (pred == y).mean()
-    lines = [f"drawn digits: accuracy (top answer) {acc:.1f}% of {len(y)}",
+    lines = [f"held-out set {heldout}: drawn digits, accuracy (top answer) {acc:.1f}% of {len(y)}", "",
              "| digit | " + " | ".join(str(d) for d in range(10)) + " | all |", "|---|" + "---|" * 11,
              "| accuracy | " + " | ".join(f"{100 * m[d, d] / m[d].sum():.0f}%" for d in range(10))
-             + f" | {acc:.1f}% |", "", "confusion (rows: drawn digit, columns: answer)",
+             + f" | {acc:.1f}% |", "", "confusion (rows: drawn digit, columns: answer)", "",
              "| | " + " | ".join(str(d) for d in range(10)) + " |", "|---|" + "---|" * 10]
     lines += [f"| **{d}** | " + " | ".join(str(v) for v in m[d]) + " |" for d in range(10)]
     counts = {v: int((verdicts == v).sum()) for v in ("digit", "unsure", "not a digit")}
     right = np.array([r.digit if r.digit is not None else -1 for r in readings]) == y
-    lines += ["", f"verdicts on drawn digits: {counts}",
+    lines += ["", f"verdicts on drawn digits: {counts} (flagged not a digit: "
+                  f"{100 * counts['not a digit'] / len(y):.1f}%)",
               f"drawn digits read as the right digit with verdict 'digit': {100 * right.mean():.1f}%"]
-    xn, kinds = drawn_nondigits()
-    rn = [read_digit(im, net, not_digit_below=threshold) for im in xn]
-    flagged = np.array([r.verdict == "not a digit" for r in rn])
+    rn = [read_digit(im, net, threshold, max_crossings) for im in xn]
+    flag = np.array([r.verdict == "not a digit" for r in rn])
     unsure = np.mean([r.verdict == "unsure" for r in rn])
-    lines.append(f"drawn non-digits flagged 'not a digit': {100 * flagged.mean():.1f}% of {len(rn)}; "
+    lines.append(f"drawn non-digits flagged 'not a digit': {100 * flag.mean():.1f}% of {len(rn)}; "
                  f"'unsure' {100 * unsure:.1f}%")
     base = np.array([k.split()[0] for k in kinds])
-    lines.append("  by kind: " + ", ".join(f"{k} {100 * flagged[base == k].mean():.0f}%"
-                                           for k in dict.fromkeys(base)))
+    names = list(dict.fromkeys(base))
+    lines += ["", "| kind | " + " | ".join(names) + " |", "|---|" + "---|" * len(names),
+              "| flagged | " + " | ".join(f"{100 * flag[base == k].mean():.0f}%" for k in names) + " |"]
     images, labels = load_subset()
     _, val_idx = fixed_split(labels)
     xv = images[val_idx].astype(np.float32) / 255  # (1000, 28, 28)
     yv = labels[val_idx].astype(np.int64)
     pv = net.predict_proba(xv[:, None])  # (1000, 10)
+    lines.append("")
+    val_flagged = flagged(net, xv, threshold, max_crossings).mean()
     lines.append(f"MNIST val accuracy {100 * (pv.argmax(1) == yv).mean():.1f}%; flagged not-a-digit "
-                 f"{100 * (pv.max(1) < threshold).mean():.1f}% (threshold {threshold:.3f})")
+                 f"{100 * val_flagged:.1f}% (threshold {threshold:.3f}, "
+                 f"stroke-crossing limit {max_crossings})")
     pr = net.predict_proba(redrawn_mnist(xv)[:, None])
     lines.append(f"MNIST val re-drawn at random sizes: {100 * (pr.argmax(1) == yv).mean():.1f}%")
     return "\n".join(lines)
@@ -493,4 +519,5 @@ def report(path: str | None = None) -> str:
 if __name__ == "__main__":
     import sys
 
-    print(report(sys.argv[1] if len(sys.argv) > 1 else None))
+    args = [a for a in sys.argv[1:] if a not in ("--set-b",)]
+    print(report(args[0] if args else None, heldout="B" if "--set-b" in sys.argv else "A"))

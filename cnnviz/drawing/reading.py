@@ -8,6 +8,11 @@ verdict (contract, shared/DESIGN.md §2):
   letters) with the target "every digit equally likely", so on things that are not digits its probabilities
   spread out and the top one stays low. The threshold is calibrated at training time on the MNIST
   validation digits (it flags 1% of them) and stored in the model file (``not_digit_below``).
+* **not a digit** also when the drawing crosses too many strokes (``stroke_crossings``): a digit is a few
+  strokes, so a row or column of pixels through it meets at most three or four of them, while spirals,
+  scribbles, hatching and grids meet many in several rows and columns. This second signal does not depend
+  on the network; its limit is calibrated at training time on the MNIST training and validation digits
+  (it flags at most 0.2% of them) and stored in the model file (``max_stroke_crossings``).
 * **unsure** when the runner-up has at least ``UNSURE_RATIO`` of the top probability: the candidates are the
   two or three digits within that ratio, best first.
 * **digit** otherwise.
@@ -27,6 +32,8 @@ DEFAULT_NOT_DIGIT_BELOW = 0.5  # for a network whose file carries no calibrated 
 UNSURE_RATIO = 0.5  # the runner-up within this share of the top probability makes the answer "unsure"
 MAX_CANDIDATES = 3
 VERDICTS = ("digit", "unsure", "not a digit")
+INK_LEVEL = 0.35  # a pixel of the prepared (28, 28) digit counts as stroke above this
+CROSSING_LINES = 4  # stroke_crossings averages the counts of this many busiest rows (and columns)
 
 
 @dataclass(frozen=True)
@@ -53,13 +60,30 @@ class DigitReading:
         return "This does not look like a digit"
 
 
+def stroke_crossings(images: np.ndarray) -> np.ndarray:
+    """How many strokes the busiest lines through each prepared digit cross.
+
+    images: (..., 28, 28) in [0, 1]. For every row and every column, the number of separate runs of stroke
+    pixels (above ``INK_LEVEL``); the result is the mean over the ``CROSSING_LINES`` busiest rows plus the
+    mean over the busiest columns: (...,) float64. An 8 gives about 2 + 3, a spiral or a scribble 8 or more.
+    """
+    x = np.asarray(images, dtype=np.float32)
+    ink = (x > INK_LEVEL).astype(np.int8)  # (..., 28, 28)
+    starts_r = (np.diff(ink, axis=-1) == 1).sum(-1) + ink[..., :, 0]  # (..., 28): runs in each row
+    starts_c = (np.diff(ink, axis=-2) == 1).sum(-2) + ink[..., 0, :]  # (..., 28): runs in each column
+    k = CROSSING_LINES
+    busiest = np.sort(starts_r, axis=-1)[..., -k:].mean(-1) + np.sort(starts_c, axis=-1)[..., -k:].mean(-1)
+    return busiest.astype(np.float64)  # (...,)
+
+
 @functools.lru_cache(maxsize=4)
 def _load(path: str, mtime: float):
     from cnnviz.train.model_file import load_model_full
 
     net, _config, extra = load_model_full(path)
     threshold = float((extra or {}).get("not_digit_below", DEFAULT_NOT_DIGIT_BELOW))
-    return net, threshold
+    max_crossings = (extra or {}).get("max_stroke_crossings")
+    return net, threshold, (float(max_crossings) if max_crossings is not None else None)
 
 
 def load_draw_model(path: str | os.PathLike | None = None):
@@ -67,13 +91,22 @@ def load_draw_model(path: str | os.PathLike | None = None):
     ``assets/models/draw.npz``). The file is read once per change; every call returns a fresh copy, so
     callers in different threads never share a network's buffers."""
     p = Path(path) if path is not None else DRAW_MODEL_PATH
-    net, threshold = _load(str(p), p.stat().st_mtime)
+    net, threshold, _ = _load(str(p), p.stat().st_mtime)
     return net.copy(), threshold
 
 
+def draw_model_max_crossings(path: str | os.PathLike | None = None) -> float | None:
+    """The draw model's calibrated stroke-crossing limit (``max_stroke_crossings`` in its file), or None for
+    a file without one (then only the probability threshold decides "not a digit")."""
+    p = Path(path) if path is not None else DRAW_MODEL_PATH
+    return _load(str(p), p.stat().st_mtime)[2]
+
+
 def verdict_from_proba(proba: np.ndarray, not_digit_below: float = DEFAULT_NOT_DIGIT_BELOW,
-                       unsure_ratio: float = UNSURE_RATIO) -> DigitReading:
-    """The reading for ten probabilities (10,) (see the module docstring for the rules)."""
+                       unsure_ratio: float = UNSURE_RATIO, too_many_strokes: bool = False) -> DigitReading:
+    """The reading for ten probabilities (10,) (see the module docstring for the rules); too_many_strokes:
+    the drawing's stroke crossings are above the model's limit (then it is "not a digit" whatever the
+    probabilities)."""
     p = np.asarray(proba, dtype=np.float64).reshape(-1)
     if p.shape != (10,) or not np.all(np.isfinite(p)):
         raise ValueError(f"expected ten finite digit probabilities, got shape {np.shape(proba)}")
@@ -82,21 +115,24 @@ def verdict_from_proba(proba: np.ndarray, not_digit_below: float = DEFAULT_NOT_D
     order = np.argsort(-p, kind="stable")
     top = float(p[order[0]])
     close = tuple(int(k) for k in order[:MAX_CANDIDATES] if p[k] >= unsure_ratio * top)
-    if top < not_digit_below:
+    if top < not_digit_below or too_many_strokes:
         return DigitReading("not a digit", None, p, close)
     if len(close) > 1:
         return DigitReading("unsure", None, p, close)
     return DigitReading("digit", int(order[0]), p, (int(order[0]),))
 
 
-def read_digit(image: np.ndarray, net=None, not_digit_below: float | None = None) -> DigitReading:
+def read_digit(image: np.ndarray, net=None, not_digit_below: float | None = None,
+               max_crossings: float | None = None) -> DigitReading:
     """The Draw page's reading of one prepared digit.
 
     image: (28, 28) float32 in [0, 1], the output of ``canvas_to_mnist`` / ``image_file_to_mnist``.
     net: a 10-class network (default: a copy of the shipped draw model). Its buffers are overwritten by the
     forward pass, so pass a network no other thread is using. not_digit_below: the top probability under
     which the answer is "not a digit" (default: the shipped model's calibrated threshold, or
-    ``DEFAULT_NOT_DIGIT_BELOW`` for another network).
+    ``DEFAULT_NOT_DIGIT_BELOW`` for another network). max_crossings: the ``stroke_crossings`` above which the
+    answer is "not a digit" (default: the shipped model's calibrated limit when ``net`` is the shipped model,
+    else no limit).
     """
     x = np.asarray(image, dtype=np.float32)
     if x.shape != (28, 28):
@@ -105,9 +141,12 @@ def read_digit(image: np.ndarray, net=None, not_digit_below: float | None = None
         net, shipped = load_draw_model()
         if not_digit_below is None:
             not_digit_below = shipped
+        if max_crossings is None:
+            max_crossings = draw_model_max_crossings()
     if not_digit_below is None:
         not_digit_below = DEFAULT_NOT_DIGIT_BELOW
     proba = np.asarray(net.predict_proba(x[None, None]), dtype=np.float64)[0]  # (1, 1, 28, 28) -> (10,)
     if proba.shape != (10,):
         raise ValueError(f"read_digit needs a network with ten digit outputs, this one has {proba.size}")
-    return verdict_from_proba(proba, not_digit_below)
+    crowded = max_crossings is not None and float(stroke_crossings(x)) > max_crossings
+    return verdict_from_proba(proba, not_digit_below, too_many_strokes=crowded)

@@ -152,6 +152,17 @@ def _load_drawn_check():
 DRAW_TYPESET_SHARE = 0.5  # share of each epoch's digits that are typeset (the rest are MNIST)
 DRAW_NONDIGITS = 3000  # synthetic non-digits per epoch (fresh augmentations of a fixed pool)
 NOT_DIGIT_QUANTILE = 0.01  # the not-a-digit threshold flags this share of the MNIST validation digits
+CROSSINGS_QUANTILE = 0.002  # the stroke-crossing limit flags at most this share of the MNIST digits
+
+
+def stroke_crossing_limit(mnist_images: np.ndarray) -> float:
+    """The ``stroke_crossings`` limit (see cnnviz.drawing.reading) above which a drawing is "not a digit":
+    the value that at most ``CROSSINGS_QUANTILE`` of these MNIST digits (N, 28, 28) or (N, 1, 28, 28) in
+    [0, 1] exceed (the crossings are counts averaged over four lines, so the limit is a multiple of 1/4)."""
+    from cnnviz.drawing.reading import stroke_crossings
+
+    c = stroke_crossings(np.asarray(mnist_images, dtype=np.float32).reshape(-1, 28, 28))  # (N,)
+    return float(np.quantile(c, 1 - CROSSINGS_QUANTILE, method="higher"))
 
 
 def train_draw_model(
@@ -175,7 +186,9 @@ def train_draw_model(
         target over the ten digits (outlier exposure): the model learns to be unsure of them.
     Adam with a cosine learning-rate decay. After training, the not-a-digit threshold on the top probability
     is set so that ``NOT_DIGIT_QUANTILE`` of the MNIST validation digits fall below it, and is saved in the
-    model file's metadata (``not_digit_below``) for ``cnnviz.drawing.read_digit``. Deterministic for a seed.
+    model file's metadata (``not_digit_below``) for ``cnnviz.drawing.read_digit``; so is the stroke-crossing
+    limit, from the 5,000 MNIST training and validation digits (``max_stroke_crossings``, see
+    ``stroke_crossing_limit``). Deterministic for a seed.
     """
     from cnnviz.drawing.fonts import TYPESET_PATH, font_credits, load_typeset
     from cnnviz.drawing.nondigits import make_nondigits
@@ -247,10 +260,17 @@ def train_draw_model(
     say(f"not-a-digit threshold (top probability below it): {threshold:.3f}; flags "
         f"{(val_top < threshold).mean():.1%} of MNIST val digits and {(nd_top < threshold).mean():.1%} of "
         f"{len(nd_top)} fresh synthetic non-digits")
+    from cnnviz.drawing.reading import stroke_crossings
+
+    max_crossings = stroke_crossing_limit(np.concatenate([x_mnist, x_val]))
+    nd_crowded = stroke_crossings(nd_val) > max_crossings  # (900,)
+    say(f"stroke-crossing limit: {max_crossings:.2f}; flags "
+        f"{(stroke_crossings(x_val[:, 0]) > max_crossings).mean():.1%} of MNIST val digits; with the "
+        f"threshold, {((nd_top < threshold) | nd_crowded).mean():.1%} of the fresh synthetic non-digits")
     config = preset_config(preset).to_dict()
     config.update(optimizer="adam", lr=lr, batch_size=batch_size, seed=seed, train_size=len(x_mnist))
     extra = {"purpose": "draw", "val_acc": val_acc, "epochs": epochs, "lr_schedule": "cosine",
-             "not_digit_below": threshold,
+             "not_digit_below": threshold, "max_stroke_crossings": max_crossings,
              "training_data": f"{len(x_mnist)} MNIST, {len(x_type)} typeset digits ({len(credits)} fonts), "
                               f"{len(x_nd)} synthetic non-digits (uniform target)",
              "augmentation": "shift 2 px, rotation 15 deg, scale 0.85-1.12, shear 0.15, thickness -0.8..2 "
@@ -259,6 +279,6 @@ def train_draw_model(
     check = _load_drawn_check()
     if check is not None:
         say("held-out check (reported only, never used for training or choices): "
-            + check.summary(net, threshold))
+            + check.summary(net, threshold, max_crossings))
     say(f"draw model trained in {time.perf_counter() - t0:.0f} s")
     return val_acc

@@ -1,16 +1,18 @@
 """The Draw page's answer: the digit, "Not sure: 3 or 8?" with its candidates, or "not a digit".
 
 ``show_reading`` draws a ``cnnviz.drawing.DigitReading`` (the decision itself is the core's
-``cnnviz.drawing.reading``); ``not_digit_threshold`` gives the threshold for the model the page uses.
+``cnnviz.drawing.reading``); ``not_digit_threshold`` gives the threshold for the model the page uses,
+``too_many_strokes`` its stroke-crossing check.
 """
 
 from __future__ import annotations
 
 import html
 
+import numpy as np
 import streamlit as st
 
-from cnnviz.drawing.reading import DEFAULT_NOT_DIGIT_BELOW, DigitReading
+from cnnviz.drawing.reading import DEFAULT_NOT_DIGIT_BELOW, DigitReading, stroke_crossings
 from cnnviz.ui import resources
 
 _CSS = """
@@ -41,6 +43,28 @@ def _threshold_from_file(path: str, mtime: float) -> float:
     except (ValueError, OSError):
         return DEFAULT_NOT_DIGIT_BELOW
     return float(extra.get("not_digit_below", DEFAULT_NOT_DIGIT_BELOW))
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _max_crossings_from_file(path: str, mtime: float) -> float | None:
+    from cnnviz.train import model_file
+
+    try:
+        extra = model_file.load_model_full(path)[2] or {}
+    except (ValueError, OSError):
+        return None
+    value = extra.get("max_stroke_crossings")
+    return float(value) if value is not None else None
+
+
+def too_many_strokes(image: np.ndarray, pretrained: bool) -> bool:
+    """The prepared (28, 28) drawing crosses more strokes than the shipped draw model's calibrated limit
+    (never for the session's own model: its file has no limit)."""
+    path = resources.MODELS_DIR / "draw.npz"
+    if not pretrained or not path.exists():
+        return False
+    limit = _max_crossings_from_file(str(path), path.stat().st_mtime)
+    return limit is not None and float(stroke_crossings(image)) > limit
 
 
 def not_digit_threshold(pretrained: bool) -> float:
