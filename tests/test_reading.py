@@ -11,7 +11,12 @@ import pytest
 from PIL import Image, ImageDraw
 
 from cnnviz.drawing import DigitReading, canvas_to_mnist, fonts, nondigits, read_digit
-from cnnviz.drawing.reading import load_draw_model, verdict_from_proba
+from cnnviz.drawing.reading import (
+    draw_model_max_crossings,
+    load_draw_model,
+    stroke_crossings,
+    verdict_from_proba,
+)
 from cnnviz.train.data import fixed_split, load_subset
 
 
@@ -80,33 +85,63 @@ def test_real_digits_are_read():
 
 
 def test_shipped_draw_model_meets_the_thresholds_on_held_out_drawn_digits():
-    """>= 97% of the held-out drawn digits, no digit below 90%, >= 98% of MNIST validation, at most 2% of
-    drawn digits flagged as not a digit; drawn non-digits: at least 85% flagged (the shipped model flags 88%;
-    the issue's 90% target is the xfail test below)."""
+    """>= 97% of the held-out drawn digits (set A), no digit below 90%, >= 98% of MNIST validation, at most
+    2% of drawn digits flagged as not a digit (the shipped model: 98.3%, weakest digit 6 at 90%, MNIST val
+    98.3%, 1.3% flagged)."""
     net, threshold = load_draw_model()
+    limit = draw_model_max_crossings()
     x, y = dd.drawn_digits()
     p = net.predict_proba(x[:, None])  # (600, 10)
     pred = p.argmax(1)
     assert (pred == y).mean() >= 0.97
     per_digit = [(pred[y == d] == d).mean() for d in range(10)]
     assert min(per_digit) >= 0.90, per_digit
-    assert (p.max(1) < threshold).mean() <= 0.02
-    xn, _ = dd.drawn_nondigits()
-    flagged = np.mean([read_digit(im, net, threshold).verdict == "not a digit" for im in xn])
-    assert flagged >= 0.85, flagged
+    assert dd.flagged(net, x, threshold, limit).mean() <= 0.02
     images, labels = load_subset()
     _, val_idx = fixed_split(labels)
     pv = net.predict_proba(images[val_idx][:, None].astype(np.float32) / 255)  # (1000, 10)
     assert (pv.argmax(1) == labels[val_idx]).mean() >= 0.98
 
 
-@pytest.mark.xfail(reason="known shortfall: the shipped draw model flags 88% of the held-out drawn non-digits"
-                          " (spirals 60%, scribbles 75%, stroke letters 78%); target 90%", strict=False)
 def test_nine_in_ten_held_out_non_digits_are_flagged():
+    """The issue's target: >= 90% of the drawn non-digits flagged (set A; the shipped model flags 95.0%: the
+    network's probabilities alone 91.8%, the stroke-crossing limit the spirals and scribbles it misses)."""
     net, threshold = load_draw_model()
-    xn, _ = dd.drawn_nondigits()
-    flagged = np.mean([read_digit(im, net, threshold).verdict == "not a digit" for im in xn])
-    assert flagged >= 0.90, flagged
+    limit = draw_model_max_crossings()
+    xn, kinds = dd.drawn_nondigits()
+    flagged = np.array([read_digit(im, net, threshold, limit).verdict == "not a digit" for im in xn])
+    assert flagged.mean() >= 0.93, flagged.mean()
+    base = np.array([k.split()[0] for k in kinds])
+    per_kind = {k: flagged[base == k].mean() for k in set(base)}
+    assert min(per_kind.values()) >= 0.8, per_kind
+    # the batch computation the asset build reports agrees with read_digit one drawing at a time
+    assert flagged.mean() == pytest.approx(dd.flagged(net, xn, threshold, limit).mean())
+
+
+def test_stroke_crossings_tell_scribbles_from_digits():
+    eight = _canvas(lambda d: (d.ellipse([90, 30, 190, 130], outline="white", width=16),
+                               d.ellipse([80, 130, 200, 250], outline="white", width=16)))
+    one = _canvas(lambda d: d.line([(140, 30), (140, 250)], fill="white", width=16))
+    t = np.linspace(0, 8 * np.pi, 300)
+    r = 10 + 110 * t / t[-1]
+    spiral = _canvas(lambda d: d.line(list(zip(140 + r * np.cos(t), 140 + r * np.sin(t), strict=True)),
+                                      fill="white", width=8))
+    hatch = _canvas(lambda d: [d.line([(30, y), (250, y + 40)], fill="white", width=10)
+                               for y in range(20, 230, 30)])
+    c = stroke_crossings(np.stack([eight, one, spiral, hatch]))  # (4,)
+    assert c.shape == (4,)
+    assert c[0] <= 5.5 and c[1] <= 2.5, c
+    assert c[2] >= 8 and c[3] >= 8, c
+    assert stroke_crossings(one) == pytest.approx(c[1])  # one image gives a scalar
+    # read_digit: the shipped limit alone makes the spiral "not a digit" (no probability threshold)
+    net, _ = load_draw_model()
+    limit = draw_model_max_crossings()
+    assert read_digit(spiral, net, not_digit_below=0.0, max_crossings=limit).verdict == "not a digit"
+    assert read_digit(spiral, net, not_digit_below=0.0, max_crossings=None).verdict != "not a digit"
+    assert read_digit(eight, net, not_digit_below=0.0, max_crossings=limit).digit == 8
+    # calibrated on the 5,000 MNIST digits: at most 0.2% of them are over the limit
+    images, _ = load_subset()
+    assert (stroke_crossings(images.astype(np.float32) / 255) > limit).mean() <= 0.002
 
 
 def test_shipped_model_records_its_threshold_and_size():
@@ -114,6 +149,7 @@ def test_shipped_model_records_its_threshold_and_size():
 
     _, _, extra = load_model_full(str(fonts.TYPESET_PATH.parent / "models" / "draw.npz"))
     assert 0.2 <= extra["not_digit_below"] <= 0.6
+    assert 4 <= extra["max_stroke_crossings"] <= 9
     assert "typeset" in extra["training_data"]
     assert (fonts.TYPESET_PATH.parent / "models" / "draw.npz").stat().st_size <= 5 * 2**20
 
@@ -221,5 +257,7 @@ def test_asset_build_of_the_draw_model(tmp_path, monkeypatch):
     assert (tmp_path / "typeset_digits.npz").is_file() or "kept" in text
     assert "SIL OFL 1.1" in text and "Liberation Sans" in text
     assert "not-a-digit threshold" in text and "held-out check" in text and "MNIST val acc" in text
+    assert "stroke-crossing limit" in text
     _, _, extra = load_model_full(str(tmp_path / "models" / "draw.npz"))
     assert 0.2 <= extra["not_digit_below"] <= 0.6
+    assert 4 <= extra["max_stroke_crossings"] <= 9
