@@ -339,6 +339,11 @@ NONDIGIT_KINDS_B = ("triangle", "check", "arrow", "heart", "star", "smiley", "ta
                     "wave", "dash", "coloured")
 
 
+def drawn_digits_b(n_per_digit: int = 60, seed: int = 8086) -> tuple[np.ndarray, np.ndarray]:
+    """Set B's drawn digits: (10 * n_per_digit, 28, 28) float32 and their labels (int64)."""
+    return drawn_digits(n_per_digit, seed, styles_by_digit=STYLES_B)
+
+
 def drawn_nondigits_b(n: int = 360, seed: int = 31337, canvas: int = CANVAS) -> tuple[np.ndarray, list[str]]:
     """Set B: (n, 28, 28) float32 drawn non-digits of other kinds than set A's, and each one's kind."""
     rng = np.random.default_rng(seed)
@@ -474,7 +479,7 @@ def report(path: str | None = None, heldout: str = "A") -> str:
         x, y = drawn_digits()
         xn, kinds = drawn_nondigits()
     else:
-        x, y = drawn_digits(n_per_digit=60, seed=8086, styles_by_digit=STYLES_B)
+        x, y = drawn_digits_b()
         xn, kinds = drawn_nondigits_b()
     readings = [read_digit(im, net, threshold, max_crossings) for im in x]
     pred = np.array([int(np.argmax(r.proba)) for r in readings])

@@ -118,6 +118,34 @@ def test_nine_in_ten_held_out_non_digits_are_flagged():
     assert flagged.mean() == pytest.approx(dd.flagged(net, xn, threshold, limit).mean())
 
 
+def test_second_held_out_set():
+    """Set B (other writing styles, another seed, other non-digit kinds), looked at once after the changes:
+    digits 99.5% (weakest 1 at 97%), 0.7% flagged; non-digits 82.2% flagged (hearts 10%, triangles 50%,
+    letters 70%: closed round shapes and the letters u, n and & read as 0 and 8)."""
+    net, threshold = load_draw_model()
+    limit = draw_model_max_crossings()
+    x, y = dd.drawn_digits_b()
+    pred = net.predict_proba(x[:, None]).argmax(1)  # (600,)
+    assert (pred == y).mean() >= 0.97
+    assert min((pred[y == d] == d).mean() for d in range(10)) >= 0.90
+    assert dd.flagged(net, x, threshold, limit).mean() <= 0.02
+    xn, kinds = dd.drawn_nondigits_b()
+    flagged = dd.flagged(net, xn, threshold, limit)
+    assert flagged.mean() >= 0.80, flagged.mean()
+    kinds = np.array(kinds)
+    for kind in ("arrow", "star", "smiley", "dash", "coloured"):
+        assert flagged[kinds == kind].mean() >= 0.9, kind
+
+
+@pytest.mark.xfail(reason="known shortfall: on set B's non-digit kinds (never trained on) the shipped model "
+                          "flags 82%: hearts read as 0 (10% flagged), triangles as 0 or 4 (50%)",
+                   strict=False)
+def test_nine_in_ten_of_the_second_sets_non_digits_are_flagged():
+    net, threshold = load_draw_model()
+    xn, _ = dd.drawn_nondigits_b()
+    assert dd.flagged(net, xn, threshold, draw_model_max_crossings()).mean() >= 0.90
+
+
 def test_stroke_crossings_tell_scribbles_from_digits():
     eight = _canvas(lambda d: (d.ellipse([90, 30, 190, 130], outline="white", width=16),
                                d.ellipse([80, 130, 200, 250], outline="white", width=16)))
