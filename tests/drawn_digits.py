@@ -443,18 +443,19 @@ def confusion(pred: np.ndarray, labels: np.ndarray, k: int = 10) -> np.ndarray:
     return m
 
 
-def flagged(net, images: np.ndarray, threshold: float, max_crossings: float | None = None) -> np.ndarray:
+def flagged(net, images: np.ndarray, threshold: float, max_crossings: float | None = None,
+            use_views: bool = False) -> np.ndarray:
     """(N,) bool: read_digit's "not a digit" for each prepared image (N, 28, 28), computed for the batch."""
-    from cnnviz.drawing.reading import stroke_crossings
+    from cnnviz.drawing.reading import stroke_crossings, views_top
 
-    p = net.predict_proba(images[:, None])  # (N, 10)
-    out = p.max(1) < threshold
+    top = views_top(net, images) if use_views else net.predict_proba(images[:, None]).max(1)  # (N,)
+    out = top < threshold
     if max_crossings is not None:
         out |= stroke_crossings(images) > max_crossings
     return out
 
 
-def summary(net, threshold: float, max_crossings: float | None = None) -> str:
+def summary(net, threshold: float, max_crossings: float | None = None, use_views: bool = False) -> str:
     """One line: drawn-digit accuracy (and its weakest digit), drawn non-digits flagged, digits flagged
     (the first held-out set only: the second is kept for a final check)."""
     x, y = drawn_digits()
@@ -462,26 +463,33 @@ def summary(net, threshold: float, max_crossings: float | None = None) -> str:
     acc = (p.argmax(1) == y).mean()
     per = [(p.argmax(1)[y == d] == d).mean() for d in range(10)]
     xn, _ = drawn_nondigits()
+    fd = flagged(net, x, threshold, max_crossings, use_views).mean()
+    fn = flagged(net, xn, threshold, max_crossings, use_views).mean()
     return (f"drawn digits {acc:.1%} (weakest digit {int(np.argmin(per))}: {min(per):.1%}), "
-            f"drawn digits flagged not-a-digit {flagged(net, x, threshold, max_crossings).mean():.1%}, "
-            f"drawn non-digits flagged {flagged(net, xn, threshold, max_crossings).mean():.1%}")
+            f"drawn digits flagged not-a-digit {fd:.1%}, drawn non-digits flagged {fn:.1%}")
 
 
 def report(path: str | None = None, heldout: str = "A") -> str:
     """The README's tables for the draw model at ``path`` (default: the shipped one) on held-out set
     ``heldout`` ("A" or "B"), as Markdown text."""
-    from cnnviz.drawing.reading import draw_model_max_crossings, load_draw_model, read_digit
+    from cnnviz.drawing.reading import (
+        draw_model_max_crossings,
+        draw_model_uses_views,
+        load_draw_model,
+        read_digit,
+    )
     from cnnviz.train.data import fixed_split, load_subset
 
     net, threshold = load_draw_model(path)
     max_crossings = draw_model_max_crossings(path)
+    use_views = draw_model_uses_views(path)
     if heldout == "A":
         x, y = drawn_digits()
         xn, kinds = drawn_nondigits()
     else:
         x, y = drawn_digits_b()
         xn, kinds = drawn_nondigits_b()
-    readings = [read_digit(im, net, threshold, max_crossings) for im in x]
+    readings = [read_digit(im, net, threshold, max_crossings, use_views) for im in x]
     pred = np.array([int(np.argmax(r.proba)) for r in readings])
     verdicts = np.array([r.verdict for r in readings])
     m = confusion(pred, y)
@@ -497,7 +505,7 @@ def report(path: str | None = None, heldout: str = "A") -> str:
     lines += ["", f"verdicts on drawn digits: {counts} (flagged not a digit: "
                   f"{100 * counts['not a digit'] / len(y):.1f}%)",
               f"drawn digits read as the right digit with verdict 'digit': {100 * right.mean():.1f}%"]
-    rn = [read_digit(im, net, threshold, max_crossings) for im in xn]
+    rn = [read_digit(im, net, threshold, max_crossings, use_views) for im in xn]
     flag = np.array([r.verdict == "not a digit" for r in rn])
     unsure = np.mean([r.verdict == "unsure" for r in rn])
     lines.append(f"drawn non-digits flagged 'not a digit': {100 * flag.mean():.1f}% of {len(rn)}; "
@@ -512,7 +520,7 @@ def report(path: str | None = None, heldout: str = "A") -> str:
     yv = labels[val_idx].astype(np.int64)
     pv = net.predict_proba(xv[:, None])  # (1000, 10)
     lines.append("")
-    val_flagged = flagged(net, xv, threshold, max_crossings).mean()
+    val_flagged = flagged(net, xv, threshold, max_crossings, use_views).mean()
     lines.append(f"MNIST val accuracy {100 * (pv.argmax(1) == yv).mean():.1f}%; flagged not-a-digit "
                  f"{100 * val_flagged:.1f}% (threshold {threshold:.3f}, "
                  f"stroke-crossing limit {max_crossings})")

@@ -96,7 +96,7 @@ def test_shipped_draw_model_meets_the_thresholds_on_held_out_drawn_digits():
     assert (pred == y).mean() >= 0.97
     per_digit = [(pred[y == d] == d).mean() for d in range(10)]
     assert min(per_digit) >= 0.90, per_digit
-    assert dd.flagged(net, x, threshold, limit).mean() <= 0.02
+    assert dd.flagged(net, x, threshold, limit, use_views=True).mean() <= 0.02
     images, labels = load_subset()
     _, val_idx = fixed_split(labels)
     pv = net.predict_proba(images[val_idx][:, None].astype(np.float32) / 255)  # (1000, 10)
@@ -109,13 +109,14 @@ def test_nine_in_ten_held_out_non_digits_are_flagged():
     net, threshold = load_draw_model()
     limit = draw_model_max_crossings()
     xn, kinds = dd.drawn_nondigits()
-    flagged = np.array([read_digit(im, net, threshold, limit).verdict == "not a digit" for im in xn])
+    flagged = np.array([read_digit(im, net, threshold, limit, use_views=True).verdict == "not a digit"
+                        for im in xn])
     assert flagged.mean() >= 0.93, flagged.mean()
     base = np.array([k.split()[0] for k in kinds])
     per_kind = {k: flagged[base == k].mean() for k in set(base)}
     assert min(per_kind.values()) >= 0.8, per_kind
     # the batch computation the asset build reports agrees with read_digit one drawing at a time
-    assert flagged.mean() == pytest.approx(dd.flagged(net, xn, threshold, limit).mean())
+    assert flagged.mean() == pytest.approx(dd.flagged(net, xn, threshold, limit, use_views=True).mean())
 
 
 def test_second_held_out_set():
@@ -128,9 +129,9 @@ def test_second_held_out_set():
     pred = net.predict_proba(x[:, None]).argmax(1)  # (600,)
     assert (pred == y).mean() >= 0.97
     assert min((pred[y == d] == d).mean() for d in range(10)) >= 0.90
-    assert dd.flagged(net, x, threshold, limit).mean() <= 0.02
+    assert dd.flagged(net, x, threshold, limit, use_views=True).mean() <= 0.02
     xn, kinds = dd.drawn_nondigits_b()
-    flagged = dd.flagged(net, xn, threshold, limit)
+    flagged = dd.flagged(net, xn, threshold, limit, use_views=True)
     assert flagged.mean() >= 0.80, flagged.mean()
     kinds = np.array(kinds)
     for kind in ("arrow", "star", "smiley", "dash", "coloured"):
@@ -143,7 +144,23 @@ def test_second_held_out_set():
 def test_nine_in_ten_of_the_second_sets_non_digits_are_flagged():
     net, threshold = load_draw_model()
     xn, _ = dd.drawn_nondigits_b()
-    assert dd.flagged(net, xn, threshold, draw_model_max_crossings()).mean() >= 0.90
+    assert dd.flagged(net, xn, threshold, draw_model_max_crossings(), True).mean() >= 0.90
+
+
+def test_views_of_a_drawing():
+    from cnnviz.drawing.reading import VIEWS, views, views_top
+
+    images, _ = load_subset()
+    x = images[:3].astype(np.float32) / 255  # (3, 28, 28)
+    v = views(x)
+    assert v.shape == (3, len(VIEWS), 28, 28) and v.dtype == np.float32
+    np.testing.assert_allclose(v[:, 0], x / x.max(axis=(1, 2), keepdims=True), atol=1e-6)  # as drawn
+    assert np.all(np.abs(v[:, 1:] - v[:, :1]).max(axis=(2, 3)) > 0.3)  # every other view moves the strokes
+    net, _ = load_draw_model()
+    top = views_top(net, x)
+    assert top.shape == (3,) and np.all((top > 0.1) & (top <= 1))
+    assert np.array_equal(net.predict_proba(v.reshape(-1, 1, 28, 28)).reshape(3, len(VIEWS), 10)
+                          .mean(1).max(1), top)
 
 
 def test_stroke_crossings_tell_scribbles_from_digits():
@@ -165,6 +182,7 @@ def test_stroke_crossings_tell_scribbles_from_digits():
     net, _ = load_draw_model()
     limit = draw_model_max_crossings()
     assert read_digit(spiral, net, not_digit_below=0.0, max_crossings=limit).verdict == "not a digit"
+    assert read_digit(spiral).verdict == "not a digit"  # the shipped model's defaults
     assert read_digit(spiral, net, not_digit_below=0.0, max_crossings=None).verdict != "not a digit"
     assert read_digit(eight, net, not_digit_below=0.0, max_crossings=limit).digit == 8
     # calibrated on the 5,000 MNIST digits: at most 0.2% of them are over the limit
@@ -178,6 +196,7 @@ def test_shipped_model_records_its_threshold_and_size():
     _, _, extra = load_model_full(str(fonts.TYPESET_PATH.parent / "models" / "draw.npz"))
     assert 0.2 <= extra["not_digit_below"] <= 0.6
     assert 4 <= extra["max_stroke_crossings"] <= 9
+    assert extra["not_digit_views"] is True
     assert "typeset" in extra["training_data"]
     assert (fonts.TYPESET_PATH.parent / "models" / "draw.npz").stat().st_size <= 5 * 2**20
 
@@ -285,7 +304,7 @@ def test_asset_build_of_the_draw_model(tmp_path, monkeypatch):
     assert (tmp_path / "typeset_digits.npz").is_file() or "kept" in text
     assert "SIL OFL 1.1" in text and "Liberation Sans" in text
     assert "not-a-digit threshold" in text and "held-out check" in text and "MNIST val acc" in text
-    assert "stroke-crossing limit" in text
+    assert "stroke-crossing limit" in text and "seven views" in text
     _, _, extra = load_model_full(str(tmp_path / "models" / "draw.npz"))
     assert 0.2 <= extra["not_digit_below"] <= 0.6
     assert 4 <= extra["max_stroke_crossings"] <= 9

@@ -185,7 +185,8 @@ def train_draw_model(
       * ``DRAW_NONDIGITS`` synthetic non-digits (dots, lines, scribbles, blobs, letters, ...) with a uniform
         target over the ten digits (outlier exposure): the model learns to be unsure of them.
     Adam with a cosine learning-rate decay. After training, the not-a-digit threshold on the top probability
-    is set so that ``NOT_DIGIT_QUANTILE`` of the MNIST validation digits fall below it, and is saved in the
+    (of the average answer over seven small changes of the drawing, ``cnnviz.drawing.reading.views_top``) is
+    set so that ``NOT_DIGIT_QUANTILE`` of the MNIST validation digits fall below it, and is saved in the
     model file's metadata (``not_digit_below``) for ``cnnviz.drawing.read_digit``; so is the stroke-crossing
     limit, from the 5,000 MNIST training and validation digits (``max_stroke_crossings``, see
     ``stroke_crossing_limit``). Deterministic for a seed.
@@ -254,12 +255,14 @@ def train_draw_model(
             say(f"draw model epoch {epoch + 1}/{epochs}: loss {np.mean(losses):.4f}, "
                 f"MNIST val acc {val_acc:.2%} ({time.perf_counter() - t0:.0f} s)")
 
-    val_top = net.predict_proba(x_val).max(axis=1)  # (1000,)
+    from cnnviz.drawing.reading import views_top
+
+    val_top = views_top(net, x_val[:, 0])  # (1000,) the average answer over seven views of each drawing
     threshold = float(np.clip(np.quantile(val_top, NOT_DIGIT_QUANTILE), 0.2, 0.6))
-    nd_top = net.predict_proba(to_input(nd_val)).max(axis=1)  # (900,)
-    say(f"not-a-digit threshold (top probability below it): {threshold:.3f}; flags "
-        f"{(val_top < threshold).mean():.1%} of MNIST val digits and {(nd_top < threshold).mean():.1%} of "
-        f"{len(nd_top)} fresh synthetic non-digits")
+    nd_top = views_top(net, nd_val)  # (900,)
+    say(f"not-a-digit threshold (top probability of the average over seven views below it): {threshold:.3f}; "
+        f"flags {(val_top < threshold).mean():.1%} of MNIST val digits and {(nd_top < threshold).mean():.1%} "
+        f"of {len(nd_top)} fresh synthetic non-digits")
     from cnnviz.drawing.reading import stroke_crossings
 
     max_crossings = stroke_crossing_limit(np.concatenate([x_mnist, x_val]))
@@ -270,7 +273,7 @@ def train_draw_model(
     config = preset_config(preset).to_dict()
     config.update(optimizer="adam", lr=lr, batch_size=batch_size, seed=seed, train_size=len(x_mnist))
     extra = {"purpose": "draw", "val_acc": val_acc, "epochs": epochs, "lr_schedule": "cosine",
-             "not_digit_below": threshold, "max_stroke_crossings": max_crossings,
+             "not_digit_below": threshold, "not_digit_views": True, "max_stroke_crossings": max_crossings,
              "training_data": f"{len(x_mnist)} MNIST, {len(x_type)} typeset digits ({len(credits)} fonts), "
                               f"{len(x_nd)} synthetic non-digits (uniform target)",
              "augmentation": "shift 2 px, rotation 15 deg, scale 0.85-1.12, shear 0.15, thickness -0.8..2 "
@@ -279,6 +282,6 @@ def train_draw_model(
     check = _load_drawn_check()
     if check is not None:
         say("held-out check (reported only, never used for training or choices): "
-            + check.summary(net, threshold, max_crossings))
+            + check.summary(net, threshold, max_crossings, use_views=True))
     say(f"draw model trained in {time.perf_counter() - t0:.0f} s")
     return val_acc

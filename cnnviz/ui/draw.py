@@ -23,7 +23,7 @@ from cnnviz.drawing.reading import verdict_from_proba
 from cnnviz.nn.head import TASK_CLASS_NAMES, Head
 from cnnviz.ui import common, resources, state
 from cnnviz.ui.canvas import digit_canvas
-from cnnviz.ui.reading_view import not_digit_threshold, show_reading, too_many_strokes
+from cnnviz.ui.reading_view import not_digit_score, not_digit_threshold, show_reading, too_many_strokes
 from cnnviz.viz import figures
 from cnnviz.viz.explain import occlusion, saliency
 
@@ -435,7 +435,8 @@ def _body() -> None:
         elif len(result["proba"]) == 10:  # a digit, "not sure" or "not a digit" (cnnviz.drawing.reading)
             pretrained = ss["draw_model"] == PRETRAINED
             show_reading(verdict_from_proba(result["proba"], not_digit_threshold(pretrained),
-                                            too_many_strokes=too_many_strokes(image, pretrained)))
+                                            too_many_strokes=too_many_strokes(image, pretrained),
+                                            score=not_digit_score(image, net, pretrained)))
         else:
             _guess(result, scale)
         input_slot = st.container()

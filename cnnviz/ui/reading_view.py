@@ -2,7 +2,7 @@
 
 ``show_reading`` draws a ``cnnviz.drawing.DigitReading`` (the decision itself is the core's
 ``cnnviz.drawing.reading``); ``not_digit_threshold`` gives the threshold for the model the page uses,
-``too_many_strokes`` its stroke-crossing check.
+``too_many_strokes`` its stroke-crossing check, ``not_digit_score`` the score compared with the threshold.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import html
 import numpy as np
 import streamlit as st
 
-from cnnviz.drawing.reading import DEFAULT_NOT_DIGIT_BELOW, DigitReading, stroke_crossings
+from cnnviz.drawing.reading import DEFAULT_NOT_DIGIT_BELOW, DigitReading, stroke_crossings, views_top
 from cnnviz.ui import resources
 
 _CSS = """
@@ -55,6 +55,27 @@ def _max_crossings_from_file(path: str, mtime: float) -> float | None:
         return None
     value = extra.get("max_stroke_crossings")
     return float(value) if value is not None else None
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _uses_views_from_file(path: str, mtime: float) -> bool:
+    from cnnviz.train import model_file
+
+    try:
+        extra = model_file.load_model_full(path)[2] or {}
+    except (ValueError, OSError):
+        return False
+    return bool(extra.get("not_digit_views", False))
+
+
+def not_digit_score(image: np.ndarray, net, pretrained: bool) -> float | None:
+    """For the shipped draw model, the top probability of its average answer over seven small changes of the
+    prepared (28, 28) drawing (what its threshold was calibrated on); None otherwise (the plain answer's top
+    probability is used). ``net`` is this session's copy of the model (its buffers are overwritten)."""
+    path = resources.MODELS_DIR / "draw.npz"
+    if not pretrained or not path.exists() or not _uses_views_from_file(str(path), path.stat().st_mtime):
+        return None
+    return float(views_top(net, np.asarray(image, dtype=np.float32)[None])[0])
 
 
 def too_many_strokes(image: np.ndarray, pretrained: bool) -> bool:
