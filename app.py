@@ -9,7 +9,7 @@ import streamlit as st
 
 from cnnviz.ui import common, draw, evaluate, gradients, inside, session_guard, sidebar, state, train
 
-st.set_page_config(page_title="cnnviz · watch a CNN learn", page_icon="🧠", layout="wide",
+st.set_page_config(page_title="cnnviz · watch a CNN learn", page_icon=":material/neurology:", layout="wide",
                    initial_sidebar_state="expanded")
 
 state.init()

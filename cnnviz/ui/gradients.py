@@ -80,7 +80,7 @@ def _no_step_yet(trainer) -> None:
     """The page before any training step: say so and offer to take one."""
     st.info("No training step has been taken yet, so there are no gradients to show. A step runs the "
             "forward pass on a batch, back-propagates the error and updates the weights: take one here, "
-            "or train on the Train page.", icon="ℹ️")
+            "or train on the Train page.", icon=":material/info:")
     if st.button("Take one step", key="grad_first_step", type="primary", icon=":material/skip_next:"):
         state.train(1)
         st.rerun()

@@ -533,8 +533,9 @@ def _step_through_section(net, image: np.ndarray, scale: float) -> None:
             current = min(current, n)
         st.session_state[skey] = min(max(current, 1), n)
         b1, b2 = st.columns([1, 6], vertical_alignment="bottom")
-        label = "⏸ Pause" if st.session_state.get(play_key, False) else "▶ Play"
-        if b1.button(label, key="inside_step_playbtn", width="stretch"):
+        on = st.session_state.get(play_key, False)
+        if b1.button("Pause" if on else "Play", key="inside_step_playbtn", width="stretch",
+                     icon=":material/pause:" if on else ":material/play_arrow:"):
             st.session_state[play_key] = not st.session_state.get(play_key, False)
             st.rerun()
         pos = b2.slider("Window position", 1, n, key=skey, help="Move the window over the image")
