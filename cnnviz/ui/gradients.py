@@ -19,6 +19,7 @@ from cnnviz.nn.network import infer_shapes
 from cnnviz.ui import common, state
 from cnnviz.ui.inside import class_names, is_tutorial_net
 from cnnviz.viz import figures
+from cnnviz.viz.activations import sigmoid_preactivations
 
 LAYER_WORDS = {"Conv2D": "conv", "Dense": "dense"}
 RATIO_GUIDE = 1e-3  # a common rule of thumb: each step changes a weight by about 0.1 % of its size
@@ -28,14 +29,16 @@ RATIO_GUIDE = 1e-3  # a common rule of thumb: each step changes a weight by abou
 # Pure helpers (no Streamlit)
 # ----------------------------------------------------------------------------------------------------------
 def param_label(net, name: str) -> str:
-    """A readable name for a parameter such as "0.W": "0.W (conv 1 filters)", "4.b (dense bias)"."""
+    """A name for people for a parameter such as "0.W": "conv 1 weights", "dense bias" ("dense 2 weights"
+    when the network has several dense layers); never the internal "0.W"."""
     i, key = name.split(".", 1)
     layer = net.layers[int(i)]
     kind = type(layer).__name__
     nth = sum(type(lay).__name__ == kind for lay in net.layers[: int(i) + 1])
+    several = kind == "Conv2D" or sum(type(lay).__name__ == kind for lay in net.layers) > 1
     word = LAYER_WORDS.get(kind, kind.lower())
-    what = {"W": "filters" if kind == "Conv2D" else "weights", "b": "bias"}.get(key, key)
-    return f"{name} ({word} {nth} {what})" if kind == "Conv2D" else f"{name} ({word} {what})"
+    what = {"W": "weights", "b": "bias"}.get(key, key)
+    return f"{word} {nth} {what}" if several else f"{word} {what}"
 
 
 def dense_input_shape(net, dense_index: int) -> tuple[int, ...]:
@@ -208,13 +211,15 @@ def _history_section(trainer, scale: float) -> None:
     c1, c2 = st.columns(2)
     with c1:
         fig = figures.series_figure(steps, {label[n]: v for n, v in norms.items()},
-                                    "Gradient norm ‖∂E/∂θ‖ per parameter", "gradient norm (log)", scale=scale)
+                                    "Gradient norm ‖∂E/∂θ‖ per parameter", "gradient norm (log)", scale=scale,
+                                    what="gradients", empty_reason=_zero_reason(net))
         common.plot(fig, key="grad_norms")
     with c2:
         # Weights only: a bias starts at 0, where the ratio is undefined (huge) for the first steps.
         fig = figures.series_figure(steps, {label[n]: v for n, v in ratios.items() if n.endswith(".W")},
                                     "Update / weight ratio ‖ΔW‖ / ‖W‖", "ratio (log)",
-                                    reference=RATIO_GUIDE, reference_label="10⁻³ rule of thumb", scale=scale)
+                                    reference=RATIO_GUIDE, reference_label="10⁻³ rule of thumb", scale=scale,
+                                    what="updates", empty_reason=_zero_reason(net))
         common.plot(fig, key="grad_ratios")
     acts = {type(layer).__name__ for layer in net.layers}
     msg = ("Both axes are logarithmic: a line that falls by a factor of 10 drops one grid line. ")
@@ -225,6 +230,19 @@ def _history_section(trainer, scale: float) -> None:
         msg += ("Ratios far above 10⁻³ mean the learning rate is large for that parameter; far below, "
                 "it barely moves.")
     st.caption(msg)
+    if "Sigmoid" in acts:
+        x = trainer.data.x_train[:32]  # (32, 1, 28, 28): a few training images are enough for the picture
+        fig = figures.sigmoid_figure(sigmoid_preactivations(net, x),
+                                     "Why sigmoid gradients vanish: σ, σ′ and this network's z "
+                                     f"on {len(x)} training images", scale=scale)
+        common.plot(fig, key="grad_sigmoid")
+
+
+def _zero_reason(net) -> str | None:
+    """Why every gradient can be exactly 0, for the empty log chart: a saturated sigmoid output."""
+    if type(net.layers[-1]).__name__ == "Sigmoid":
+        return "every output sigmoid is saturated (σ′ = 0 in float32), so no error flows back"
+    return None
 
 
 def _histogram_section(net, scale: float) -> None:

@@ -19,6 +19,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from cnnviz.nn.losses import get_loss, softmax
 from cnnviz.ui import common, state
 from cnnviz.viz import figures
+from cnnviz.viz.activations import sigmoid_preactivations
 from cnnviz.viz.explain import conv_step_through
 
 # The tutorial's worked example: a 3x3 image and a 2x2 filter give the 2x2 output [[9, 32], [14, 26]].
@@ -584,6 +585,10 @@ def _equations_section(net, image: np.ndarray, label: int | None, config) -> Non
             a, b = st.columns([3, 2], vertical_alignment="center")
             a.latex(tex)
             b.markdown(note)
+    z = sigmoid_preactivations(net, image[None, None])  # (M,): every z entering a sigmoid, this image
+    if z.size:
+        common.plot(figures.sigmoid_figure(z, "σ(z) and σ′(z) = σ(1 − σ) with this image's z",
+                                           scale=common.scale()), key="inside_sigmoid")
 
 
 def render() -> None:

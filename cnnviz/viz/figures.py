@@ -845,8 +845,10 @@ def sigmoid_figure(z: np.ndarray, title: str = "σ(z) and σ′(z) with this net
          "line": {"color": VAL_COLOUR, "width": 3, "dash": "dash"},
          "hovertemplate": "σ′(%{x:.2f}) = %{y:.4f}<extra></extra>"},
     ]
-    layout = _style_layout(f"{title}<br><sup>{saturated:.0%} of {z.size:,} units have σ′ < 0.01 "
-                           "(saturated: almost no gradient passes)</sup>", height, scale)
+    # a plain second line: <sup> would draw it at 70 % of the font size, below the projector's minimum
+    layout = _style_layout(f"{title}<br>{saturated:.0%} of {z.size:,} units have σ′ < 0.01 "
+                           "(saturated: almost no gradient passes)", height, scale)
+    layout["title"]["font"]["size"] = _px(14, scale)
     layout.update(
         xaxis={"title": {"text": z_name}, "range": [-R, R], "zeroline": True, "zerolinecolor": "#c9d0db",
                "gridcolor": "#eef1f6", "automargin": True},
