@@ -120,7 +120,7 @@ def test_histogram_ticks_are_not_a_fixed_exponent_format():
     vals = {"conv 1 weights": np.zeros(20), "dense weights": np.linspace(-1, 1, 20)}
     fig = figures.histogram_grid(vals, "H")
     for ax in (fig.layout.xaxis, fig.layout.xaxis2):
-        assert ax.tickformat in (None, "") and ax.exponentformat == "power"  # never "0e+0"
+        assert ax.tickformat in (None, "") and "0e+0" not in ax.ticktext and "0" in ax.ticktext
     assert any("exactly 0" in a.text for a in fig.layout.annotations)
 
 

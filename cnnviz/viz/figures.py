@@ -741,8 +741,11 @@ def series_figure(steps: np.ndarray, series: dict[str, np.ndarray], title: str, 
     if log_y:
         vals = np.concatenate([np.asarray(v, dtype=np.float64).ravel() for v in series.values()] or [[]])
         vals = vals[np.isfinite(vals) & (vals > 0)]
-        if vals.size:  # whole decades once the data spans one; else only the 2s and 5s between them
-            fig.update_yaxes(dtick=1 if np.log10(vals.max() / vals.min()) >= 1 else "D2")
+        if reference is not None and reference > 0:
+            vals = np.append(vals, reference)
+        if vals.size:  # our own tick texts: Plotly's log ticks draw exponents and 2s/5s at 70 % size
+            tv, tt = log_ticks(float(vals.min()), float(vals.max()))
+            fig.update_yaxes(tickmode="array", tickvals=tv, ticktext=tt)
     style(fig, title, height=360, scale=scale,
           legend={"orientation": "h", "yanchor": "top", "y": -0.25, "x": 0, "title": {"text": ""}})
     fig.update_yaxes(automargin=True)
@@ -753,6 +756,40 @@ def series_figure(steps: np.ndarray, series: dict[str, np.ndarray], title: str, 
                            font={"size": _px(14, scale), "color": "#5b6577"}, bgcolor="white")
         fig.update_yaxes(showticklabels=False, dtick=None)
     return fig
+
+
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def number(v: float, digits: int = 2) -> str:
+    """A tick text for people in full-size characters: 0, 0.25, 120, 2.4×10⁻⁴ (never "0e+0")."""
+    v = float(v)
+    if v == 0 or not np.isfinite(v):
+        return "0" if v == 0 else str(v)
+    if 1e-3 <= abs(v) < 1e4:
+        return f"{v:.{digits + 1}g}".replace("-", "−")
+    exp = int(math.floor(math.log10(abs(v))))
+    mant = round(v / 10.0**exp, digits - 1)
+    if abs(mant) >= 10:
+        mant, exp = mant / 10, exp + 1
+    head = "" if mant == 1 else ("−" if mant == -1 else f"{mant:g}".replace("-", "−") + "×")
+    return f"{head}10{str(exp).translate(_SUPERSCRIPT)}"
+
+
+def log_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
+    """Tick values and texts for a log axis over [lo, hi] (both > 0): every decade (every second or third
+    when the data spans many), or 1, 2, 5 times a power of ten when it spans less than one decade."""
+    lo, hi = min(lo, hi), max(lo, hi)
+    e0, e1 = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
+    if e1 - e0 >= 2 or math.log10(hi / lo) >= 1:
+        step = 1 if e1 - e0 <= 8 else (2 if e1 - e0 <= 16 else 3)
+        exps = list(range(e0, e1 + 1, step))
+        texts = ["1" if e == 0 else "10" if e == 1 else "10" + str(e).translate(_SUPERSCRIPT) for e in exps]
+        return [10.0**e for e in exps], texts  # one notation along the axis
+    else:
+        vals = [m * 10.0**e for e in range(e0, e1 + 1) for m in (1, 2, 5)]
+        vals = [v for v in vals if lo / 2.5 <= v <= hi * 2.5]
+    return vals, [number(v) for v in vals]
 
 
 def log_empty_message(series: dict[str, np.ndarray], what: str = "values",
@@ -801,9 +838,10 @@ def histogram_grid(values: dict[str, np.ndarray], title: str, bins: int = 40, co
         fig.add_trace(go.Bar(x=centres, y=counts, width=edges[1] - edges[0], marker_color=TRAIN_COLOUR,
                              name=name, hovertemplate="%{x:.3g}: %{y} values<extra></extra>"),
                       row=i // cols + 1, col=i % cols + 1)
-        # Plotly's own tick values (0, ±2×10⁻⁴, …): a fixed ".0e" format wrote 0 as "0e+0"
-        fig.update_xaxes(title_text=x_title, exponentformat="power", nticks=4, row=i // cols + 1,
-                         col=i % cols + 1)
+        # our own tick texts (0, ±2.4×10⁻⁴): ".0e" wrote 0 as "0e+0", Plotly's exponents are 70 % size
+        ticks = [-r, -r / 2, 0.0, r / 2, r]
+        fig.update_xaxes(title_text=x_title, tickmode="array", tickvals=ticks,
+                         ticktext=[number(t) for t in ticks], row=i // cols + 1, col=i % cols + 1)
         if v.size and not np.any(v):
             fig.add_annotation(text="all exactly 0", x=0, y=max(1, int(counts.max())), showarrow=False,
                                yanchor="bottom", row=i // cols + 1, col=i % cols + 1,

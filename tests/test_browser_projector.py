@@ -1,0 +1,126 @@
+"""Made for the projector, checked in Chromium: every page with the biggest network the sidebar allows, in
+presentation mode at 1920×1080. Reads the text Plotly rendered (SVG ``<text>``): no figure text smaller than
+18 px, and no two titles or labels of a figure overlapping (their bounding boxes)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import wait_idle
+
+BIGGEST = {"sb_filters": 32, "sb_n_conv": 3}  # the sidebar's limits (cnnviz/ui/sidebar.py)
+MIN_PX = 18
+
+# Every visible SVG text of every Plotly figure: [figure title, text, font px, left, top, right, bottom, kind]
+TEXTS_JS = """() => {
+  const out = [];
+  for (const gd of document.querySelectorAll('.js-plotly-plot')) {
+    const r0 = gd.getBoundingClientRect();
+    if (r0.width === 0 || r0.height === 0) continue;  // a hidden tab
+    const title = (gd.layout && gd.layout.title && gd.layout.title.text) || '';
+    for (const t of gd.querySelectorAll('svg text')) {
+      if (t.closest('.hoverlayer') || !t.textContent.trim()) continue;
+      const b = t.getBoundingClientRect();
+      if (b.width === 0 || b.height === 0) continue;
+      const kind = t.closest('.annotation') ? 'annotation' : t.closest('.gtitle, .g-gtitle') ? 'title'
+        : t.closest('.g-xtitle, .g-ytitle, .g-x2title, .g-y2title') || /^[xy]\\d*title$/.test(t.getAttribute('class') || '') ? 'axis title'
+        : t.closest('.cbtitle') ? 'colour-bar title' : t.closest('.legend') ? 'legend' : 'tick';
+      // the smallest of the text and its parts (an exponent or a <sup> is a smaller <tspan>)
+      let px = parseFloat(getComputedStyle(t).fontSize);
+      for (const s of t.querySelectorAll('tspan')) {
+        if (s.textContent.trim()) px = Math.min(px, parseFloat(getComputedStyle(s).fontSize));
+      }
+      out.push([title, t.textContent, px, b.left, b.top, b.right, b.bottom, kind]);
+    }
+  }
+  return out;
+}"""
+
+
+def _overlaps(a, b, tol: float = 1.0) -> bool:
+    return min(a[5], b[5]) - max(a[3], b[3]) > tol and min(a[6], b[6]) - max(a[4], b[4]) > tol
+
+
+def check_figure_text(page, where: str) -> list[str]:
+    """Problems on the page now: figure texts below ``MIN_PX`` and overlapping titles / labels."""
+    texts = page.evaluate(TEXTS_JS)
+    problems = [f"{where}: '{t[1]}' ({t[7]}) in '{t[0][:50]}' is {t[2]:.1f} px" for t in texts if t[2] < MIN_PX]
+    labels = [t for t in texts if t[7] in ("annotation", "title", "axis title", "colour-bar title")]
+    for i, a in enumerate(labels):
+        for b in labels[i + 1:]:
+            if a[0] == b[0] and _overlaps(a, b):
+                problems.append(f"{where}: '{a[1]}' overlaps '{b[1]}' in '{a[0][:50]}'")
+    return problems
+
+
+def _nav(page, title: str) -> None:
+    page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
+    wait_idle(page)
+    page.get_by_role("heading", name=title).first.wait_for(timeout=60_000)
+    wait_idle(page)
+
+
+def set_biggest_network(page) -> None:
+    """Sidebar: 32 filters and 3 conv layers (Architecture), Apply."""
+    page.locator('[data-testid="stSidebar"] summary', has_text="Architecture").first.click()
+    for key, value in BIGGEST.items():
+        box = page.locator(f".st-key-{key} input")
+        box.fill(str(value))
+        box.press("Enter")
+        wait_idle(page)
+    page.locator(".st-key-sb_apply button").first.click()
+    wait_idle(page)
+
+
+def presentation_on(page) -> None:
+    page.locator(".st-key-presentation label").first.click()
+    wait_idle(page)
+
+
+def visit_every_page(page, visit) -> None:
+    """Take one step on Train, then call ``visit(name)`` on every page and on Inside's tabs."""
+    page.locator(".st-key-btn_step button").first.click()
+    wait_idle(page)
+    page.wait_for_function("() => [...document.querySelectorAll('.js-plotly-plot')].some("
+                           "g => (g.layout.title.text || '').startsWith('Learned filters at step 1'))",
+                           timeout=120_000)
+    visit("Train")
+    for title in ("Inside", "Gradients", "Draw", "Evaluate"):
+        _nav(page, title)
+        page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
+        if title == "Inside":
+            for tab in ("Forward pass", "Convolution step-through", "Equations with live numbers"):
+                page.get_by_role("tab", name=tab).click()
+                wait_idle(page)
+                visit(f"Inside / {tab}")
+        else:
+            visit(title)
+
+
+@pytest.fixture
+def projector_page(browser, app_url):
+    ctx = browser.new_context(viewport={"width": 1920, "height": 1080})
+    pg = ctx.new_page()
+    pg.goto(app_url)
+    wait_idle(pg)
+    yield pg
+    ctx.close()
+
+
+def test_every_page_is_readable_on_a_projector_with_the_biggest_network(projector_page):
+    page = projector_page
+    set_biggest_network(page)
+    presentation_on(page)
+    problems: list[str] = []
+    seen: list[str] = []
+
+    def visit(name: str) -> None:
+        page.wait_for_timeout(300)  # Plotly lays out after the script is idle
+        exc = page.locator('[data-testid="stException"]')
+        assert exc.count() == 0, f"{name}: {exc.first.inner_text()}"
+        seen.append(name)
+        problems.extend(check_figure_text(page, name))
+
+    visit_every_page(page, visit)
+    assert len(seen) == 7
+    assert not problems, "\n".join(problems[:40])
