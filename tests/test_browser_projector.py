@@ -8,7 +8,9 @@ import pytest
 
 from tests.conftest import wait_idle
 
-BIGGEST = {"sb_filters": 32, "sb_n_conv": 3}  # the sidebar's limits (cnnviz/ui/sidebar.py)
+# The sidebar's limits (32 filters, 3 conv layers); with the classroom's max-pooling a 3×3 kernel is the
+# largest that fits three layers within the server's cost limits (cnnviz.serve.serving.check_server_cost).
+BIGGEST = {"sb_filters": 32, "sb_n_conv": 3, "sb_kernel": 3}
 MIN_PX = 18
 
 # Every visible SVG text of every Plotly figure: [figure title, text, font px, left, top, right, bottom, kind]
@@ -22,9 +24,10 @@ TEXTS_JS = """() => {
       if (t.closest('.hoverlayer') || !t.textContent.trim()) continue;
       const b = t.getBoundingClientRect();
       if (b.width === 0 || b.height === 0) continue;
-      const kind = t.closest('.annotation') ? 'annotation' : t.closest('.gtitle, .g-gtitle') ? 'title'
-        : t.closest('.g-xtitle, .g-ytitle, .g-x2title, .g-y2title') || /^[xy]\\d*title$/.test(t.getAttribute('class') || '') ? 'axis title'
-        : t.closest('.cbtitle') ? 'colour-bar title' : t.closest('.legend') ? 'legend' : 'tick';
+      const cls = t.getAttribute('class') || '';
+      const kind = t.closest('.annotation') ? 'annotation' : t.closest('.g-gtitle') ? 'title'
+        : /^[xy]\\d*title$/.test(cls) ? 'axis title' : t.closest('.cbtitle') ? 'colour-bar title'
+        : t.closest('.legend') ? 'legend' : 'tick';
       // the smallest of the text and its parts (an exponent or a <sup> is a smaller <tspan>)
       let px = parseFloat(getComputedStyle(t).fontSize);
       for (const s of t.querySelectorAll('tspan')) {
@@ -44,7 +47,8 @@ def _overlaps(a, b, tol: float = 1.0) -> bool:
 def check_figure_text(page, where: str) -> list[str]:
     """Problems on the page now: figure texts below ``MIN_PX`` and overlapping titles / labels."""
     texts = page.evaluate(TEXTS_JS)
-    problems = [f"{where}: '{t[1]}' ({t[7]}) in '{t[0][:50]}' is {t[2]:.1f} px" for t in texts if t[2] < MIN_PX]
+    problems = [f"{where}: '{t[1]}' ({t[7]}) in '{t[0][:50]}' is {t[2]:.1f} px"
+                for t in texts if t[2] < MIN_PX]
     labels = [t for t in texts if t[7] in ("annotation", "title", "axis title", "colour-bar title")]
     for i, a in enumerate(labels):
         for b in labels[i + 1:]:
@@ -67,9 +71,13 @@ def set_biggest_network(page) -> None:
         box = page.locator(f".st-key-{key} input")
         box.fill(str(value))
         box.press("Enter")
+        page.wait_for_timeout(400)  # the rerun starts after the key press
         wait_idle(page)
     page.locator(".st-key-sb_apply button").first.click()
+    page.get_by_text("Rebuilt:").first.wait_for(timeout=60_000)
     wait_idle(page)
+    err = page.locator('[data-testid="stAlertContentError"]')
+    assert err.count() == 0, err.first.inner_text()
 
 
 def presentation_on(page) -> None:
@@ -78,12 +86,16 @@ def presentation_on(page) -> None:
 
 
 def visit_every_page(page, visit) -> None:
-    """Take one step on Train, then call ``visit(name)`` on every page and on Inside's tabs."""
+    """Take one step on Train, then call ``visit(name)`` on every page and on Inside's tabs. Returns the
+    number of tiles in the Train page's filter grid."""
     page.locator(".st-key-btn_step button").first.click()
     wait_idle(page)
     page.wait_for_function("() => [...document.querySelectorAll('.js-plotly-plot')].some("
                            "g => (g.layout.title.text || '').startsWith('Learned filters at step 1'))",
                            timeout=120_000)
+    labels = page.evaluate("() => { for (const g of document.querySelectorAll('.js-plotly-plot')) "
+                           "if ((g.layout.title.text || '').startsWith('Learned filters')) "
+                           "return g.layout.annotations.length; return 0; }")
     visit("Train")
     for title in ("Inside", "Gradients", "Draw", "Evaluate"):
         _nav(page, title)
@@ -95,6 +107,7 @@ def visit_every_page(page, visit) -> None:
                 visit(f"Inside / {tab}")
         else:
             visit(title)
+    return labels
 
 
 @pytest.fixture
@@ -121,6 +134,7 @@ def test_every_page_is_readable_on_a_projector_with_the_biggest_network(projecto
         seen.append(name)
         problems.extend(check_figure_text(page, name))
 
-    visit_every_page(page, visit)
+    n_tiles = visit_every_page(page, visit)
+    assert n_tiles == 32, "the Train page shows the biggest network's 32 filters"
     assert len(seen) == 7
     assert not problems, "\n".join(problems[:40])
