@@ -19,8 +19,6 @@ h1 {font-size: 2.1rem !important; padding-bottom: 0.2rem !important;}
 [data-testid="stSidebar"] [data-testid="stVerticalBlock"] {gap: 0.55rem;}
 div[data-testid="stPlotlyChart"] {overflow: hidden;}
 [data-testid="stAppDeployButton"] {display: none;}
-/* sidebar selects show their whole value ("He / Glorot", not "He / Glo") */
-[data-testid="stSidebar"] [data-baseweb="select"] div {text-overflow: clip; white-space: normal;}
 </style>
 """
 
