@@ -281,6 +281,7 @@ PRESET_TEXT = {"tutorial": "Tutorial", "classroom": "Classroom", "deeper": "Deep
 
 def timed(pg, action, what: str = "", timeout_s: float = 60.0) -> float:
     """ms from the click / key press that ``action()`` makes to its rerun finished and figures drawn."""
+    settle(pg)  # a run still going would hide the start of the click's own run
     pg.evaluate(RERUN_ARM_JS)
     action()
     try:
@@ -322,13 +323,13 @@ def matrix(browser, url: str, reps: int, errors: list[str], networks: list[str] 
     out = []
     for name in networks or list(NETWORKS):
         ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+        times = {}
         try:
             pg = ctx.new_page()
             pg.on("pageerror", lambda e, n=name: errors.append(f"{n}: JavaScript error: {e}"))
             pg.goto(url, timeout=60_000)
             wait_idle(pg)
             choose_network(pg, name)
-            times: dict[str, list[float]] = {}
 
             def add(what: str, action, _t=times, _pg=pg) -> None:
                 _t.setdefault(what, []).append(timed(_pg, action, what))
@@ -354,11 +355,11 @@ def matrix(browser, url: str, reps: int, errors: list[str], networks: list[str] 
                 add("page switch -> Evaluate", nav(pg, "Evaluate"))
                 add("page switch -> Train", nav(pg, "Train"))
                 exceptions_shown(pg, name, errors)
-            out += [(name, what, v) for what, v in times.items()]
-            print("\n".join(row(f"{name}: {what}", v, "ms") for what, v in times.items()), flush=True)
         except Exception as e:  # one network's failure is reported, the others are still measured
             errors.append(f"{name}: {type(e).__name__}: {str(e)[:300]}")
         finally:
+            out += [(name, what, v) for what, v in times.items()]
+            print("\n".join(row(f"{name}: {what}", v, "ms") for what, v in times.items()), flush=True)
             ctx.close()
     return out
 

@@ -132,6 +132,19 @@ def _label_fit(labels: list[str], tile_px: float, font_px: float) -> list[str]:
     return [s.rsplit(" ", 1)[-1] for s in labels]
 
 
+DETAILED_HOVER_CELLS = 6000  # tiled grids up to this many cells get row/column hover (filters, gradients)
+
+
+def compact(z: np.ndarray, digits: int = 4) -> np.ndarray:
+    """``z`` rounded to ``digits`` significant digits as float64 (NaN kept): Streamlit sends a figure's
+    arrays as JSON text, where 0.1235 takes 6 characters and float32's 0.12349999696 takes 13."""
+    z = np.asarray(z, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mag = np.where(np.isfinite(z) & (z != 0), np.floor(np.log10(np.abs(z))), 0.0)
+        scale = 10.0 ** (digits - 1 - mag)
+        return np.round(z * scale) / scale
+
+
 def tiled_panels(blocks: list[dict], title: str, scale: float = 1.0, tile_px: float = 80.0,
                  ncols: int | None = None, side_by_side: bool = False, colorbar: str = "right",
                  max_cols: int = 8) -> go.Figure:
@@ -174,8 +187,15 @@ def tiled_panels(blocks: list[dict], title: str, scale: float = 1.0, tile_px: fl
             y_top = 1.0 - b_i * (block_h + name_px + font) / plot_h
             ydom = [max(0.0, y_top - (block_h + name_px) / plot_h), y_top - name_px / plot_h]
             xdom = [0.0, 1.0]
-        custom = index.copy()  # (R, Cols, 3): tile number from 1 for people, -1 in the gaps
-        custom[..., 0] = np.where(index[..., 0] >= 0, index[..., 0] + 1, -1)
+        tile_no = np.where(index[..., 0] >= 0, index[..., 0] + 1, -1).astype(np.int32)  # (R, Cols), from 1
+        detailed = tiled.size <= DETAILED_HOVER_CELLS
+        if detailed:  # hover names the tile, the row and the column in it
+            custom = np.concatenate([tile_no[..., None], index[..., 1:]], axis=-1)  # (R, Cols, 3)
+            where = (f"{blk.get('unit', 'tile')} %{{customdata[0]}}<br>row %{{customdata[1]}}, "
+                     "col %{customdata[2]}")
+        else:  # big grids (feature maps): the tile only, a third of the data to send
+            custom = tile_no  # (R, Cols)
+            where = f"{blk.get('unit', 'tile')} %{{customdata}}"
         if colorbar == "bottom":
             cb = {"orientation": "h", "x": (xdom[0] + xdom[1]) / 2, "xanchor": "center", "y": -0.02,
                   "yanchor": "top", "len": 0.8 * (xdom[1] - xdom[0]), "thickness": _px(10, scale),
@@ -187,11 +207,9 @@ def tiled_panels(blocks: list[dict], title: str, scale: float = 1.0, tile_px: fl
                   "title": {"text": blk.get("cbar", ""), "side": "right"}, "nticks": 5,
                   "tickformat": ".2~g"}
         what = blk.get("hover", "value")
-        unit = blk.get("unit", "tile")
-        data.append({"type": "heatmap", "z": tiled, "customdata": custom, "hoverongaps": False,
+        data.append({"type": "heatmap", "z": compact(tiled), "customdata": custom, "hoverongaps": False,
                      "xaxis": "x" + sfx, "yaxis": "y" + sfx, "colorbar": cb, **blk["colour"],
-                     "hovertemplate": f"{unit} %{{customdata[0]}}<br>row %{{customdata[1]}}, col "
-                                      f"%{{customdata[2]}}<br>{what} = %{{z:.4g}}<extra></extra>"})
+                     "hovertemplate": f"{where}<br>{what} = %{{z:.4g}}<extra></extra>"})
         lay["xaxis" + sfx] = {**_TILE_AXIS, "domain": xdom, "anchor": "y" + sfx,
                               "range": [-0.5, tiled.shape[1] - 0.5]}
         lay["yaxis" + sfx] = {**_TILE_AXIS, "domain": ydom, "anchor": "x" + sfx, "scaleanchor": "x" + sfx,
@@ -252,12 +270,15 @@ def filter_grid(W: np.ndarray, title: str = "Learned filters (first conv layer)"
            "unit": "tile", "colour": {"colorscale": DIVERGING, "zmin": -z, "zmax": z, "zmid": 0.0}}
     fig = tiled_panels([blk], title, scale, tile_px or filter_tile_px(ncols), ncols=ncols, colorbar="bottom")
     # hover in filter / channel terms (from 1) instead of tile numbers
-    idx = np.asarray(fig.data[0].customdata)  # (R, Cols, 3)
-    k = idx[..., 0] - 1
+    idx = np.asarray(fig.data[0].customdata)  # (R, Cols, 3), or (R, Cols) for a very large grid
+    k = (idx[..., 0] if idx.ndim == 3 else idx) - 1
     f_c = np.where(k[..., None] >= 0, np.stack([k // C + 1, k % C + 1], axis=-1), -1)  # (R, Cols, 2)
-    fig.data[0].customdata = np.concatenate([f_c, idx[..., 1:]], axis=-1).astype(np.int32)  # (R, Cols, 4)
-    fig.data[0].hovertemplate = ("filter %{customdata[0]}, channel %{customdata[1]}<br>row %{customdata[2]}, "
-                                 "col %{customdata[3]}<br>w = %{z:.4f}<extra></extra>")
+    where = "filter %{customdata[0]}, channel %{customdata[1]}"
+    if idx.ndim == 3:
+        f_c = np.concatenate([f_c, idx[..., 1:]], axis=-1)  # (R, Cols, 4)
+        where += "<br>row %{customdata[2]}, col %{customdata[3]}"
+    fig.data[0].customdata = f_c.astype(np.int32)
+    fig.data[0].hovertemplate = where + "<br>w = %{z:.4f}<extra></extra>"
     if height:
         fig.layout.height = height
     return fig
@@ -502,12 +523,15 @@ def image_gallery(images: np.ndarray, captions: list[str], title: str, ncols: in
     for a, cap in zip(fig.layout.annotations, captions, strict=False):
         a.text = cap
     if hover is not None:
-        idx = np.asarray(fig.data[0].customdata)[..., 0] - 1  # (R, Cols): image per pixel, -1 in gaps
+        idx = np.asarray(fig.data[0].customdata)
+        idx = (idx[..., 0] if idx.ndim == 3 else idx) - 1  # (R, Cols): image per pixel, -1 in the gaps
         texts = np.asarray(hover, dtype=object)
         fig.data[0].text = np.where(idx >= 0, texts[np.maximum(idx, 0)], "")  # (R, Cols)
         fig.data[0].hovertemplate = "%{text}<extra></extra>"
     else:
-        fig.data[0].hovertemplate = "image %{customdata[0]}<extra></extra>"
+        idx = np.asarray(fig.data[0].customdata)
+        fig.data[0].hovertemplate = ("image %{customdata[0]}" if idx.ndim == 3 else "image %{customdata}") \
+            + "<extra></extra>"
     if height:
         fig.layout.height = height
     return fig
