@@ -46,7 +46,7 @@ def test_map_grid_shares_a_symmetric_range():
     (hm,) = fig.data  # one tiled heatmap, not one subplot per map
     assert hm.zmin == -hm.zmax == -7.0 and hm.zmid == 0
     z = np.asarray(hm.z, dtype=np.float64)
-    assert np.nansum(np.abs(z)) == pytest.approx(np.abs(maps).sum(), rel=1e-4)  # every value shown once
+    assert np.nansum(np.abs(z)) == pytest.approx(np.abs(maps).sum(), rel=1e-5)  # every value shown once
     assert [a.text for a in fig.layout.annotations] == [f"map {k}" for k in range(1, 9)]  # numbered from 1
     assert fig.layout.title.text == "Filters"
 
