@@ -138,4 +138,5 @@ def test_sigmoid_figure_curves_and_histogram_share_the_z_axis():
     assert sum(bars.y) == z.size and bars.yaxis == "y2" and bars.xaxis in (None, "x")
     assert np.all(np.diff(sig.y) >= 0) and max(dsig.y) == pytest.approx(0.25, abs=1e-3)
     assert fig.layout.xaxis.range == (-30.0, 30.0)
-    assert "33% of 6 units have σ′ < 0.01" in fig.layout.title.text  # -30 and 25 are saturated
+    notes = " ".join(a.text for a in fig.layout.annotations)
+    assert "33% of 6 units have σ′ < 0.01" in notes  # -30 and 25 are saturated

@@ -857,11 +857,14 @@ def histogram_grid(values: dict[str, np.ndarray], title: str, bins: int = 40, co
                              name=name, hovertemplate="%{x:.3g}: %{y} values<extra></extra>"),
                       row=i // cols + 1, col=i % cols + 1)
         # our own tick texts (0, ±2.4×10⁻⁴): ".0e" wrote 0 as "0e+0", Plotly's exponents are 70 % size
-        ticks = [-r, -r / 2, 0.0, r / 2, r]
+        e = math.floor(math.log10(r))
+        nice = max(m * 10.0**e for m in (1, 2, 5) if m * 10.0**e <= r * 1.0001)  # a round number ≤ r
+        ticks = [-nice, 0.0, nice] if np.any(v) else [0.0]  # all zero: the range is only a tiny epsilon
         fig.update_xaxes(title_text=x_title, tickmode="array", tickvals=ticks,
                          ticktext=[number(t) for t in ticks], row=i // cols + 1, col=i % cols + 1)
         if v.size and not np.any(v):
-            fig.add_annotation(text="all exactly 0", x=0, y=max(1, int(counts.max())), showarrow=False,
+            fig.add_annotation(text="all exactly 0", x=0, y=math.log10(max(1, int(counts.max()))),  # log axis
+                               showarrow=False,
                                yanchor="bottom", row=i // cols + 1, col=i % cols + 1,
                                font={"size": _px(12, scale), "color": "#5b6577"})
         fig.update_yaxes(type="log", dtick=1, row=i // cols + 1, col=i % cols + 1,
@@ -901,10 +904,12 @@ def sigmoid_figure(z: np.ndarray, title: str = "σ(z) and σ′(z) with this net
          "line": {"color": VAL_COLOUR, "width": 3, "dash": "dash"},
          "hovertemplate": "σ′(%{x:.2f}) = %{y:.4f}<extra></extra>"},
     ]
-    # a plain second line: <sup> would draw it at 70 % of the font size, below the projector's minimum
-    layout = _style_layout(f"{title}<br>{saturated:.0%} of {z.size:,} units have σ′ < 0.01 "
-                           "(saturated: almost no gradient passes)", height, scale)
-    layout["title"]["font"]["size"] = _px(14, scale)
+    layout = _style_layout(title, height, scale)
+    # the share of saturated units just above the plot (a second title line would be cut off at the top)
+    share = f"{saturated:.0%} of {z.size:,} units have σ′ < 0.01 (saturated: almost no gradient passes)"
+    layout["annotations"] = [{"text": share, "x": 0, "y": 1.02, "xref": "paper",
+                              "yref": "paper", "xanchor": "left", "yanchor": "bottom", "showarrow": False,
+                              "font": {"size": _px(12, scale), "color": "#5b6577"}}]
     layout.update(
         xaxis={"title": {"text": z_name}, "range": [-R, R], "zeroline": True, "zerolinecolor": "#c9d0db",
                "gridcolor": "#eef1f6", "automargin": True},
@@ -912,7 +917,7 @@ def sigmoid_figure(z: np.ndarray, title: str = "σ(z) and σ′(z) with this net
         yaxis2={"title": {"text": "units"}, "overlaying": "y", "side": "right", "showgrid": False,
                 "rangemode": "tozero", "automargin": True},
         legend={"orientation": "h", "yanchor": "top", "y": -0.22, "x": 0},
-        margin={"l": round(60 * scale), "r": round(60 * scale), "t": round(80 * scale),
+        margin={"l": round(60 * scale), "r": round(60 * scale), "t": round(85 * scale),
                 "b": round(95 * scale)},
         bargap=0,
     )
