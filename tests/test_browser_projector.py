@@ -138,3 +138,48 @@ def test_every_page_is_readable_on_a_projector_with_the_biggest_network(projecto
     assert n_tiles == 32, "the Train page shows the biggest network's 32 filters"
     assert len(seen) == 7
     assert not problems, "\n".join(problems[:40])
+
+
+STEP_JS = """() => { for (const g of document.querySelectorAll('.js-plotly-plot')) {
+  const t = (g.layout.title && g.layout.title.text) || '';
+  if (t.startsWith('Learned filters at step')) return parseInt(t.split('step ')[1]); } return null; }"""
+
+
+def test_train_keyboard_shortcuts_and_never_while_typing(page):
+    page.wait_for_function(f"({STEP_JS})() === 0", timeout=60_000)
+    page.locator("h1").first.click()  # focus on the page, not in a field
+    page.keyboard.press("s")
+    page.wait_for_function(f"({STEP_JS})() === 1", timeout=60_000)
+    page.keyboard.press("S")
+    page.wait_for_function(f"({STEP_JS})() === 2", timeout=60_000)
+    # typing an "s" or "r" in a field does nothing but type
+    page.locator('[data-testid="stSidebar"] summary', has_text="Training").first.click()
+    seed = page.locator(".st-key-sb_seed input")
+    seed.click()
+    seed.press("s")
+    seed.press("r")
+    page.wait_for_timeout(1500)
+    wait_idle(page)
+    assert page.evaluate(STEP_JS) == 2
+    # Space plays, Space again pauses; R resets to step 0
+    page.locator("h1").first.click()
+    page.keyboard.press(" ")
+    page.locator(".st-key-btn_pause button").first.wait_for(timeout=30_000)
+    page.keyboard.press(" ")
+    page.locator(".st-key-btn_play button").first.wait_for(timeout=30_000)
+    wait_idle(page)
+    page.keyboard.press("r")
+    page.wait_for_function(f"({STEP_JS})() === 0", timeout=60_000)
+    help_text = page.locator(".st-key-btn_play button").first.get_attribute("aria-label") or ""
+    assert page.locator(".st-key-btn_play").count() == 1 and "Space" in (help_text + _tooltip(page))
+
+
+def _tooltip(page) -> str:
+    """The Play button's help tooltip text (hover it)."""
+    page.locator(".st-key-btn_play button").first.hover()
+    tip = page.locator('[data-testid="stTooltipContent"]')
+    try:
+        tip.first.wait_for(timeout=5_000)
+    except Exception:
+        return ""
+    return tip.first.inner_text()
