@@ -516,16 +516,16 @@ def image_gallery(images: np.ndarray, captions: list[str], title: str, ncols: in
     # captions never shrink to numbers (they are not "name number" labels): keep the full text
     for a, cap in zip(fig.layout.annotations, captions, strict=False):
         a.text = cap
+    idx = np.asarray(fig.data[0].customdata)
+    fig.data[0].hovertemplate = ("image %{customdata[0]}" if idx.ndim == 3 else "image %{customdata}") \
+        + "<extra></extra>"
     if hover is not None:
-        idx = np.asarray(fig.data[0].customdata)
-        idx = (idx[..., 0] if idx.ndim == 3 else idx) - 1  # (R, Cols): image per pixel, -1 in the gaps
-        texts = np.asarray(hover, dtype=object)
-        fig.data[0].text = np.where(idx >= 0, texts[np.maximum(idx, 0)], "")  # (R, Cols)
-        fig.data[0].hovertemplate = "%{text}<extra></extra>"
-    else:
-        idx = np.asarray(fig.data[0].customdata)
-        fig.data[0].hovertemplate = ("image %{customdata[0]}" if idx.ndim == 3 else "image %{customdata}") \
-            + "<extra></extra>"
+        # the long per-image text on its caption's hover: one string per image, not one per pixel (a grid
+        # of strings as large as the images made the page several times heavier to send and draw)
+        for a, text in zip(fig.layout.annotations, hover, strict=False):
+            a.hovertext = text
+        fig.data[0].hovertemplate = fig.data[0].hovertemplate.replace(
+            "<extra>", " (hover its caption for details)<extra>")
     if height:
         fig.layout.height = height
     return fig
