@@ -603,8 +603,11 @@ def flat_vector_figure(vec: np.ndarray, n_segments: int, title: str, segment_nam
                       "nticks": 3}
     fig = go.Figure(go.Heatmap(z=vec, coloraxis="coloraxis",
                                hovertemplate="index %{x}<br>value %{z:.4g}<extra></extra>"))
-    for k in range(1, n_segments):
-        fig.add_vline(x=k * seg - 0.5, line={"color": "white", "width": 2})
+    # the segment borders as one list of shapes: add_vline re-validates the layout on every call (a second
+    # for 32 maps)
+    fig.update_layout(shapes=[{"type": "line", "xref": "x", "yref": "paper", "x0": k * seg - 0.5,
+                               "x1": k * seg - 0.5, "y0": 0, "y1": 1, "line": {"color": "white", "width": 2}}
+                              for k in range(1, n_segments)])
     tick_vals = [k * seg + seg / 2 - 0.5 for k in range(n_segments)] if n_segments <= 32 else None
     prefix = f"{segment_name} " if n_segments <= 8 else ""  # many segments: numbers only, so labels fit
     fig.update_xaxes(title_text=f"index in the vector (D = {d}; {n_segments} {segment_name}s × {seg})",
