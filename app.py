@@ -12,7 +12,7 @@ from cnnviz.ui import inspect as inspect_page
 from cnnviz.ui import lesson as lesson_page
 from cnnviz.ui import share as share_link
 
-st.set_page_config(page_title="cnnviz · watch a CNN learn", page_icon="🧠", layout="wide",
+st.set_page_config(page_title="cnnviz · watch a CNN learn", page_icon=":material/neurology:", layout="wide",
                    initial_sidebar_state="expanded")
 
 state.init()

@@ -288,10 +288,10 @@ def _teach_section(image: np.ndarray | None, scale: float, suggested: int | None
                    help="Ten training steps of the session's model (your digits come first)")
         msg = ss.pop("draw_teach_msg", None)
         if msg:
-            st.success(msg, icon="✅")
+            st.success(msg, icon=":material/check_circle:")
         err = ss.pop("draw_teach_error", None)
         if err:
-            st.error(err, icon="⚠️")
+            st.error(err, icon=":material/error:")
         if binary:
             st.caption("The session's model is the tutorial's binary network: it learns “0–4 vs 5–9”, so "
                        "your digit counts as " + ("“5–9”." if int(label) > 4 else "“0–4”."))
@@ -421,7 +421,7 @@ def _body() -> None:
                          on_change=_on_upload, help="PNG or JPEG, dark ink on light paper or light on dark; "
                          "it is cropped, scaled and centred exactly like a drawing")
         if ss.get("draw_upload_error"):
-            st.error(ss["draw_upload_error"], icon="⚠️")
+            st.error(ss["draw_upload_error"], icon=":material/error:")
 
     image, source = _current_image(rgba, len(objects))
     result = predict(net, image, task) if image is not None else None

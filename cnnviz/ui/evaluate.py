@@ -3,8 +3,6 @@ confidently misclassified images. Works for the 10-digit nets and the tutorial's
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import streamlit as st
 
@@ -141,7 +139,7 @@ def render() -> None:
         verb = "correctly classified as" if t_sel == p_sel else "predicted as"
         title = f"True {names[t_sel]} {verb} {names[p_sel]}: {int(cm[t_sel, p_sel])} images"
         common.plot(figures.image_gallery(res["images"][idx], cap, title, ncols=6, scale=s, hover=hov,
-                                          height=round((90 + 78 * math.ceil(max(1, len(idx)) / 6)) * s)),
+                                          tile_px=66),  # the height follows from the tiles and captions
                     key="eval_cell")
         common.plot(figures.class_accuracy(per_class, names, overall=res["acc"], scale=s, height=260),
                     key="eval_per_class")
@@ -153,6 +151,5 @@ def render() -> None:
     cap, hov = _gallery_captions(widx, res, names)
     common.plot(figures.image_gallery(res["images"][widx], cap,
                                       f"The {len(widx)} errors the model was surest about (true → predicted, "
-                                      "confidence)", ncols=12, scale=s, hover=hov,
-                                      height=round((90 + 78 * math.ceil(max(1, len(widx)) / 12)) * s)),
+                                      "confidence)", ncols=12, scale=s, hover=hov, tile_px=66),
                 key="eval_wrong")

@@ -17,6 +17,7 @@ import streamlit as st
 from cnnviz.nn.head import TASK_CLASS_NAMES
 from cnnviz.ui import common, filter_link, state
 from cnnviz.viz import figures
+from cnnviz.viz.activations import sigmoid_preactivations
 from cnnviz.viz.lesson_math import (
     RATIO_GUIDE,
     dense_input_shape,
@@ -35,7 +36,7 @@ def _no_step_yet(trainer) -> None:
     """The page before any training step: say so and offer to take one."""
     st.info("No training step has been taken yet, so there are no gradients to show. A step runs the "
             "forward pass on a batch, back-propagates the error and updates the weights: take one here, "
-            "or train on the Train page.", icon="ℹ️")
+            "or train on the Train page.", icon=":material/info:")
     if st.button("Take one step", key="grad_first_step", type="primary", icon=":material/skip_next:"):
         state.train(1)
         st.rerun()
@@ -152,13 +153,15 @@ def _history_section(trainer, scale: float) -> None:
     c1, c2 = st.columns(2)
     with c1:
         fig = figures.series_figure(steps, {label[n]: v for n, v in norms.items()},
-                                    "Gradient norm ‖∂E/∂θ‖ per parameter", "gradient norm (log)", scale=scale)
+                                    "Gradient norm ‖∂E/∂θ‖ per parameter", "gradient norm (log)", scale=scale,
+                                    what="gradients", empty_reason=_zero_reason(net))
         common.plot(fig, key="grad_norms")
     with c2:
         # Weights only: a bias starts at 0, where the ratio is undefined (huge) for the first steps.
         fig = figures.series_figure(steps, {label[n]: v for n, v in ratios.items() if n.endswith(".W")},
                                     "Update / weight ratio ‖ΔW‖ / ‖W‖", "ratio (log)",
-                                    reference=RATIO_GUIDE, reference_label="10⁻³ rule of thumb", scale=scale)
+                                    reference=RATIO_GUIDE, reference_label="10⁻³ rule of thumb", scale=scale,
+                                    what="updates", empty_reason=_zero_reason(net))
         common.plot(fig, key="grad_ratios")
     acts = {type(layer).__name__ for layer in net.layers}
     msg = ("Both axes are logarithmic: a line that falls by a factor of 10 drops one grid line. ")
@@ -169,6 +172,19 @@ def _history_section(trainer, scale: float) -> None:
         msg += ("Ratios far above 10⁻³ mean the learning rate is large for that parameter; far below, "
                 "it barely moves.")
     st.caption(msg)
+    if "Sigmoid" in acts:
+        x = trainer.data.x_train[:32]  # (32, 1, 28, 28): a few training images are enough for the picture
+        fig = figures.sigmoid_figure(sigmoid_preactivations(net, x),
+                                     "Why sigmoid gradients vanish: σ, σ′ and this network's z "
+                                     f"on {len(x)} training images", scale=scale)
+        common.plot(fig, key="grad_sigmoid")
+
+
+def _zero_reason(net) -> str | None:
+    """Why every gradient can be exactly 0, for the empty log chart: a saturated sigmoid output."""
+    if type(net.layers[-1]).__name__ == "Sigmoid":
+        return "every output sigmoid is saturated (σ′ = 0 in float32), so no error flows back"
+    return None
 
 
 def _histogram_section(net, scale: float) -> None:

@@ -58,7 +58,7 @@ def _class_names(n: int) -> list[str]:
 def show_hint(h: health.Hint) -> None:
     """One hint as a coloured box: title, what it saw (numbers) and why it matters."""
     box = st.error if h.severity == "error" else st.warning
-    box(f"**{h.title}.** {h.saw}  \n*Why it matters:* {h.why}", icon="🩺")
+    box(f"**{h.title}.** {h.saw}  \n*Why it matters:* {h.why}", icon=":material/stethoscope:")
 
 
 def render(tr) -> None:
@@ -94,9 +94,9 @@ def render(tr) -> None:
 def done_message(tr, text: str) -> None:
     """A success message for finished training, or, when the run is stuck or diverged, a warning instead."""
     if health.is_failing(hints(tr)):
-        st.warning(f"{text} But the run is not learning: see the hints below.", icon="⚠️")
+        st.warning(f"{text} But the run is not learning: see the hints below.", icon=":material/warning:")
     else:
-        st.success(text, icon="✅")
+        st.success(text, icon=":material/check_circle:")
 
 
 def _in_fragment() -> bool:

@@ -14,6 +14,7 @@ import streamlit as st
 from cnnviz.nn.head import Head
 from cnnviz.ui import common, filter_link, state
 from cnnviz.viz import figures
+from cnnviz.viz.activations import sigmoid_preactivations
 from cnnviz.viz.lesson_math import (
     TUTORIAL_FILTER,
     TUTORIAL_IMAGE,
@@ -202,8 +203,9 @@ def _step_through_section(net, image: np.ndarray, scale: float) -> None:
             current = min(current, n)
         st.session_state[skey] = min(max(current, 1), n)
         b1, b2 = st.columns([1, 6], vertical_alignment="bottom")
-        label = "⏸ Pause" if st.session_state.get(play_key, False) else "▶ Play"
-        if b1.button(label, key="inside_step_playbtn", width="stretch"):
+        on = st.session_state.get(play_key, False)
+        if b1.button("Pause" if on else "Play", key="inside_step_playbtn", width="stretch",
+                     icon=":material/pause:" if on else ":material/play_arrow:"):
             st.session_state[play_key] = not st.session_state.get(play_key, False)
             st.rerun()
         pos = b2.slider("Window position", 1, n, key=skey, help="Move the window over the image")
@@ -252,6 +254,10 @@ def _equations_section(net, image: np.ndarray, label: int | None, config) -> Non
             a, b = st.columns([3, 2], vertical_alignment="center")
             a.latex(tex)
             b.markdown(note)
+    z = sigmoid_preactivations(net, image[None, None])  # (M,): every z entering a sigmoid, this image
+    if z.size:
+        common.plot(figures.sigmoid_figure(z, "σ(z) and σ′(z) = σ(1 − σ) with this image's z",
+                                           scale=common.scale()), key="inside_sigmoid")
 
 
 def render() -> None:

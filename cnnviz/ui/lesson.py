@@ -80,7 +80,7 @@ def _preset_note(cfg) -> None:
         f"This lesson follows the tutorial's network (3 filters, sigmoid, squared error, 0–4 vs 5–9). "
         f"Your model is the {cfg.preset} network: every step works on it too, with its own numbers. The "
         "button beside this replaces your model with the tutorial's (same seed, step 0).",
-        icon="ℹ️",
+        icon=":material/info:",
     )
     c2.button(
         "Use the tutorial network",

@@ -13,13 +13,12 @@ status line then says how often this view redraws, and why.
 
 from __future__ import annotations
 
-import math
 import time
 
 import numpy as np
 import streamlit as st
 
-from cnnviz.ui import common, filter_link, health_panel, session_guard, state
+from cnnviz.ui import common, filter_link, health_panel, keys, session_guard, state
 from cnnviz.viz import figures
 
 LIVE_KEY, REPLAY_KEY = "train_live", "train_replay_fragment"  # fragment keys
@@ -57,16 +56,17 @@ def _live_controls() -> None:
     row = st.container(horizontal=True, vertical_alignment="center", gap="small")
     if playing:
         row.button("Pause", key="btn_pause", on_click=_set_playing, args=(False,), type="primary",
-                   icon=":material/pause:", help="Stop live training (the model and its history are kept)")
+                   icon=":material/pause:",
+                   help="Stop live training (the model and its history are kept). " + keys.HELP)
     else:
         row.button("Play", key="btn_play", on_click=_set_playing, args=(True,), type="primary",
-                   icon=":material/play_arrow:", help="Train continuously and watch it learn")
+                   icon=":material/play_arrow:", help="Train continuously and watch it learn. " + keys.HELP)
     row.segmented_control("Speed", list(state.SPEEDS), key="speed", required=True,
                           label_visibility="collapsed",
                           help="Slow: one step per redraw. Normal / Fast: as many steps as fit in ~0.1 s / "
                                "~0.15 s per redraw")
     row.button("Reset", key="btn_reset", on_click=_reset, icon=":material/restart_alt:",
-               help="Back to step 0: fresh weights from the seed, empty history")
+               help="Back to step 0: fresh weights from the seed, empty history. Key: R")
 
 
 def _step_controls(tr) -> bool:
@@ -74,7 +74,7 @@ def _step_controls(tr) -> bool:
     Returns True when the live timer must change (an epoch run stops live training)."""
     row = st.container(horizontal=True, vertical_alignment="center", gap="small")
     row.button("Step", key="btn_step", on_click=_step, args=(1,), icon=":material/skip_next:",
-               help="One training step (one minibatch, or the full batch)")
+               help="One training step (one minibatch, or the full batch). Key: S")
     row.button("Step ×10", key="btn_step10", on_click=_step, args=(10,), icon=":material/fast_forward:",
                help="Ten training steps")
     epoch = row.button("1 epoch", key="btn_epoch", icon=":material/all_inclusive:",
@@ -152,10 +152,9 @@ def _draw_live(tr) -> None:
     left, right = st.columns([2, 3], gap="medium")
     with left:
         if W is not None:
-            F = W.shape[0] * W.shape[1]
-            ncols = math.ceil(math.sqrt(F))  # a near-square grid fills the column best
-            common.plot(figures.filter_grid(W, title=f"Learned filters at step {tr.step_count}", ncols=ncols,
-                                            scale=s, height=360), key="train_filters")
+            # a balanced near-square grid whose height follows from its tiles (figures.filter_grid)
+            common.plot(figures.filter_grid(W, title=f"Learned filters at step {tr.step_count}", scale=s),
+                        key="train_filters")
         else:
             st.info("This network has no convolution layer, so there are no filters to show.")
     with right:
@@ -277,8 +276,8 @@ def render() -> None:
     body = _live_playing if interval else _live_paused
     st.fragment(body, run_every=interval, key=_live_key())(interval)
     filter_link.inspect_link(state.get_trainer().net, key="train")
-    if not common.presentation():
-        st.fragment(_replay_fragment, key=REPLAY_KEY)()
+    st.fragment(_replay_fragment, key=REPLAY_KEY)()  # also in presentation mode: filters learning
+    keys.install()
 
 
 def _replay_fragment() -> None:

@@ -346,14 +346,16 @@ RATIO_GUIDE = 1e-3  # a common rule of thumb: each step changes a weight by abou
 # Gradients page: names, shapes and series
 # ----------------------------------------------------------------------------------------------------------
 def param_label(net, name: str) -> str:
-    """A readable name for a parameter such as "0.W": "0.W (conv 1 filters)", "4.b (dense bias)"."""
+    """A name for people for a parameter such as "0.W": "conv 1 weights", "dense bias" ("dense 2 weights"
+    when the network has several dense layers); never the internal "0.W"."""
     i, key = name.split(".", 1)
     layer = net.layers[int(i)]
     kind = type(layer).__name__
     nth = sum(type(lay).__name__ == kind for lay in net.layers[: int(i) + 1])
+    several = kind == "Conv2D" or sum(type(lay).__name__ == kind for lay in net.layers) > 1
     word = LAYER_WORDS.get(kind, kind.lower())
-    what = {"W": "filters" if kind == "Conv2D" else "weights", "b": "bias"}.get(key, key)
-    return f"{name} ({word} {nth} {what})" if kind == "Conv2D" else f"{name} ({word} {what})"
+    what = {"W": "weights", "b": "bias"}.get(key, key)
+    return f"{word} {nth} {what}" if several else f"{word} {what}"
 
 
 def dense_input_shape(net, dense_index: int) -> tuple[int, ...]:
