@@ -19,6 +19,8 @@ from cnnviz.nn.network import infer_shapes
 from cnnviz.ui import common, state
 from cnnviz.ui.inside import class_names, is_tutorial_net
 from cnnviz.viz import figures
+from cnnviz.viz.names import LOSS_NAMES, describe_config, param_label_from_name
+from cnnviz.viz.names import OPTIMIZER_NAMES as OPT_NAMES
 
 LAYER_WORDS = {"Conv2D": "conv", "Dense": "dense"}
 RATIO_GUIDE = 1e-3  # a common rule of thumb: each step changes a weight by about 0.1 % of its size
@@ -28,14 +30,8 @@ RATIO_GUIDE = 1e-3  # a common rule of thumb: each step changes a weight by abou
 # Pure helpers (no Streamlit)
 # ----------------------------------------------------------------------------------------------------------
 def param_label(net, name: str) -> str:
-    """A readable name for a parameter such as "0.W": "0.W (conv 1 filters)", "4.b (dense bias)"."""
-    i, key = name.split(".", 1)
-    layer = net.layers[int(i)]
-    kind = type(layer).__name__
-    nth = sum(type(lay).__name__ == kind for lay in net.layers[: int(i) + 1])
-    word = LAYER_WORDS.get(kind, kind.lower())
-    what = {"W": "filters" if kind == "Conv2D" else "weights", "b": "bias"}.get(key, key)
-    return f"{name} ({word} {nth} {what})" if kind == "Conv2D" else f"{name} ({word} {what})"
+    """A parameter such as "0.W" for people: "conv 1 weights", "dense bias" (``names.layer_param_label``)."""
+    return param_label_from_name(name, net.spec())
 
 
 def dense_input_shape(net, dense_index: int) -> tuple[int, ...]:
@@ -84,7 +80,7 @@ def _no_step_yet(trainer) -> None:
     if st.button("Take one step", key="grad_first_step", type="primary", icon=":material/skip_next:"):
         state.train(1)
         st.rerun()
-    st.caption(f"Model: {trainer.config.describe()}")
+    st.caption(f"Model: {describe_config(trainer.config)}")
     conv = next((layer for layer in trainer.net.layers if type(layer).__name__ == "Conv2D"), None)
     if conv is not None:
         W = np.asarray(conv.params["W"])[:, 0]  # (F, KH, KW): input channel 1
@@ -116,7 +112,7 @@ def _conv_section(trainer, scale: float) -> None:
     c1, c2, _ = st.columns([1, 1, 2])
     li = convs[0]
     if len(convs) > 1:
-        li = c1.selectbox("Conv layer", convs, format_func=lambda i: f"conv {convs.index(i) + 1} (layer {i})",
+        li = c1.selectbox("Conv layer", convs, format_func=lambda i: f"conv {convs.index(i) + 1}",
                           key="grad_conv_layer")
     layer = net.layers[li]
     W, G = np.asarray(layer.params["W"]), np.asarray(layer.grads["W"])  # (F, C, KH, KW)
@@ -240,9 +236,9 @@ def _histogram_section(net, scale: float) -> None:
 def _tutorial_section(trainer, scale: float) -> None:
     """The tutorial's own gradient beside the true one, with the difference and cosine."""
     st.subheader("The tutorial's gradient vs the true gradient")
-    key = ("grad_tut_cmp", st.session_state.get("model_rev", 0), len(trainer.history),
+    key = ("grad_tut_cmp", state.model_rev(), len(trainer.history),
            trainer.history[-1].step if trainer.history else 0)
-    cached = st.session_state.get("grad_tut_cache")
+    cached = state.app().caches.get("grad_tut_cache")
     if cached is None or cached[0] != key:
         data = trainer.data
         try:
@@ -251,7 +247,7 @@ def _tutorial_section(trainer, scale: float) -> None:
         except ValueError as e:
             st.info(f"The comparison needs the tutorial's exact network: {e}")
             return
-        st.session_state["grad_tut_cache"] = (key, res)
+        state.app().caches["grad_tut_cache"] = (key, res)
     else:
         res = cached[1]
     true, tut, diff = res["true"]["0.W"][:, 0], res["tutorial"]["0.W"][:, 0], res["diff"][:, 0]  # (3, 5, 5)
@@ -309,7 +305,8 @@ def render() -> None:
         state.train(1)
         st.rerun()
     st.caption(f"The gradients of step {rec.step}: ∂E/∂θ for every parameter θ, computed by back-propagation "
-               f"on that step's batch ({cfg.optimizer}, loss {cfg.loss}).")
+               f"on that step's batch ({OPT_NAMES.get(cfg.optimizer, cfg.optimizer)}, loss "
+               f"{LOSS_NAMES.get(cfg.loss, cfg.loss)}).")
     _conv_section(trainer, scale)
     _dense_section(net, cfg.task, scale)
     _history_section(trainer, scale)
