@@ -48,7 +48,8 @@ DEFAULT_PRESET = "classroom"
 COOKIE = "cnnviz_session"
 KEEP_MINUTES = float(os.environ.get("CNNVIZ_KEEP_MIN", "45"))  # a closed session is kept this long, idle
 KEEP_SESSIONS = int(os.environ.get("CNNVIZ_KEEP_SESSIONS", "60"))  # ... and at most this many of them
-UNDO_DEPTH = 5
+KEEP_MB = float(os.environ.get("CNNVIZ_KEEP_MB", "600"))  # ... holding at most this much (estimated) memory
+UNDO_DEPTH = 3
 
 # Live-training speeds: (seconds between redraws, time budget per redraw, max steps per redraw).
 SPEEDS: dict[str, tuple[float, float, int]] = {
@@ -186,7 +187,7 @@ class DrawState:
     """The Draw page's data: the digit, its source, the user's labelled digits, the taught draw model."""
 
     drawing: np.ndarray | None = None  # (28, 28) float32 in [0, 1]
-    source: str = "canvas"  # "canvas" or "upload"
+    source: str = ""  # "canvas" or "upload" ("" before either: e.g. a digit set by a test or script)
     upload_name: str = ""
     upload_error: str | None = None
     user_digits: list = field(default_factory=list)  # [(image (28, 28), label)]
@@ -228,7 +229,27 @@ def new_state() -> AppState:
 @st.cache_resource(show_spinner=False)
 def store() -> SessionStore:
     """The server's bounded store of sessions for reloads (created once per process, shared by design)."""
-    return SessionStore(ttl_s=KEEP_MINUTES * 60.0, max_entries=KEEP_SESSIONS)
+    return SessionStore(ttl_s=KEEP_MINUTES * 60.0, max_entries=KEEP_SESSIONS, max_bytes=KEEP_MB * 2**20,
+                        weigh=weigh)
+
+
+def _trainer_bytes(tr: Trainer | None) -> int:
+    if tr is None:
+        return 0
+    params = sum(p.nbytes for _, p in tr.net.named_params())
+    n = params * 5  # weights, gradients, two optimiser moments, the divergence backup
+    n += sum(sn.filters.nbytes + sn.grads.nbytes for sn in tr.snapshots)
+    n += len(tr.history) * 400  # a StepRecord with its per-parameter norms
+    x = getattr(tr, "_x", None)
+    if x is not None and x is not tr.data.x_train:  # its own copy (user digits added), not the shared data
+        n += x.nbytes
+    return n
+
+
+def weigh(a: AppState) -> int:
+    """Estimated bytes a kept session holds: its model and those on its Undo stack."""
+    undone = sum(_trainer_bytes(e.trainer) for e in a.undo if e.trainer is not a.trainer)
+    return _trainer_bytes(a.trainer) + undone
 
 
 def _cookie_token() -> str | None:
