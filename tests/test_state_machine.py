@@ -97,6 +97,15 @@ def _widget(at, key: str):
     return None
 
 
+def _applied_fields(cfg) -> dict:
+    """The sidebar fields of an applied config (what the sidebar must show after Apply)."""
+    from cnnviz.ui.sidebar import arch_of
+
+    d = {"preset": cfg.preset, "task": cfg.task, "loss": cfg.loss, "optimizer": cfg.optimizer, "lr": cfg.lr,
+         "momentum": cfg.momentum, "batch": cfg.batch_size, "train_size": cfg.train_size, "seed": cfg.seed}
+    return {**d, **arch_of(cfg.layers)}
+
+
 def _presentation(at) -> bool:
     a = _typed(at)
     return bool(a.ui.presentation) if a is not None else bool(at.session_state["presentation"]) \
@@ -146,6 +155,14 @@ class AppMachine(RuleBasedStateMachine):
     def apply(self):
         self.at.button(key="sb_apply").click().run()
         self._run(True, True)
+        if not self.at.error:  # an accepted Apply builds exactly what the fields show
+            cfg = _config(self.at)
+            applied = _applied_fields(cfg)
+            for field, (key, _, _) in FIELDS.items():
+                w = _widget(self.at, key)
+                if w is None or (field == "momentum" and cfg.optimizer != "sgd"):
+                    continue
+                assert w.value == applied[field], f"Apply built {field}={applied[field]}, it shows {w.value}"
 
     @precondition(lambda self: self.at.session_state["_page"] == "train"
                   if "_page" in self.at.session_state else True)
@@ -209,6 +226,8 @@ class AppMachine(RuleBasedStateMachine):
     @invariant()
     def nothing_raised_and_nothing_changed_by_itself(self):
         assert not self.at.exception, self.at.exception
+        for e in self.at.error:  # no internal error text reaches the user (bugs 1 and 2: `no key "sb_task"`)
+            assert "session_state" not in e.value and "no key" not in e.value, e.value
         config = json.dumps(_config(self.at).to_dict(), sort_keys=True)
         weights = _fingerprint(self.at)
         if not self.allowed_config:
@@ -253,6 +272,7 @@ def test_presentation_mode_then_apply_keeps_every_setting():
     at.toggle(key="presentation").set_value(True).run()
     at.button(key="sb_apply").click().run()
     assert not at.exception, at.exception
+    assert not [e.value for e in at.error], [e.value for e in at.error]
     at.toggle(key="presentation").set_value(False).run()
     assert not at.exception
     assert (_config(at).to_dict(), _fingerprint(at)) == before

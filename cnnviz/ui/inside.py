@@ -591,6 +591,7 @@ def _equations_section(net, image: np.ndarray, label: int | None, config) -> Non
 def render() -> None:
     """Draw the Inside page for the session's model."""
     st.header("Inside the network")
+    common.show_error()  # messages, and which model this page shows after a switch from Draw
     trainer = state.get_trainer()
     scale = common.scale()
     net, config = trainer.net, trainer.config

@@ -145,8 +145,9 @@ def render() -> None:
                          **state.bind("settings.init", "sb_init"))
     changes = state.pending_changes(a)
     sb.button("Apply" + (" changes" if changes else ""), type="primary" if changes else "secondary",
-              on_click=_apply, key="sb_apply", width="stretch",
-              help="Rebuild the model with these settings (training starts again from step 0)")
+              on_click=_apply, key="sb_apply", width="stretch", disabled=not changes,
+              help="Rebuild the model with these settings (training starts again from step 0)" if changes
+              else "Nothing to apply: these are the current model's settings")
     if changes:
         steps = a.trainer.step_count if a.trainer is not None else 0
         lines = "\n".join(f"- {label}: {old} → **{new}**" for label, old, new in changes)

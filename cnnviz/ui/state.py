@@ -306,7 +306,10 @@ def attach_cookie() -> None:
 
 
 def owns_session() -> bool:
-    """False when a newer browser tab took this session over (this tab then only shows a message)."""
+    """False when a newer browser tab took this session over (this tab then only shows a message, and its
+    clicks change nothing). Always True outside a script run (tests driving the state directly)."""
+    if not _in_script():
+        return True
     a = app()
     return not a.owner or a.owner == session_guard.session_key()
 
@@ -362,7 +365,7 @@ def bind(path: str, key: str, after=None, convert=None) -> dict:
 
     def _changed() -> None:
         v = st.session_state.get(key)
-        if v is None:
+        if v is None or not owns_session():
             return
         put(path, convert(v) if convert else v)
         if after is not None:
@@ -434,6 +437,8 @@ def _push_undo(a: AppState, what: str) -> None:
 def _install(a: AppState, cfg: RunConfig, what: str, net=None, start: Start | None = None) -> None:
     """Build a trainer for ``cfg`` (on ``net``'s weights if given) and make it the session's model; the old
     one goes on the Undo stack. Raises ValueError, before anything is replaced, for a too costly network."""
+    if not owns_session():
+        raise ValueError("this session continues in another tab")
     serving.check_server_cost(cfg)  # no single step may hold a shared server's CPU for long
     with _heavy():
         trainer = Trainer(cfg, resources.dataset(cfg.task, cfg.train_size), net=net)
@@ -490,6 +495,9 @@ def apply_settings(a: AppState | None = None) -> bool:
     """Apply: rebuild the model from the pending settings. Never raises; a bad value keeps the current model
     and leaves an error message. Returns True if the model was rebuilt."""
     a = a or app()
+    if not pending_changes(a):
+        a.notice = "Nothing to apply: the settings are those of the current model, which is kept."
+        return False
     try:
         d = a.settings.to_config_dict()
     except (ValueError, KeyError, TypeError, StopIteration) as e:
@@ -609,6 +617,8 @@ def reset(a: AppState | None = None) -> None:
     """Back to step 0 from the weights the run started from (seeded, pretrained or uploaded); stops live
     training. The model before the Reset can be brought back with Undo."""
     a = a or app()
+    if not owns_session():
+        return
     tr = a.trainer if a.trainer is not None else get_trainer()
     with _heavy():
         new = Trainer(a.config, tr.data, net=tr._initial_net)  # the start weights (None: from the seed)
@@ -626,6 +636,8 @@ def undo(a: AppState | None = None) -> bool:
     """Bring back the model, history, config and start weights from before the last Apply, Reset, upload or
     pretrained load. Returns False when there is nothing to undo."""
     a = a or app()
+    if not owns_session():
+        return False
     if not a.undo:
         a.error = "Nothing to undo."
         return False
@@ -658,8 +670,7 @@ def train(max_steps: int, budget_s: float | None = None, live: bool = False, sta
     a = app()
     tr = get_trainer()
     live = live or a.playing  # while playing, every call is a live tick
-    if live and not owns_session():  # another tab took this session over: this one does not train
-        a.playing = False
+    if not owns_session():  # another tab took this session over: this one trains nothing
         return 0
     if live and session_guard.unattended():
         a.playing = False

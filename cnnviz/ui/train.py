@@ -197,6 +197,8 @@ def _live(interval: float | None) -> None:
     ``interval`` is the timer this fragment was started with; when the controls change what it should be
     (play, pause, reset, speed, divergence), a full rerun restarts the fragment with the new timer.
     """
+    if not state.owns_session():  # another tab took the session over: a full run says so
+        st.rerun()
     cpu0, tick = time.thread_time(), _is_fragment_rerun()
     # One placeholder for the status line, always created (empty when paused): the fragment's element tree
     # keeps the same shape whether playing or not, so a delta of an older run can never address a block
