@@ -221,7 +221,8 @@ def test_dense_input_shape(preset, shape):
     net = build(preset, rng=0)
     dense = max(i for i, layer in enumerate(net.layers) if type(layer).__name__ == "Dense")
     assert gradients.dense_input_shape(net, dense) == shape
-    assert gradients.param_label(net, "0.W") == "0.W (conv 1 filters)"
+    assert gradients.param_label(net, "0.W") == "conv 1 weights"  # issue 11: names for people, no "0.W"
+    assert gradients.param_label(net, f"{dense}.b") == "dense bias"
 
 
 def test_history_series_and_tutorial_comparison():
