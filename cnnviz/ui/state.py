@@ -46,6 +46,9 @@ from cnnviz.viz.names import describe_config
 STATE_KEY = "cnnviz"
 DEFAULT_PRESET = "classroom"
 COOKIE = "cnnviz_session"
+# The cookie only names the session; the server's store decides how long it is kept (KEEP_MINUTES idle), so
+# the cookie may outlive it: a school day, refreshed whenever a tab opens.
+COOKIE_MAX_AGE_S = 8 * 3600
 KEEP_MINUTES = float(os.environ.get("CNNVIZ_KEEP_MIN", "45"))  # a closed session is kept this long, idle
 KEEP_SESSIONS = int(os.environ.get("CNNVIZ_KEEP_SESSIONS", "60"))  # ... and at most this many of them
 KEEP_MB = float(os.environ.get("CNNVIZ_KEEP_MB", "600"))  # ... holding at most this much (estimated) memory
@@ -262,7 +265,7 @@ def _cookie_token() -> str | None:
 
 def _set_cookie_js(token: str) -> None:
     """Give the browser the session's cookie: random, 128-bit, SameSite=Strict, never in a URL."""
-    max_age = int(KEEP_MINUTES * 60)
+    max_age = COOKIE_MAX_AGE_S
     st.html(f"<script>document.cookie = '{COOKIE}={token}; Path=/; Max-Age={max_age}; SameSite=Strict'"
             " + (location.protocol === 'https:' ? '; Secure' : '');</script>", unsafe_allow_javascript=True)
 
@@ -283,10 +286,9 @@ def init() -> AppState:
         store().put(app.token, app)
         if restored:
             app.playing = False  # training waits for the user after a reload
-            app.notice = (app.notice or "") + ("Welcome back: your model (step "
-                                               f"{app.trainer.step_count if app.trainer else 0:,}), its "
-                                               "history and your settings were kept.")
-        ss["_cookie_pending"] = app.token
+            steps = app.trainer.step_count if app.trainer else 0
+            app.notice = " ".join(filter(None, [app.notice, f"Welcome back: your model (step {steps:,}), its "
+                                                "history and your settings were kept."]))
     return app
 
 
@@ -297,11 +299,14 @@ def app() -> AppState:
 
 
 def attach_cookie() -> None:
-    """Call once per full run (app.py): sets the cookie in a session's first run and keeps the store fresh."""
+    """Call once per full run (app.py): sets the cookie in a tab's first run, and again in every run while
+    the tab's connection did not bring it (``st.context.cookies`` is read when the tab connects, so a first
+    run interrupted before the snippet ran gets another chance); keeps the store fresh."""
     a = app()
-    tok = st.session_state.pop("_cookie_pending", None)
-    if tok:
-        _set_cookie_js(tok)
+    ss = st.session_state
+    if _cookie_token() != a.token or not ss.get("_cookie_sent"):
+        _set_cookie_js(a.token)
+        ss["_cookie_sent"] = True
     store().put(a.token, a)  # marks it used (and puts it back if the store had to let it go)
 
 
