@@ -51,7 +51,7 @@ COOKIE = "cnnviz_session"
 COOKIE_MAX_AGE_S = 8 * 3600
 KEEP_MINUTES = float(os.environ.get("CNNVIZ_KEEP_MIN", "45"))  # a closed session is kept this long, idle
 KEEP_SESSIONS = int(os.environ.get("CNNVIZ_KEEP_SESSIONS", "60"))  # ... and at most this many of them
-KEEP_MB = float(os.environ.get("CNNVIZ_KEEP_MB", "600"))  # ... holding at most this much (estimated) memory
+KEEP_MB = float(os.environ.get("CNNVIZ_KEEP_MB", "400"))  # ... holding at most this much (estimated) memory
 UNDO_DEPTH = 3
 
 # Live-training speeds: (seconds between redraws, time budget per redraw, max steps per redraw).
@@ -239,8 +239,13 @@ def store() -> SessionStore:
 def _trainer_bytes(tr: Trainer | None) -> int:
     if tr is None:
         return 0
-    params = sum(p.nbytes for _, p in tr.net.named_params())
-    n = params * 5  # weights, gradients, two optimiser moments, the divergence backup
+    n = sum(p.nbytes for _, p in tr.net.named_params()) * 3  # two optimiser moments, the divergence backup
+    for layer in tr.net.layers:  # weights, gradients and the arrays each layer keeps from its last forward
+        for v in vars(layer).values():
+            if isinstance(v, np.ndarray):
+                n += v.nbytes
+            elif isinstance(v, dict):
+                n += sum(x.nbytes for x in v.values() if isinstance(x, np.ndarray))
     n += sum(sn.filters.nbytes + sn.grads.nbytes for sn in tr.snapshots)
     n += len(tr.history) * 400  # a StepRecord with its per-parameter norms
     x = getattr(tr, "_x", None)
