@@ -86,7 +86,7 @@ def _png(img: np.ndarray) -> bytes:
 
 
 def _upload(page, name: str, raw: bytes) -> None:
-    up = page.locator('[class*="st-key-draw_upload_"] input[type=file]').first
+    up = page.locator('.st-key-draw_upload input[type=file]').first
     up.set_input_files(files=[{"name": name, "mimeType": "image/png", "buffer": raw}])
 
 
@@ -220,13 +220,13 @@ def test_6_failed_upload_clears_the_answer_and_shows_its_error_beside_the_upload
         _upload(page, "three.png", _png(1 - _digit(3)))
         page.wait_for_selector(".draw-guess", timeout=30_000)
         wait_idle(page)
-        up = page.locator('[class*="st-key-draw_upload_"] input[type=file]').first
+        up = page.locator('.st-key-draw_upload input[type=file]').first
         up.set_input_files(files=[{"name": "notes.png", "mimeType": "image/png", "buffer": b"not pixels"}])
         page.wait_for_selector("text=could not be used", timeout=30_000)
         wait_idle(page)
         assert page.locator(".draw-guess").count() == 0, "the old answer is gone"
         err = page.locator('[data-testid="stAlert"]', has_text="could not be used").first
-        uploader = page.locator('[class*="st-key-draw_upload_"]').first
+        uploader = page.locator('.st-key-draw_upload').first
         eb, ub = err.bounding_box(), uploader.bounding_box()
         assert eb and ub and 0 <= eb["y"] - (ub["y"] + ub["height"]) < 120, (eb, ub)  # right below it
     finally:

@@ -181,7 +181,7 @@ def test_upload_a_photo_of_a_digit():
     photo = np.kron(1.0 - six, np.ones((6, 6)))  # (168, 168) black ink on white paper
     at = page()
     at.run()
-    at.file_uploader(key="draw_upload_0").set_value(("six.png", png(photo), "image/png")).run()
+    at.file_uploader(key="draw_upload").set_value(("six.png", png(photo), "image/png")).run()
     assert not at.exception
     assert at.session_state["cnnviz"].draw.source == "upload"
     assert guess(at) == "6"
@@ -197,7 +197,7 @@ def test_bad_uploads_get_a_clear_message_and_the_page_keeps_working(name, data, 
     at = with_drawing(1)
     at.run()
     before = np.array(at.session_state["cnnviz"].draw.drawing)
-    at.file_uploader(key="draw_upload_0").set_value((name, data, "image/png")).run()
+    at.file_uploader(key="draw_upload").set_value((name, data, "image/png")).run()
     assert not at.exception
     errors = [e.value for e in at.error]
     assert any(name in e and message in e for e in errors), errors

@@ -526,9 +526,8 @@ def _body() -> None:
                    help="Start again with an empty canvas")
         row.button("Undo", key="draw_undo", on_click=_undo, icon=":material/undo:", disabled=not objects,
                    help="Remove the last stroke")
-        ukey = f"draw_upload_{state.app().ui.upload_rev}"
-        st.file_uploader("…or upload a photo of a digit", type=UPLOAD_TYPES, key=ukey,
-                         on_change=_on_upload, args=(ukey,),
+        st.file_uploader("…or upload a photo of a digit", type=UPLOAD_TYPES, key="draw_upload",
+                         on_change=_on_upload, args=("draw_upload",),
                          help="PNG or JPEG, dark ink on light paper or light on dark; it is cropped, scaled "
                               "and centred exactly like a drawing")
         if d.upload_error:
