@@ -238,7 +238,8 @@ def test_dense_input_shape(preset, shape):
     net = build(preset, rng=0)
     dense = max(i for i, layer in enumerate(net.layers) if type(layer).__name__ == "Dense")
     assert lesson_math.dense_input_shape(net, dense) == shape
-    assert lesson_math.param_label(net, "0.W") == "conv 1 weights"
+    assert lesson_math.param_label(net, "0.W") == "conv 1 weights"  # issue 11: names for people, no "0.W"
+    assert lesson_math.param_label(net, f"{dense}.b") == "dense bias"
 
 
 def test_history_series_and_tutorial_comparison():
@@ -267,13 +268,13 @@ def _page_script(page: str, preset: str, steps: int, drawing: bool) -> None:
     from cnnviz.train.config import preset_config
     from cnnviz.ui import state
 
-    if "config" not in st.session_state:
-        st.session_state["config"] = preset_config(preset)
+    if state.STATE_KEY not in st.session_state:
+        state.init().config = preset_config(preset)
     state.init()
-    if drawing and st.session_state.get("drawing") is None:
+    if drawing and state.app().draw.drawing is None:
         img = np.zeros((28, 28), dtype=np.float32)
         img[5:23, 13:15] = 1.0
-        st.session_state["drawing"] = img
+        state.app().draw.drawing = img
     tr = state.get_trainer()
     if steps and not tr.history:
         for _ in range(steps):  # plain steps: Trainer.run would also validate on 1,000 images
@@ -344,14 +345,14 @@ def test_gradients_page_before_and_after_a_step():
         "The 8 filters the first step will update (initial weights)"]
     at.button(key="grad_first_step").click().run()
     assert not at.exception
-    assert at.session_state["trainer"].history
+    assert at.session_state["cnnviz"].trainer.history
     specs = _chart_specs(at)
     assert len(specs) == 5  # filters, dense, norms, ratios, histograms
     at.segmented_control(key="grad_dense_class").set_value(7).run()
     assert not at.exception
     assert any("“7”" in s["layout"]["title"]["text"] for s in _chart_specs(at))
     at.button(key="grad_step").click().run()
-    assert at.session_state["trainer"].history[-1].step == 2
+    assert at.session_state["cnnviz"].trainer.history[-1].step == 2
 
 
 def test_gradients_page_tutorial_comparison():
@@ -412,9 +413,9 @@ def _custom_script(kw: dict, task: str, loss: str, page: str) -> None:
     from cnnviz.train.config import custom_layers, preset_config
     from cnnviz.ui import state
 
-    if "config" not in st.session_state:
-        st.session_state["config"] = preset_config("custom", layers=custom_layers(task=task, loss=loss, **kw),
-                                                   task=task, loss=loss)
+    if state.STATE_KEY not in st.session_state:
+        state.init().config = preset_config("custom", layers=custom_layers(task=task, loss=loss, **kw),
+                                            task=task, loss=loss)
     state.init()
     tr = state.get_trainer()
     if not tr.history:

@@ -27,6 +27,8 @@ from cnnviz.viz.lesson_math import (
     param_label,
     tutorial_comparison,
 )
+from cnnviz.viz.names import LOSS_NAMES, describe_config
+from cnnviz.viz.names import OPTIMIZER_NAMES as OPT_NAMES
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -40,7 +42,7 @@ def _no_step_yet(trainer) -> None:
     if st.button("Take one step", key="grad_first_step", type="primary", icon=":material/skip_next:"):
         state.train(1)
         st.rerun()
-    st.caption(f"Model: {trainer.config.describe()}")
+    st.caption(f"Model: {describe_config(trainer.config)}")
     conv = next((layer for layer in trainer.net.layers if type(layer).__name__ == "Conv2D"), None)
     if conv is not None:
         W = np.asarray(conv.params["W"])[:, 0]  # (F, KH, KW): input channel 1
@@ -61,7 +63,7 @@ def _conv_section(trainer, scale: float) -> None:
     c1, c2, _ = st.columns([1, 1, 2])
     li = convs[0]
     if len(convs) > 1:
-        li = c1.selectbox("Conv layer", convs, format_func=lambda i: f"conv {convs.index(i) + 1} (layer {i})",
+        li = c1.selectbox("Conv layer", convs, format_func=lambda i: f"conv {convs.index(i) + 1}",
                           key="grad_conv_layer")
     layer = net.layers[li]
     W, G = np.asarray(layer.params["W"]), np.asarray(layer.grads["W"])  # (F, C, KH, KW)
@@ -200,9 +202,9 @@ def _histogram_section(net, scale: float) -> None:
 def _tutorial_section(trainer, scale: float) -> None:
     """The tutorial's own gradient beside the true one, with the difference and cosine."""
     st.subheader("The tutorial's gradient vs the true gradient")
-    key = ("grad_tut_cmp", st.session_state.get("model_rev", 0), len(trainer.history),
+    key = ("grad_tut_cmp", state.model_rev(), len(trainer.history),
            trainer.history[-1].step if trainer.history else 0)
-    cached = st.session_state.get("grad_tut_cache")
+    cached = state.app().caches.get("grad_tut_cache")
     if cached is None or cached[0] != key:
         data = trainer.data
         try:
@@ -211,7 +213,7 @@ def _tutorial_section(trainer, scale: float) -> None:
         except ValueError as e:
             st.info(f"The comparison needs the tutorial's exact network: {e}")
             return
-        st.session_state["grad_tut_cache"] = (key, res)
+        state.app().caches["grad_tut_cache"] = (key, res)
     else:
         res = cached[1]
     st.caption("Both gradients are taken at this model's current weights with its trained biases set to 0, "
@@ -271,7 +273,8 @@ def render() -> None:
         state.train(1)
         st.rerun()
     st.caption(f"The gradients of step {rec.step}: ∂E/∂θ for every parameter θ, computed by back-propagation "
-               f"on that step's batch ({cfg.optimizer}, loss {cfg.loss}).")
+               f"on that step's batch ({OPT_NAMES.get(cfg.optimizer, cfg.optimizer)}, loss "
+               f"{LOSS_NAMES.get(cfg.loss, cfg.loss)}).")
     _conv_section(trainer, scale)
     filter_link.inspect_link(net, key="gradients")
     _dense_section(net, cfg.task, scale)

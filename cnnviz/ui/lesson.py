@@ -6,7 +6,6 @@ only wires them.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 
 import numpy as np
@@ -383,7 +382,7 @@ def render() -> None:
     pick = st.session_state.get(PICK_KEY)
     index = pick[1] if pick and pick[0] == cfg.seed else L.default_index(trainer.data.y_val, cfg.seed)
     # a consistent copy of the weights: never half-way through a training step of this session
-    with st.session_state.get("train_lock") or contextlib.nullcontext():
+    with state.lock():
         lesson = L.make_lesson(trainer, index)
     c1, c2 = st.columns([5, 1], vertical_alignment="center")
     c1.caption(
