@@ -8,6 +8,8 @@ import pytest
 
 from tests.conftest import wait_idle
 
+pytestmark = pytest.mark.browser
+
 # The sidebar's limits (32 filters, 3 conv layers); with the classroom's max-pooling a 3×3 kernel is the
 # largest that fits three layers within the server's cost limits (cnnviz.serve.serving.check_server_cost).
 BIGGEST = {"sb_filters": 32, "sb_n_conv": 3, "sb_kernel": 3}
