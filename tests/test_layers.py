@@ -390,8 +390,9 @@ def test_the_loop_reference_in_layers_matches_the_test_oracle_and_both_paths(cas
 
 @pytest.mark.parametrize("case", CONV_CASES)
 def test_the_fast_path_returns_nchw_views_and_takes_any_dout(case):
-    """The fast path's output and dx are NCHW arrays (indexed like the general path's, equal to it in
-    test_conv_fast_path_equals_general_path) whose memory has the images innermost, not copied to NCHW order; its backward gives the same numbers for dout in any memory layout."""
+    """The fast path's output and dx are NCHW arrays (indexed like the general path's, and equal to it in
+    test_conv_fast_path_equals_general_path) whose memory has the images innermost, not copied to NCHW
+    order; its backward gives the same numbers for dout in any memory layout."""
     N, C, H, W, F, K, s, p = case
     rng = np.random.default_rng(22)
     layer = Conv2D(C, F, K, stride=s, padding=p, rng=rng)
@@ -402,7 +403,7 @@ def test_the_fast_path_returns_nchw_views_and_takes_any_dout(case):
     assert y.base is not None and y.transpose(1, 2, 3, 0).flags.c_contiguous  # (F, H_out, W_out, N) memory
     d = rng.standard_normal(y.shape).astype(np.float32)
     results = []
-    for dout in (d, np.ascontiguousarray(d.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2), np.asfortranarray(d)):
+    for dout in (d, _images_innermost(d), np.asfortranarray(d)):
         dx = layer.backward(dout)
         assert dx.shape == (N, C, H, W) and dx.strides[0] == dx.itemsize  # the images innermost
         results.append((dx, layer.grads["W"].copy(), layer.grads["b"].copy()))

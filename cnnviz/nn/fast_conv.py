@@ -113,7 +113,7 @@ def _matmul_rows_sum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int, padding: int, Ho: int, Wo: int):
-    """x (N, C, H, W), any memory layout; W (F, C, K, K), b (F,) -> (y (N, F, H_out, W_out), cache for backward).
+    """x (N, C, H, W) in any memory layout, W (F, C, K, K), b (F,) -> (y (N, F, H_out, W_out), cache).
 
     y is indexed like any NCHW array; in memory it is (F, H_out, W_out, N), the order the products write it
     in, so it is returned as a transposed view rather than copied."""
