@@ -461,25 +461,3 @@ def test_dense_dx_is_laid_out_like_its_input(n_out):
     assert dx_t.T.flags.c_contiguous and dx_c.flags.c_contiguous
     for k in ("W", "b"):
         np.testing.assert_allclose(a.grads[k], b.grads[k], rtol=1e-6)
-
-
-@pytest.mark.parametrize("preset", ["tutorial", "classroom", "deeper"])
-def test_networks_give_the_same_numbers_with_either_convolution(preset):
-    """Whole presets, forward and backward: the fast path's views flow through every other layer to the
-    same loss gradients as the readable path's arrays."""
-    from cnnviz.nn.network import build
-
-    rng = np.random.default_rng(25)
-    x = rng.random((9, 1, 28, 28), dtype=np.float32)
-    nets = [build(preset, rng=np.random.default_rng(0)) for _ in range(2)]
-    for layer in nets[1].layers:
-        if isinstance(layer, Conv2D):
-            layer.fast = False
-    ys = [net.forward(x) for net in nets]
-    np.testing.assert_allclose(ys[0], ys[1], rtol=1e-4, atol=1e-5)
-    d = rng.standard_normal(ys[0].shape).astype(np.float32)
-    for net in nets:
-        net.backward(d)
-    for fast_layer, general_layer in zip(nets[0].layers, nets[1].layers, strict=True):
-        for k in fast_layer.grads:
-            np.testing.assert_allclose(fast_layer.grads[k], general_layer.grads[k], rtol=1e-3, atol=1e-4)
