@@ -547,16 +547,15 @@ class ReLU(Layer):
     def __init__(self):
         super().__init__()
         self._y = None
-        self._zeros = None  # zeros shaped, typed and laid out in memory like the last input
+        self._zeros = None  # (C, H, W) zeros of x's dtype, broadcast over the batch
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         # max with a zeros array, not the scalar 0: NumPy's SIMD loop for maximum needs both operands to be
-        # arrays (a scalar takes a slower path), and steps through both together when they share x's memory
-        # order (zeros broadcast over the batch would not, for inputs with the images innermost)
+        # arrays (a scalar takes a slower path)
         z = self._zeros
-        if z is None or z.shape != x.shape or z.dtype != x.dtype or z.strides != x.strides:
-            self._zeros = z = np.zeros_like(x)
-        y = np.maximum(x, z)  # laid out like x
+        if z is None or z.shape != x.shape[1:] or z.dtype != x.dtype:
+            self._zeros = z = np.zeros(x.shape[1:], dtype=x.dtype)
+        y = np.maximum(x, z)
         self._y = y
         return y
 
