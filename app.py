@@ -1,6 +1,6 @@
 """cnnviz: watch a convolutional neural network learn. Run with `streamlit run app.py`.
 
-Page config, session initialisation and navigation only; the pages live in cnnviz/ui/.
+Page config, session state, navigation only; the pages live in cnnviz/ui/.
 """
 
 from __future__ import annotations
@@ -12,12 +12,19 @@ from cnnviz.ui import inspect as inspect_page
 from cnnviz.ui import lesson as lesson_page
 from cnnviz.ui import share as share_link
 
-st.set_page_config(page_title="cnnviz · watch a CNN learn", page_icon="🧠", layout="wide",
+st.set_page_config(page_title="cnnviz · watch a CNN learn", page_icon=":material/neurology:", layout="wide",
                    initial_sidebar_state="expanded")
 
-state.init()
+state.init()  # this session's AppState (or the one a reload left in the server's store)
+state.attach_cookie()
 session_guard.note_interaction()  # a full run = the user did something (idle pause of live training)
 common.inject_css()
+
+if not state.owns_session():
+    st.warning("This session is now open in another tab or window of this browser: it continues there. "
+               "Close this tab, or continue here (the other tab then stops).", icon="🪟")
+    st.button("Continue here", on_click=state.take_over, type="primary", key="take_over")
+    st.stop()
 
 PAGES = [
     st.Page(train.render, title="Train", icon=":material/model_training:", url_path="train", default=True),
@@ -32,6 +39,7 @@ PAGES = [
 
 nav = st.navigation(PAGES, position="sidebar")
 share_link.open_link(PAGES, nav)  # a shared link's settings, validated, on the session's first run
+state.page_switched(nav.url_path or "train")
 sidebar.render()
 share_link.link_box(nav)
 share_link.link_messages()

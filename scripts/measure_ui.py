@@ -12,12 +12,20 @@ Debian's Chromium with Playwright and measures, over several repetitions (median
 (d) Draw page: mouse-up after a stroke on the canvas -> the shown prediction changed (from "nothing drawn"
     after Clear to a digit).
 
+(e) with ``--matrix``: for each network (the tutorial, classroom and deeper presets and the biggest custom
+    network the sidebar and the server's cost limits allow: 32 filters × 3 conv layers), in a fresh session:
+    Step click on Train, page switches to Inside, Gradients, Draw, Evaluate and back to Train (first draw of
+    each), and the interactions Random and a step-through slider move on Inside, One more step on
+    Gradients. Each is timed from the click / key press to the script idle again with every visible Plotly
+    figure drawn (two animation frames later), on the page's clock.
+
 Times for (b) and (d) are taken on the page's own clock: from the click / mouseup event (a capture listener)
 to the first animation frame that shows the change. Loopback only; every wait has a timeout and the whole
 run is bounded by ``--max-seconds``. Prints the machine's load average at start and end, since on a shared
 machine the numbers depend on it.
 
 Usage:  python scripts/measure_ui.py [--reps 10] [--start-reps 3] [--live-windows 3] [--live-seconds 5]
+        python scripts/measure_ui.py --matrix [--reps 3]      (only (e): networks × pages)
 """
 
 from __future__ import annotations
@@ -237,6 +245,142 @@ def draw_latency(browser, url: str, reps: int, warmup: int, errors: list[str]
         ctx.close()
 
 
+# (e) Arm a watcher for "the click's rerun finished and its figures are drawn": t0 at the next click or key
+# press (capture phase), t1 two animation frames after the app went from running back to idle, provided every
+# visible Plotly figure has been laid out. The idle state is watched with a MutationObserver, so a rerun
+# that starts and ends between two polls is still seen.
+RERUN_ARM_JS = """() => {
+  const app = document.querySelector('[data-testid="stApp"]');
+  const m = window.__r = {t0: null, t1: null, ran: false};
+  const start = () => { if (m.t0 === null) m.t0 = performance.now(); };
+  window.addEventListener('click', start, {capture: true, once: true});
+  window.addEventListener('keydown', start, {capture: true, once: true});
+  if (window.__rObs) window.__rObs.disconnect();
+  const drawn = () => [...document.querySelectorAll('.js-plotly-plot')].every(
+      g => g.getBoundingClientRect().width === 0 || (g._fullLayout && !g._transitioning));
+  const finish = () => requestAnimationFrame(() => requestAnimationFrame(() => {
+      if (app.getAttribute('data-test-script-state') !== 'notRunning') return;
+      if (!drawn()) { finish(); return; }
+      m.t1 = performance.now(); }));
+  window.__rObs = new MutationObserver(() => {
+    const st = app.getAttribute('data-test-script-state');
+    if (m.t0 !== null && st === 'running') m.ran = true;
+    if (m.ran && m.t1 === null && st === 'notRunning') finish();
+  });
+  window.__rObs.observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
+}"""
+
+NETWORKS = {  # name -> sidebar preset and architecture fields
+    "tutorial": ("tutorial", {}),
+    "classroom": ("classroom", {}),
+    "deeper": ("deeper", {}),
+    "custom 32 filters × 3 conv": ("classroom", {"sb_filters": 32, "sb_n_conv": 3, "sb_kernel": 3}),
+}
+PRESET_TEXT = {"tutorial": "Tutorial", "classroom": "Classroom", "deeper": "Deeper"}
+
+
+def timed(pg, action, what: str = "", timeout_s: float = 20.0) -> float:
+    """ms from the click / key press that ``action()`` makes to its rerun finished and figures drawn."""
+    for attempt in (1, 2):
+        settle(pg)  # a run still going would hide the start of the click's own run
+        pg.evaluate(RERUN_ARM_JS)
+        action()
+        try:
+            pg.wait_for_function("() => window.__r && window.__r.t1 !== null", timeout=timeout_s * 1000,
+                                 polling=20)
+            break
+        except Exception as e:
+            r = pg.evaluate("() => window.__r")
+            if attempt == 2 or r["ran"]:  # a click that started no run at all is tried once more
+                raise RuntimeError(f"{what}: no redrawn page within {timeout_s:g} s (watcher {r})") from e
+            print(f"    {what}: the click started no run; clicking again", flush=True)
+    r = pg.evaluate("() => window.__r")
+    return r["t1"] - r["t0"]
+
+
+def choose_network(pg, name: str) -> None:
+    """Sidebar: the network's preset, then its architecture fields, then Apply."""
+    preset, fields = NETWORKS[name]
+    pg.locator(".st-key-sb_preset input").first.click()
+    pg.get_by_role("option").filter(has_text=PRESET_TEXT[preset]).first.click()
+    settle(pg)
+    if fields:
+        pg.locator('[data-testid="stSidebar"] summary', has_text="Architecture").first.click()
+        for key, value in fields.items():
+            box = pg.locator(f".st-key-{key} input")
+            box.fill(str(value))
+            box.press("Enter")
+            settle(pg)
+    apply = pg.locator(".st-key-sb_apply button").first
+    apply.click()
+    pg.get_by_text("Rebuilt:").first.wait_for(timeout=60_000)
+    settle(pg)
+
+
+def nav(pg, title: str):
+    return lambda: pg.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
+
+
+def matrix(browser, url: str, reps: int, errors: list[str], networks: list[str] | None = None
+           ) -> list[tuple[str, str, list[float]]]:
+    """(e): per network, a fresh session; every page's first draw and the interactions, ``reps`` times."""
+    out = []
+    for name in networks or list(NETWORKS):
+        ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+        times = {}
+        try:
+            pg = ctx.new_page()
+            pg.on("pageerror", lambda e, n=name: errors.append(f"{n}: JavaScript error: {e}"))
+            pg.goto(url, timeout=60_000)
+            wait_idle(pg)
+            choose_network(pg, name)
+
+            def add(what: str, action, _t=times, _pg=pg) -> None:
+                _t.setdefault(what, []).append(timed(_pg, action, what))
+
+            step = pg.locator(".st-key-btn_step button").first
+            timed(pg, step.click, "first Step")  # warm-up: the first step after Apply
+            for _ in range(reps):
+                add("Train: Step click", step.click)
+                add("page switch -> Inside", nav(pg, "Inside"))
+                rnd = pg.locator(".st-key-inside_random button").first
+                add("Inside: Random", rnd.click)
+                pg.get_by_role("tab", name="Convolution step-through").click()
+                pg.get_by_text("This image with a learned filter").first.click()
+                settle(pg)
+                slider = pg.get_by_role("slider").first
+                slider.focus()
+                add("Inside: step-through slider move", lambda s=slider: s.press("ArrowRight"))
+                pg.get_by_role("tab", name="Forward pass").click()
+                add("page switch -> Gradients", nav(pg, "Gradients"))
+                more = pg.locator(".st-key-grad_step button").first
+                add("Gradients: One more step", more.click)
+                add("page switch -> Draw", nav(pg, "Draw"))
+                add("page switch -> Evaluate", nav(pg, "Evaluate"))
+                add("page switch -> Train", nav(pg, "Train"))
+                exceptions_shown(pg, name, errors)
+        except Exception as e:  # one network's failure is reported, the others are still measured
+            errors.append(f"{name}: {type(e).__name__}: {str(e)[:300]}")
+        finally:
+            out += [(name, what, v) for what, v in times.items()]
+            print("\n".join(row(f"{name}: {what}", v, "ms") for what, v in times.items()), flush=True)
+            ctx.close()
+    return out
+
+
+def markdown_table(results: list[tuple[str, str, list[float]]]) -> str:
+    """README table: one row per measurement, one column per network (median ms, max in brackets)."""
+    nets = list(dict.fromkeys(n for n, _, _ in results))
+    whats = list(dict.fromkeys(w for _, w, _ in results))
+    cell = {(n, w): v for n, w, v in results}
+    lines = ["| | " + " | ".join(nets) + " |", "|---|" + "---:|" * len(nets)]
+    for w in whats:
+        vals = [cell.get((n, w)) for n in nets]
+        lines.append(f"| {w} | " + " | ".join(
+            f"{statistics.median(v):.0f} ({max(v):.0f})" if v else "–" for v in vals) + " |")
+    return "\n".join(lines)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=10, help="measured Step clicks and strokes (1..50)")
@@ -245,6 +389,9 @@ def main() -> int:
     ap.add_argument("--live-seconds", type=float, default=5.0, help="seconds per live window (1..30)")
     ap.add_argument("--warmup", type=int, default=2, help="unmeasured clicks/strokes first (caches warm)")
     ap.add_argument("--max-seconds", type=int, default=900, help="abort the whole run after this long")
+    ap.add_argument("--matrix", action="store_true", help="only (e): networks × pages and interactions")
+    ap.add_argument("--networks", default="", help="with --matrix: a comma-separated subset of "
+                    + ", ".join(f"'{n}'" for n in NETWORKS))
     a = ap.parse_args()
     if not (1 <= a.reps <= 50 and 1 <= a.start_reps <= 10 and 1 <= a.live_windows <= 10
             and 1 <= a.live_seconds <= 30 and 0 <= a.warmup <= 10 and 30 <= a.max_seconds <= 3600):
@@ -260,6 +407,22 @@ def main() -> int:
     errors: list[str] = []
     proc = ctx = None
     lines = []
+    if a.matrix:
+        try:
+            proc, url = start_streamlit()
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                chosen = [n for n in NETWORKS if n in a.networks.split(",")] if a.networks else None
+                results = matrix(browser, url, a.reps, errors, chosen)
+                browser.close()
+        finally:
+            signal.alarm(0)
+            stop_streamlit(proc)
+        print("\nms from the click to the redrawn page, median (max) of " + f"{a.reps} (1280×900, Chromium):")
+        print(markdown_table(results))
+        print(f"errors: {len(errors)}" + "".join(f"\n  {e}" for e in errors))
+        print(f"load average at end: {load()}  ({datetime.now(UTC):%H:%M:%S} UTC)")
+        return 1 if errors else 0
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

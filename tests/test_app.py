@@ -61,8 +61,8 @@ def app():
 def test_app_opens_on_train_with_every_control(app):
     keys = {b.key for b in app.button}
     assert {"btn_step", "btn_step10", "btn_play", "btn_epoch", "btn_reset", "sb_apply"} <= keys
-    tr = app.session_state["trainer"]
-    assert tr.step_count == 0 and app.session_state["config"].preset == "classroom"
+    tr = app.session_state["cnnviz"].trainer
+    assert tr.step_count == 0 and app.session_state["cnnviz"].config.preset == "classroom"
     assert any(m.label == "Val accuracy" for m in app.metric)
     spec = chart_spec(app, "train_filters")
     assert spec["data"][0]["type"] == "heatmap"
@@ -71,13 +71,13 @@ def test_app_opens_on_train_with_every_control(app):
 def test_step_and_step10_grow_the_history_and_change_the_figures(app):
     before = chart_spec(app, "train_filters")["data"][0]["z"]
     app.button(key="btn_step").click().run()
-    tr = app.session_state["trainer"]
+    tr = app.session_state["cnnviz"].trainer
     assert tr.step_count == 1 and len(tr.history) == 1
     after = chart_spec(app, "train_filters")["data"][0]["z"]
     assert after != before
     app.button(key="btn_step10").click().run()
-    assert app.session_state["trainer"].step_count == 11
-    assert app.session_state["trainer"].last_val[0] == 11  # Step ×10 validates: the curves are current
+    assert app.session_state["cnnviz"].trainer.step_count == 11
+    assert app.session_state["cnnviz"].trainer.last_val[0] == 11  # Step ×10 validates: the curves are current
     curves = chart_spec(app, "train_curves")
     assert max(len(plotly_array(t["x"])) for t in curves["data"]) == 11
     assert next(m for m in app.metric if m.label == "Step").value == "11"
@@ -86,23 +86,24 @@ def test_step_and_step10_grow_the_history_and_change_the_figures(app):
 
 def test_play_trains_each_tick_and_pause_stops(app):
     app.button(key="btn_play").click().run()
-    assert app.session_state["playing"] is True
-    n1 = app.session_state["trainer"].step_count
+    assert app.session_state["cnnviz"].playing is True
+    n1 = app.session_state["cnnviz"].trainer.step_count
     assert n1 >= 1  # the fragment trained one tick during this run
     app.run()
-    assert app.session_state["trainer"].step_count > n1
+    assert app.session_state["cnnviz"].trainer.step_count > n1
     app.button(key="btn_pause").click().run()
-    assert app.session_state["playing"] is False
-    n2 = app.session_state["trainer"].step_count
+    assert app.session_state["cnnviz"].playing is False
+    n2 = app.session_state["cnnviz"].trainer.step_count
     app.run()
-    assert app.session_state["trainer"].step_count == n2
+    assert app.session_state["cnnviz"].trainer.step_count == n2
 
 
 def test_epoch_button_trains_one_epoch():
     at = page_test("train", "state.apply_config({'preset': 'classroom', 'train_size': 500})").run()
     at.button(key="btn_epoch").click().run()
-    tr = at.session_state["trainer"]
-    assert tr.step_count == tr.steps_per_epoch == math.ceil(500 / at.session_state["config"].batch_size)
+    tr = at.session_state["cnnviz"].trainer
+    cfg = at.session_state["cnnviz"].config
+    assert tr.step_count == tr.steps_per_epoch == math.ceil(500 / cfg.batch_size)
     assert "one epoch" in _texts(at)
 
 
@@ -110,25 +111,25 @@ def test_reset_clears_history(app):
     app.button(key="btn_step10").click().run()  # the first steps rerun the live and replay fragments only
     assert {"btn_step", "btn_replay_latest"} <= {b.key for b in app.button}
     app.run()  # the whole page again (AppTest keeps only the last run's elements)
-    w_trained = app.session_state["trainer"].net.layers[0].params["W"].copy()
+    w_trained = app.session_state["cnnviz"].trainer.net.layers[0].params["W"].copy()
     app.button(key="btn_reset").click().run()
-    tr = app.session_state["trainer"]
+    tr = app.session_state["cnnviz"].trainer
     assert tr.step_count == 0 and tr.history == [] and len(tr.snapshots) == 1
     assert not np.array_equal(tr.net.layers[0].params["W"], w_trained)
     assert "Reset" in _texts(app)
 
 
 def test_apply_a_preset_rebuilds_the_model(app):
-    old = app.session_state["trainer"]
+    old = app.session_state["cnnviz"].trainer
     app.selectbox(key="sb_preset").select("tutorial").run()
     assert app.session_state["sb_task"] == "gt4"  # choosing a preset fills in its settings
     app.button(key="sb_apply").click().run()
     assert not app.exception
-    cfg, tr = app.session_state["config"], app.session_state["trainer"]
+    cfg, tr = app.session_state["cnnviz"].config, app.session_state["cnnviz"].trainer
     assert tr is not old and cfg.preset == "tutorial" and cfg.train_size == 200 and cfg.batch_size == 0
     assert tr.net.layers[0].params["W"].shape == (3, 1, 5, 5)
     app.button(key="btn_step").click().run()  # full-batch step on the binary task works
-    assert app.session_state["trainer"].step_count == 1 and not app.exception
+    assert app.session_state["cnnviz"].trainer.step_count == 1 and not app.exception
 
 
 def test_editing_the_architecture_makes_a_custom_net(app):
@@ -136,30 +137,31 @@ def test_editing_the_architecture_makes_a_custom_net(app):
     assert app.session_state["sb_preset"] == "custom"
     app.selectbox(key="sb_activation").select("tanh").run()
     app.button(key="sb_apply").click().run()
-    tr = app.session_state["trainer"]
+    tr = app.session_state["cnnviz"].trainer
     assert tr.net.layers[0].params["W"].shape == (4, 1, 5, 5)
     assert type(tr.net.layers[1]).__name__ == "Tanh"
-    assert app.session_state["config"].preset == "custom"
+    assert app.session_state["cnnviz"].config.preset == "custom"
 
 
 def test_invalid_settings_show_an_error_and_keep_the_model(app):
     app.button(key="btn_step").click().run()
-    old = app.session_state["trainer"]
-    app.session_state["sb_preset"] = "custom"
-    app.session_state["sb_n_conv"] = 3
-    app.session_state["sb_kernel"] = 9  # the third 9x9 conv no longer fits its input
+    old = app.session_state["cnnviz"].trainer
+    settings = app.session_state["cnnviz"].settings  # the typed state is what the sidebar shows and applies
+    settings.preset = "custom"
+    settings.n_conv = 3
+    settings.kernel = 9  # the third 9x9 conv no longer fits its input
     app.run()
     app.button(key="sb_apply").click().run()
     assert not app.exception
-    assert app.session_state["trainer"] is old and old.step_count == 1
+    assert app.session_state["cnnviz"].trainer is old and old.step_count == 1
     assert any("not applied" in e.value and "kernel" in e.value for e in app.error)
 
 
 def test_config_json_upload_good_and_bad():
     good = page_test("train", f"sidebar.load_config_upload('t.json', {_tutorial_json()!r}.encode())").run()
-    assert not good.exception and good.session_state["config"].preset == "tutorial"
+    assert not good.exception and good.session_state["cnnviz"].config.preset == "tutorial"
     bad = page_test("train", "sidebar.load_config_upload('b.json', b'{\"lr\": -1}')").run()
-    assert not bad.exception and bad.session_state["config"].preset == "classroom"
+    assert not bad.exception and bad.session_state["cnnviz"].config.preset == "classroom"
     assert any("lr" in e.value and "kept" in e.value for e in bad.error)
     junk = page_test("train", "sidebar.load_config_upload('j.json', b'not json at all')").run()
     assert not junk.exception and any("not loaded" in e.value for e in junk.error)
@@ -173,20 +175,20 @@ def test_config_is_visible_and_downloadable(app):
 
 def test_diverging_learning_rate_pauses_with_a_message_and_keeps_working():
     at = page_test("train", f"state.apply_config({DIVERGING!r})").run()
-    assert at.session_state["config"].lr == 10.0
+    assert at.session_state["cnnviz"].config.lr == 10.0
     at.button(key="btn_play").click().run()
     for _ in range(30):
-        if not at.session_state["playing"]:
+        if not at.session_state["cnnviz"].playing:
             break
         at.run()
-    assert at.session_state["playing"] is False, "live training stops on divergence"
-    tr = at.session_state["trainer"]
+    assert at.session_state["cnnviz"].playing is False, "live training stops on divergence"
+    tr = at.session_state["cnnviz"].trainer
     assert all(np.isfinite(p).all() for _, p in tr.net.named_params())  # last good weights kept
     assert any("diverged" in e.value and "learning rate" in e.value for e in at.error)
     assert not at.exception
     at.button(key="btn_reset").click().run()  # still usable: reset, step, evaluate
     at.button(key="btn_step").click().run()
-    assert at.session_state["trainer"].step_count == 1 and not at.exception
+    assert at.session_state["cnnviz"].trainer.step_count == 1 and not at.exception
 
 
 def test_model_download_roundtrip_and_bad_upload_keeps_the_model(tmp_path):
@@ -198,8 +200,8 @@ def test_model_download_roundtrip_and_bad_upload_keeps_the_model(tmp_path):
     raw = io.model_to_bytes(net, preset_config("tutorial"))
     ok = page_test("train", f"common.load_model_upload('m.npz', {raw!r})").run()
     assert not ok.exception
-    tr = ok.session_state["trainer"]
-    assert ok.session_state["config"].preset == "tutorial"
+    tr = ok.session_state["cnnviz"].trainer
+    assert ok.session_state["cnnviz"].config.preset == "tutorial"
     np.testing.assert_array_equal(tr.net.layers[0].params["W"], net.layers[0].params["W"])
     assert any("Model loaded" in s.value for s in ok.success)
 
@@ -207,13 +209,14 @@ def test_model_download_roundtrip_and_bad_upload_keeps_the_model(tmp_path):
                              "common.load_model_upload('bad.npz', b'PK\\x03\\x04garbage')")
     bad.run()
     assert not bad.exception
-    assert bad.session_state["config"].preset == "classroom" and bad.session_state["trainer"].step_count == 0
+    kept = bad.session_state["cnnviz"]
+    assert kept.config.preset == "classroom" and kept.trainer.step_count == 0
     assert any("not loaded" in e.value and "kept" in e.value for e in bad.error)
 
     from cnnviz.ui.common import _model_bytes
     from cnnviz.ui.state import threading
 
-    back, cfg = io.model_from_bytes(_model_bytes(tr, ok.session_state["config"], threading.Lock()))
+    back, cfg = io.model_from_bytes(_model_bytes(tr, ok.session_state["cnnviz"].config, threading.Lock()))
     np.testing.assert_array_equal(back.layers[3].params["W"], net.layers[3].params["W"])
     assert cfg["preset"] == "tutorial"
 
@@ -266,21 +269,21 @@ def test_full_mnist_from_idx_files_when_configured(tmp_path, monkeypatch):
     monkeypatch.setenv("CNNVIZ_MNIST_DIR", str(tmp_path))
     at = page_test("train", "state.apply_config({'preset': 'classroom', 'train_size': 5500})").run()
     assert not at.exception, at.exception
-    tr = at.session_state["trainer"]
+    tr = at.session_state["cnnviz"].trainer
     assert tr.n_train == 5500 and tr.data.source.startswith("idx:")
     assert 59_000 in at.select_slider(key="sb_train_size").options or "59,000" in at.select_slider(
         key="sb_train_size").options
     at.button(key="btn_step").click().run()
-    assert at.session_state["trainer"].step_count == 1
+    assert at.session_state["cnnviz"].trainer.step_count == 1
     too_many = page_test("train", "state.apply_config({'preset': 'classroom', 'train_size': 9000})").run()
-    assert too_many.session_state["config"].train_size != 9000
+    assert too_many.session_state["cnnviz"].config.train_size != 9000
     assert any("6,000" in e.value or "5,000" in e.value or "train_size" in e.value for e in too_many.error)
 
 
 def test_more_than_the_subset_without_idx_files_is_refused(monkeypatch):
     monkeypatch.delenv("CNNVIZ_MNIST_DIR", raising=False)
     at = page_test("train", "state.apply_config({'preset': 'classroom', 'train_size': 10000})").run()
-    assert not at.exception and at.session_state["config"].train_size == 4000
+    assert not at.exception and at.session_state["cnnviz"].config.train_size == 4000
     assert any("train_size" in e.value and "kept" in e.value for e in at.error)
 
 
@@ -289,7 +292,7 @@ def test_start_from_pretrained_weights_gives_a_trained_private_model():
     assert not at.exception
     at.button(key="load_pretrained").click().run()
     assert not at.exception
-    tr = at.session_state["trainer"]
+    tr = at.session_state["cnnviz"].trainer
     shipped = np.load(Path(APP).parent / "assets/models/classroom.npz", allow_pickle=False)
     np.testing.assert_array_equal(tr.net.layers[0].params["W"], shipped["0.W"])
     acc = float(next(m for m in at.metric if m.label == "Accuracy").value.rstrip("%"))

@@ -357,14 +357,15 @@ def upload_script(kind: str, files: list) -> None:
     if "_results" not in ss:
         state.train(3)
         tr = state.get_trainer()
-        ss["_before"] = ({n: p.copy() for n, p in tr.net.named_params()}, tr, tr.step_count, ss["config"])
+        ss["_before"] = ({n: p.copy() for n, p in tr.net.named_params()}, tr, tr.step_count,
+                         state.get_config())
         results = []
         for name, raw in files:
             if kind == "model":
                 ok = common.load_model_upload(name, raw)
             else:
                 ok = sidebar.load_config_upload(name, raw)
-            results.append((name, ok, ss.pop("error", None)))
+            results.append((name, ok, state.pop_messages()[0]))
         ss["_results"] = results
     sidebar.render()
     train.render()
@@ -378,8 +379,8 @@ def _run_uploads(kind: str, files: list) -> AppTest:
 
 def _assert_model_untouched(at: AppTest) -> None:
     params, tr, steps, cfg = at.session_state["_before"]
-    assert at.session_state["trainer"] is tr and tr.step_count == steps == 3
-    assert at.session_state["config"] is cfg
+    assert at.session_state["cnnviz"].trainer is tr and tr.step_count == steps == 3
+    assert at.session_state["cnnviz"].config is cfg
     for name, p in tr.net.named_params():
         np.testing.assert_array_equal(p, params[name])
 
@@ -481,7 +482,8 @@ def draw_upload_script(files: list) -> None:
     ss = st.session_state
     if "_results" not in ss:
         tr = state.get_trainer()
-        ss["_before"] = ({n: p.copy() for n, p in tr.net.named_params()}, tr, tr.step_count, ss["config"])
+        ss["_before"] = ({n: p.copy() for n, p in tr.net.named_params()}, tr, tr.step_count,
+                         state.get_config())
         results = []
 
         class Upload:  # what st.file_uploader hands the callback: .name and .getvalue()
@@ -492,14 +494,15 @@ def draw_upload_script(files: list) -> None:
                 return self._raw
 
         for name, raw in files:
-            ss["drawing"] = None
-            ss["draw_upload"] = Upload(name, raw)
-            draw._on_upload()
-            del ss["draw_upload"]  # the widget owns this key when the page is drawn
-            d = ss.get("drawing")
-            results.append((name, None if d is None else np.array(d), ss.pop("draw_upload_error", None)))
+            state.app().draw.drawing = None
+            ss["draw_upload_test"] = Upload(name, raw)
+            draw._on_upload("draw_upload_test")
+            del ss["draw_upload_test"]
+            d = state.app().draw.drawing
+            results.append((name, None if d is None else np.array(d), state.app().draw.upload_error))
+            state.app().draw.upload_error = None
         ss["_results"] = results
-        ss["drawing"] = None
+        state.app().draw.drawing = None
     draw.render()
 
 
@@ -522,7 +525,7 @@ def test_draw_page_upload_messages_and_conversions():
 
 def _assert_model_untouched_draw(at: AppTest) -> None:
     params, tr, steps, cfg = at.session_state["_before"]
-    assert at.session_state["trainer"] is tr and tr.step_count == steps
+    assert at.session_state["cnnviz"].trainer is tr and tr.step_count == steps
     for name, p in tr.net.named_params():
         np.testing.assert_array_equal(p, params[name])
 
@@ -592,7 +595,7 @@ def roundtrip_script(raw: bytes | None) -> None:
         if raw is None:
             state.train(6)
             tr = state.get_trainer()
-            ss["_download"] = common._model_bytes(tr, state.get_config(), ss["train_lock"])
+            ss["_download"] = common._model_bytes(tr, state.get_config(), state.lock())
         else:
             ss["_ok"] = common.load_model_upload("mine.npz", raw)
     sidebar.render()
@@ -605,7 +608,7 @@ def test_download_then_upload_in_another_session_continues_the_run():
     raw = a.session_state["_download"]
     b = AppTest.from_function(roundtrip_script, args=(raw,), default_timeout=TIMEOUT).run()
     assert not b.exception and b.session_state["_ok"] is True
-    ta, tb = a.session_state["trainer"], b.session_state["trainer"]
+    ta, tb = a.session_state["cnnviz"].trainer, b.session_state["cnnviz"].trainer
     assert tb.step_count == 6 and [r.loss for r in tb.history] == [r.loss for r in ta.history]
     x = ta.data.x_val[:100]
     np.testing.assert_array_equal(tb.predict_proba(x), ta.predict_proba(x))  # bit for bit
@@ -631,7 +634,7 @@ def diverge_script(config: dict) -> None:
                 break
             tr = state.get_trainer()
             ss["_weights"][tr.step_count] = {n: p.copy() for n, p in tr.net.named_params()}
-        ss["_message"] = ss.get("error", "")
+        ss["_message"] = state.app().error or ""
     train.render()
 
 
@@ -646,7 +649,7 @@ def test_divergence_keeps_exactly_the_last_good_weights():
     m = re.search(r"weights of step (\d+) were restored", msg)
     assert m and "learning rate" in msg, msg
     good = at.session_state["_weights"][int(m.group(1))]
-    tr = at.session_state["trainer"]
+    tr = at.session_state["cnnviz"].trainer
     for name, p in tr.net.named_params():
         assert np.isfinite(p).all()
         np.testing.assert_array_equal(p, good[name])

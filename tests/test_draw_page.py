@@ -48,7 +48,7 @@ def validation_digit(digit: int) -> np.ndarray:
 
 def with_drawing(digit: int, extra: str = "") -> AppTest:
     img = validation_digit(digit)
-    return page(f"st.session_state['drawing'] = np.array({img.tolist()}, dtype=np.float32)\n{extra}")
+    return page(f"state.app().draw.drawing = np.array({img.tolist()}, dtype=np.float32)\n{extra}")
 
 
 def guess(at: AppTest) -> str:
@@ -84,7 +84,7 @@ def test_drawing_from_session_state_is_classified_by_the_pretrained_model(digit)
     at = with_drawing(digit)
     at.run()
     assert not at.exception
-    assert at.session_state["draw_model"] == "pretrained"
+    assert at.session_state["cnnviz"].ui.draw_model == "pretrained"
     assert guess(at) == str(digit)
     proba = chart_spec(at, "draw_proba")["data"][0]
     assert list(plotly_array(proba["x"])) == [str(k) for k in range(10)]
@@ -107,13 +107,13 @@ def test_pretrained_model_is_never_mutated():
     from cnnviz.train.model_file import load_model
 
     fresh = dict(load_model(DRAW_MODEL).named_params())
-    held = at.session_state["draw_pretrained"][1]  # this session's private copy
+    held = at.session_state["cnnviz"].caches["draw_pretrained"][1]  # this session's private copy
     for name, arr in held.named_params():
         np.testing.assert_array_equal(arr, fresh[name])
 
 
 def test_session_model_is_used_when_chosen():
-    at = with_drawing(4, "st.session_state['draw_model'] = 'session'")
+    at = with_drawing(4, "state.app().ui.draw_model = 'session'")
     at.run()
     assert not at.exception
     assert any("This session's model" in c.value for c in at.caption)
@@ -124,11 +124,11 @@ def test_session_model_is_used_when_chosen():
 def test_tutorial_binary_network_is_shown_as_0_4_vs_5_9():
     setup = ("from cnnviz.train.config import preset_config\n"
              "state.apply_config(preset_config('tutorial').to_dict())\n"
-             "st.session_state['draw_model'] = 'session'")
+             "state.app().ui.draw_model = 'session'")
     at = with_drawing(8, setup)
     at.run()
     assert not at.exception
-    assert at.session_state["trainer"].config.task == "gt4"
+    assert at.session_state["cnnviz"].trainer.config.task == "gt4"
     proba = chart_spec(at, "draw_proba")["data"][0]
     assert list(plotly_array(proba["x"])) == ["0–4", "5–9"]
     assert plotly_array(proba["y"]).sum() == pytest.approx(1.0)
@@ -142,24 +142,35 @@ def test_teach_adds_your_digit_and_training_changes_the_answer():
     at.selectbox(key="draw_label").set_value(2)
     at.button(key="draw_add").click().run()
     assert not at.exception
-    assert len(at.session_state["user_digits"]) == 1 and at.session_state["user_digits"][0][1] == 2
-    assert at.session_state["trainer"].n_user_examples == 1
+    digits = at.session_state["cnnviz"].draw.user_digits
+    assert len(digits) == 1 and digits[0][1] == 2
+    assert at.session_state["cnnviz"].trainer.n_user_examples == 1
     assert chart_spec(at, "draw_user_digits")["layout"]["title"]["text"].startswith("Your digits (1)")
-    steps = at.session_state["trainer"].step_count
+    steps = at.session_state["cnnviz"].trainer.step_count
+    assert at.session_state["cnnviz"].ui.draw_model == "pretrained"
     at.button(key="draw_train").click().run()
     assert not at.exception
-    assert at.session_state["trainer"].step_count == steps + 10
-    assert at.session_state["draw_model"] == "session"  # shows the model that just learned
+    # issue 11: teaching fine-tunes the model on screen (a session copy of the pretrained draw model), not
+    # the session's Train model, and the page keeps showing that (taught) copy
+    a = at.session_state["cnnviz"]
+    assert a.trainer.step_count == steps and a.draw.taught_steps == 10 and a.draw.taught_net is not None
+    assert a.ui.draw_model == "pretrained"
     assert any("→" in s.value and "P(“2”)" in s.value for s in at.success)
+    # on the session's model, teaching trains the session's model
+    at.segmented_control(key="draw_model").set_value("session").run()
+    at.button(key="draw_train").click().run()
+    assert not at.exception
+    assert at.session_state["cnnviz"].trainer.step_count == steps + 10
+    assert at.session_state["cnnviz"].ui.draw_model == "session"
 
 
 def test_clear_forgets_the_drawing():
     at = with_drawing(5)
     at.run()
-    assert at.session_state["drawing"] is not None
+    assert at.session_state["cnnviz"].draw.drawing is not None
     at.button(key="draw_clear").click().run()
     assert not at.exception
-    assert at.session_state["drawing"] is None
+    assert at.session_state["cnnviz"].draw.drawing is None
     assert any("Draw a digit from 0 to 9" in el.proto.body for el in at.get("html"))
 
 
@@ -172,7 +183,7 @@ def test_upload_a_photo_of_a_digit():
     at.run()
     at.file_uploader(key="draw_upload").set_value(("six.png", png(photo), "image/png")).run()
     assert not at.exception
-    assert at.session_state["draw_source"] == "upload"
+    assert at.session_state["cnnviz"].draw.source == "upload"
     assert guess(at) == "6"
     assert any("six.png" in c.value for c in at.caption)
 
@@ -185,17 +196,19 @@ def test_upload_a_photo_of_a_digit():
 def test_bad_uploads_get_a_clear_message_and_the_page_keeps_working(name, data, message):
     at = with_drawing(1)
     at.run()
-    before = np.array(at.session_state["drawing"])
+    before = np.array(at.session_state["cnnviz"].draw.drawing)
     at.file_uploader(key="draw_upload").set_value((name, data, "image/png")).run()
     assert not at.exception
     errors = [e.value for e in at.error]
     assert any(name in e and message in e for e in errors), errors
-    np.testing.assert_array_equal(at.session_state["drawing"], before)  # the drawing is kept
+    # issue 11: the previous answer is cleared (it is not this file's answer); the page keeps working
+    assert before is not None and at.session_state["cnnviz"].draw.drawing is None
+    assert not any("draw-guess" in el.proto.body and "class='digit" in el.proto.body for el in at.get("html"))
     assert chart_spec(at, "draw_proba")
 
 
 def test_presentation_mode_scales_the_figures():
-    at = with_drawing(9, "st.session_state['presentation'] = True")
+    at = with_drawing(9, "state.app().ui.presentation = True")
     at.run()
     assert not at.exception
     normal = with_drawing(9)

@@ -48,15 +48,15 @@ def test_filter_grid_shared_symmetric_scale_and_hover():
     assert "w = %{z" in hm.hovertemplate and "filter" in hm.hovertemplate
     custom = np.array(hm.customdata)
     r, c = np.argwhere(z == 4.0)[0]
-    assert custom[r, c].tolist() == [3, 0, 2, 2]  # hover names filter 3, channel 0, row 2, col 2
-    assert [a.text for a in fig.layout.annotations] == [f"f{i}" for i in range(8)]
+    assert custom[r, c].tolist() == [4, 1, 2, 2]  # hover names filter 4, channel 1 (from 1), row 2, col 2
+    assert [a.text for a in fig.layout.annotations] == [f"filter {i}" for i in range(1, 9)]
 
 
 def test_filter_grid_several_channels_and_fixed_range():
     W = np.ones((2, 3, 3, 3), dtype=np.float32)
     fig = figures.filter_grid(W, zmax=10.0)
     assert fig.data[0].zmax == 10.0
-    assert len(fig.layout.annotations) == 6 and fig.layout.annotations[5].text == "f1·c2"
+    assert len(fig.layout.annotations) == 6 and fig.layout.annotations[5].text == "f2·c3"
     with pytest.raises(ValueError):
         figures.filter_grid(np.ones((3, 5, 5)))
 
@@ -133,8 +133,8 @@ def test_image_gallery_captions_hover_and_empty():
     assert [a.text for a in fig.layout.annotations] == caps
     hm = fig.data[0]
     assert hm.zmin == 0 and hm.zmax == 1 and not hm.showscale
-    text = np.array(hm.text, dtype=object)
-    assert text[0, 0] == "h0" and text[0, 28 + 10] == "h1"  # hover names the image under the pointer
+    assert [a.hovertext for a in fig.layout.annotations] == [f"h{i}" for i in range(7)]  # caption hover
+    assert hm.text is None and "image %{customdata" in hm.hovertemplate  # pixels name their image
     empty = figures.image_gallery(np.zeros((0, 28, 28)), [], "Nothing")
     assert any("no images" in a.text for a in empty.layout.annotations)
 

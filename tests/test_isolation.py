@@ -36,8 +36,8 @@ def session_a(model_bytes: bytes) -> None:
         state.train(5)
         img = np.zeros((28, 28), np.float32)
         img[4:24, 12:16] = 1.0
-        ss["drawing"] = img
-        ss["user_digits"] = [(img, 1)]
+        state.app().draw.drawing = img
+        state.app().draw.user_digits = [(img, 1)]
         state.get_trainer().add_examples(img[None, None], np.array([1]))
         state.train(2)
     sidebar.render()
@@ -76,10 +76,11 @@ def _shared_resources() -> dict[str, tuple[str, bool]]:
 
 def _state(at: AppTest) -> dict:
     ss = at.session_state
-    tr = ss["trainer"]
+    a = ss["cnnviz"]
+    tr = a.trainer
     return {"trainer": tr, "steps": tr.step_count, "history": len(tr.history),
-            "config": ss["config"].to_dict(), "params": {n: p.copy() for n, p in tr.net.named_params()},
-            "drawing": ss["drawing"], "user_digits": len(ss["user_digits"]), "n_train": tr.n_train,
+            "config": a.config.to_dict(), "params": {n: p.copy() for n, p in tr.net.named_params()},
+            "drawing": a.draw.drawing, "user_digits": len(a.draw.user_digits), "n_train": tr.n_train,
             "key": ss["_session_key"]}
 
 
@@ -94,7 +95,7 @@ def test_one_session_training_uploading_and_drawing_leaves_the_other_untouched()
                               default_timeout=TIMEOUT).run()
     assert not a.exception, a.exception
     a.button(key="btn_step").click().run()
-    a.session_state["playing"] = True
+    a.session_state["cnnviz"].playing = True
     a.run()  # one live tick
     assert not a.exception
     sa = _state(a)
@@ -113,16 +114,16 @@ def test_one_session_training_uploading_and_drawing_leaves_the_other_untouched()
         np.testing.assert_array_equal(p, b_before["params"][name])
     assert sa["key"] != sb["key"]
     # no array is shared between the two sessions' models
-    for (_, pa), (_, pb) in zip(a.session_state["trainer"].net.named_params(),
-                                b.session_state["trainer"].net.named_params(), strict=False):
+    for (_, pa), (_, pb) in zip(a.session_state["cnnviz"].trainer.net.named_params(),
+                                b.session_state["cnnviz"].trainer.net.named_params(), strict=False):
         assert not np.shares_memory(pa, pb)
 
     # B trains on: its run is the one a fresh session with its seed gives, whatever A did
     b.button(key="btn_step").click().run()
     c = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     c.button(key="btn_step").click().run()
-    for (n1, p1), (n2, p2) in zip(b.session_state["trainer"].net.named_params(),
-                                  c.session_state["trainer"].net.named_params(), strict=True):
+    for (n1, p1), (n2, p2) in zip(b.session_state["cnnviz"].trainer.net.named_params(),
+                                  c.session_state["cnnviz"].trainer.net.named_params(), strict=True):
         assert n1 == n2
         np.testing.assert_array_equal(p1, p2)
 

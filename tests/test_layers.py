@@ -353,6 +353,9 @@ def test_split_matmul_cuts_any_dimension(monkeypatch):
     for m, k, n in [(50, 3, 2), (2, 3, 50), (2, 50, 3), (7, 7, 7), (1, 1, 1)]:
         a, b = rng.random((m, k)), rng.random((k, n))
         np.testing.assert_allclose(fast_conv.matmul(a, b), a @ b, rtol=1e-12)
+        for out in (np.empty((m, n)), np.empty((n, m)).T):  # any layout of out
+            assert fast_conv.matmul(a, b, out=out) is out
+            np.testing.assert_allclose(out, a @ b, rtol=1e-12)
 
 
 def test_outer_product_in_single_thread_blocks_equals_numpy():
@@ -362,6 +365,9 @@ def test_outer_product_in_single_thread_blocks_equals_numpy():
     row = rng.standard_normal((1, 333)).astype(np.float32)
     assert 1728 * 333 > 2 * fast_conv._SERIAL_MACS  # three blocks or more
     np.testing.assert_array_equal(fast_conv.outer(col, row), col * row)
+    for out in (np.empty((333, 1728), np.float32).T, np.empty((1728, 666), np.float32)[:, ::2]):
+        assert fast_conv.outer(col, row, out=out) is out  # transposed, and neither C nor F order
+        np.testing.assert_array_equal(out, col * row)
 
 
 @pytest.mark.parametrize("case", CONV_CASES)
@@ -383,13 +389,75 @@ def test_the_loop_reference_in_layers_matches_the_test_oracle_and_both_paths(cas
 
 
 @pytest.mark.parametrize("case", CONV_CASES)
-def test_the_fast_path_returns_plain_nchw(case):
-    """The fast path's memory layout stays inside fast_conv: its output and dx are C-contiguous NCHW."""
+def test_the_fast_path_returns_nchw_views_and_takes_any_dout(case):
+    """The fast path's output and dx are NCHW arrays (indexed like the general path's, and equal to it in
+    test_conv_fast_path_equals_general_path) whose memory has the images innermost, not copied to NCHW
+    order; its backward gives the same numbers for dout in any memory layout."""
     N, C, H, W, F, K, s, p = case
     rng = np.random.default_rng(22)
     layer = Conv2D(C, F, K, stride=s, padding=p, rng=rng)
     assert layer.fast  # the default
-    y = layer.forward(rng.random((N, C, H, W), dtype=np.float32))
-    assert y.flags.c_contiguous
-    dx = layer.backward(np.ones_like(y))
-    assert dx.shape == (N, C, H, W) and dx.flags.c_contiguous
+    x = rng.random((N, C, H, W), dtype=np.float32)
+    y = layer.forward(x)
+    assert y.shape == (N, F) + layer.output_shape((C, H, W))[1:]
+    assert y.base is not None and y.transpose(1, 2, 3, 0).flags.c_contiguous  # (F, H_out, W_out, N) memory
+    d = rng.standard_normal(y.shape).astype(np.float32)
+    results = []
+    for dout in (d, _images_innermost(d), np.asfortranarray(d)):
+        dx = layer.backward(dout)
+        assert dx.shape == (N, C, H, W) and dx.strides[0] == dx.itemsize  # the images innermost
+        results.append((dx, layer.grads["W"].copy(), layer.grads["b"].copy()))
+    for other in results[1:]:
+        for a, b in zip(results[0], other, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def _images_innermost(x):
+    """The same (N, C, H, W) values in memory ordered (C, H, W, N), as the fast convolution returns them."""
+    return np.ascontiguousarray(x.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2)
+
+
+@pytest.mark.parametrize("make", [ReLU, Sigmoid, Tanh, lambda: MaxPool2D(2), lambda: AvgPool2D(2),
+                                  lambda: MaxPool2D(3, 2), Flatten],
+                         ids=["relu", "sigmoid", "tanh", "maxpool", "avgpool", "maxpool3s2", "flatten"])
+def test_generic_layers_give_the_same_numbers_for_any_layout_and_keep_it(make):
+    """No layer depends on how its input is laid out in memory: the fast convolution's images-innermost
+    views and C-contiguous arrays give identical outputs and gradients. The outputs and gradients of the
+    elementwise and pooling layers keep the input's memory order, so that the fast path's layout passes
+    through them without copies and dout reaches the convolution in its own layout."""
+    rng = np.random.default_rng(23)
+    x_c = np.round(rng.standard_normal((6, 3, 8, 8)) * 2).astype(np.float32)  # ties for max-pool
+    x_v = _images_innermost(x_c)
+    a, b = make(), make()
+    y_v, y_c = a.forward(x_v), b.forward(x_c)
+    np.testing.assert_array_equal(y_v, y_c)
+    d = rng.standard_normal(y_c.shape).astype(np.float32)
+    d_v = np.ascontiguousarray(d.T).T if d.ndim == 2 else _images_innermost(d)  # as Dense returns it
+    dx_v, dx_c = a.backward(d_v), b.backward(d)
+    np.testing.assert_array_equal(dx_v, dx_c)
+    if y_v.ndim == 4:
+        assert y_v.transpose(1, 2, 3, 0).flags.c_contiguous
+    else:  # Flatten: the images-innermost input becomes an (N, C*H*W) view, transposed in memory, no copy
+        assert np.shares_memory(y_v, x_v) and y_v.T.flags.c_contiguous
+    assert dx_v.transpose(1, 2, 3, 0).flags.c_contiguous
+    assert dx_c.flags.c_contiguous
+
+
+@pytest.mark.parametrize("n_out", [1, 4])
+def test_dense_dx_is_laid_out_like_its_input(n_out):
+    """Dense gives the same numbers for a transposed input (Flatten of the fast convolution's output) and
+    a C-contiguous one, and returns dx in its input's memory order, for the one-output outer product too."""
+    rng = np.random.default_rng(24)
+    x_c = rng.standard_normal((5, 12)).astype(np.float32)
+    x_t = np.ascontiguousarray(x_c.T).T  # (N, in), memory (in, N)
+    a = Dense(12, n_out, rng=rng)
+    b = Dense(12, n_out)
+    b.params = {k: v.copy() for k, v in a.params.items()}
+    np.testing.assert_allclose(a.forward(x_t), b.forward(x_c), rtol=1e-6)
+    d = rng.standard_normal((5, n_out)).astype(np.float32)
+    dx_t, dx_c = a.backward(d), b.backward(d)
+    np.testing.assert_allclose(dx_t, dx_c, rtol=1e-6)
+    np.testing.assert_allclose(dx_c, d @ a.params["W"].T, rtol=1e-6)
+    assert dx_t.T.flags.c_contiguous and dx_c.flags.c_contiguous
+    for k in ("W", "b"):
+        np.testing.assert_allclose(a.grads[k], b.grads[k], rtol=1e-6)

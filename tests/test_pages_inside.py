@@ -33,28 +33,34 @@ def _assert_labelled(fig) -> None:
 # ----------------------------------------------------------------------------------------------------------
 # Figure builders
 # ----------------------------------------------------------------------------------------------------------
+def _block_names(layout) -> list[str]:
+    """The bold block titles of a tiled figure (``figures.tiled_panels``), e.g. "∂E/∂f"."""
+    return [a["text"][3:-4] for a in (layout["annotations"] or []) if str(a["text"]).startswith("<b>")]
+
+
 def test_map_grid_shares_a_symmetric_range():
     rng = np.random.default_rng(RNG_SEED)
     maps = rng.normal(size=(8, 5, 5)).astype(np.float32)
     maps[3, 0, 0] = -7.0  # the largest magnitude sets the range for every panel
     fig = figures.map_grid(maps, "Filters", kind="diverging", cols=4)
-    assert len(fig.data) == 8
-    assert all(t.type == "heatmap" and t.coloraxis == "coloraxis" for t in fig.data)
-    ca = fig.layout.coloraxis
-    assert ca.cmin == -ca.cmax == -7.0 and ca.cmid == 0
-    _assert_labelled(fig)
+    (hm,) = fig.data  # one tiled heatmap, not one subplot per map
+    assert hm.zmin == -hm.zmax == -7.0 and hm.zmid == 0
+    z = np.asarray(hm.z, dtype=np.float64)
+    assert np.nansum(np.abs(z)) == pytest.approx(np.abs(maps).sum(), rel=1e-5)  # every value shown once
+    assert [a.text for a in fig.layout.annotations] == [f"map {k}" for k in range(1, 9)]  # numbered from 1
+    assert fig.layout.title.text == "Filters"
 
 
 def test_map_grid_sequential_and_image_kinds():
     acts = np.abs(np.random.default_rng(1).normal(size=(3, 6, 6)))
     fig = figures.map_grid(acts, "After ReLU", kind="sequential")
-    assert fig.layout.coloraxis.colorscale[0][1] != fig.layout.coloraxis.colorscale[-1][1]
-    assert fig.layout.coloraxis.cmin == pytest.approx(acts.min())
+    assert fig.data[0].colorscale[0][1] != fig.data[0].colorscale[-1][1]
+    assert fig.data[0].zmin == pytest.approx(acts.min())
     # tanh outputs have both signs: shown on the diverging scale, centred on 0
     fig = figures.map_grid(acts - acts.mean(), "After tanh", kind="sequential")
-    assert fig.layout.coloraxis.cmin == -fig.layout.coloraxis.cmax
+    assert fig.data[0].zmin == -fig.data[0].zmax
     img = figures.map_grid(np.zeros((28, 28)), "Input", kind="image")
-    assert (img.layout.coloraxis.cmin, img.layout.coloraxis.cmax) == (0, 1)
+    assert (img.data[0].zmin, img.data[0].zmax) == (0, 1)
 
 
 def test_heatmap_rows_one_range_per_row():
@@ -62,13 +68,24 @@ def test_heatmap_rows_one_range_per_row():
     W, G = rng.normal(size=(3, 5, 5)), 1e-3 * rng.normal(size=(3, 5, 5))
     fig = figures.heatmap_rows([("filter f", W, "diverging"), ("∂E/∂f", G, "diverging"),
                                 ("−η·∂E/∂f", -0.1 * G, "diverging")], "Filters and gradients")
-    assert len(fig.data) == 9
-    for i, arr in enumerate((W, G, 0.1 * G)):
-        ca = fig.layout["coloraxis" if i == 0 else f"coloraxis{i + 1}"]
-        assert ca.cmin == pytest.approx(-np.abs(arr).max()) and ca.cmax == pytest.approx(np.abs(arr).max())
-    assert {t.coloraxis for t in fig.data[3:6]} == {"coloraxis2"}
-    title, xs, ys = _titles(fig)
-    assert title and xs and sorted(ys) == sorted(["filter f", "∂E/∂f", "−η·∂E/∂f"])
+    assert len(fig.data) == 3  # one tiled heatmap per block
+    for hm, arr in zip(fig.data, (W, G, 0.1 * G), strict=True):
+        assert hm.zmin == pytest.approx(-np.abs(arr).max()) and hm.zmax == pytest.approx(np.abs(arr).max())
+    assert len({hm.yaxis for hm in fig.data}) == 3  # each block on its own axes, one colour bar each
+    assert _block_names(fig.layout) == ["filter f", "∂E/∂f", "−η·∂E/∂f"]
+    labels = [a.text for a in fig.layout.annotations if not a.text.startswith("<b>")]
+    assert labels == [f"filter {k}" for k in (1, 2, 3)] * 3  # the same tiles in every block
+
+
+def test_heatmap_rows_wrap_many_filters_into_the_same_grid():
+    rng = np.random.default_rng(3)
+    W = rng.normal(size=(32, 5, 5))
+    fig = figures.heatmap_rows([("filter f", W, "diverging"), ("∂E/∂f", 0.1 * W, "diverging")], "Wrapped")
+    for hm in fig.data:  # 32 filters: 4 rows of 8 tiles, in both blocks
+        tiles = np.asarray(hm.customdata)[..., 0]  # (R, Cols): tile number from 1, -1 in the gaps
+        top_row = tiles[np.argmax((tiles > 0).any(axis=1))]  # the first pixel row that crosses tiles
+        assert sorted(set(top_row.tolist()) - {-1}) == list(range(1, 9))
+        assert sorted(set(tiles[:, 0].tolist()) - {-1}) == [1, 9, 17, 25]
 
 
 def test_probability_figure_highlights_top_and_marks_true():
@@ -221,7 +238,8 @@ def test_dense_input_shape(preset, shape):
     net = build(preset, rng=0)
     dense = max(i for i, layer in enumerate(net.layers) if type(layer).__name__ == "Dense")
     assert lesson_math.dense_input_shape(net, dense) == shape
-    assert lesson_math.param_label(net, "0.W") == "0.W (conv 1 filters)"
+    assert lesson_math.param_label(net, "0.W") == "conv 1 weights"  # issue 11: names for people, no "0.W"
+    assert lesson_math.param_label(net, f"{dense}.b") == "dense bias"
 
 
 def test_history_series_and_tutorial_comparison():
@@ -250,13 +268,13 @@ def _page_script(page: str, preset: str, steps: int, drawing: bool) -> None:
     from cnnviz.train.config import preset_config
     from cnnviz.ui import state
 
-    if "config" not in st.session_state:
-        st.session_state["config"] = preset_config(preset)
+    if state.STATE_KEY not in st.session_state:
+        state.init().config = preset_config(preset)
     state.init()
-    if drawing and st.session_state.get("drawing") is None:
+    if drawing and state.app().draw.drawing is None:
         img = np.zeros((28, 28), dtype=np.float32)
         img[5:23, 13:15] = 1.0
-        st.session_state["drawing"] = img
+        state.app().draw.drawing = img
     tr = state.get_trainer()
     if steps and not tr.history:
         for _ in range(steps):  # plain steps: Trainer.run would also validate on 1,000 images
@@ -327,14 +345,14 @@ def test_gradients_page_before_and_after_a_step():
         "The 8 filters the first step will update (initial weights)"]
     at.button(key="grad_first_step").click().run()
     assert not at.exception
-    assert at.session_state["trainer"].history
+    assert at.session_state["cnnviz"].trainer.history
     specs = _chart_specs(at)
     assert len(specs) == 5  # filters, dense, norms, ratios, histograms
     at.segmented_control(key="grad_dense_class").set_value(7).run()
     assert not at.exception
     assert any("“7”" in s["layout"]["title"]["text"] for s in _chart_specs(at))
     at.button(key="grad_step").click().run()
-    assert at.session_state["trainer"].history[-1].step == 2
+    assert at.session_state["cnnviz"].trainer.history[-1].step == 2
 
 
 def test_gradients_page_tutorial_comparison():
@@ -395,9 +413,9 @@ def _custom_script(kw: dict, task: str, loss: str, page: str) -> None:
     from cnnviz.train.config import custom_layers, preset_config
     from cnnviz.ui import state
 
-    if "config" not in st.session_state:
-        st.session_state["config"] = preset_config("custom", layers=custom_layers(task=task, loss=loss, **kw),
-                                                   task=task, loss=loss)
+    if state.STATE_KEY not in st.session_state:
+        state.init().config = preset_config("custom", layers=custom_layers(task=task, loss=loss, **kw),
+                                            task=task, loss=loss)
     state.init()
     tr = state.get_trainer()
     if not tr.history:
@@ -434,5 +452,5 @@ def test_last_update_is_the_change_the_step_made():
 def test_gradients_page_shows_the_actual_adam_step():
     at = _app("gradients", "deeper", 2)  # the deeper preset trains with Adam
     spec = _chart_specs(at)[0]
-    ys = {v["title"]["text"] for k, v in spec["layout"].items() if k.startswith("yaxis") and v.get("title")}
-    assert "actual ΔW" in ys and "−η·∂E/∂f" in ys
+    names = _block_names(spec["layout"])
+    assert "actual ΔW" in names and "−η·∂E/∂f" in names

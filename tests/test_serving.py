@@ -353,17 +353,17 @@ def test_a_session_waiting_for_a_slot_says_so_and_trains_when_free(monkeypatch):
     for k in held:
         assert limiter.acquire(k, 5).granted
     try:
-        at.session_state["playing"] = True
+        at.session_state["cnnviz"].playing = True
         at.run()  # the fragment's tick: no slot comes free
         assert not at.exception
         captions = " ".join(c.value for c in at.caption)
         assert "Waiting for a free CPU slot" in captions
-        assert at.session_state["trainer"].step_count == 0
+        assert at.session_state["cnnviz"].trainer.step_count == 0
     finally:
         for k in held:
             limiter.release(k)
     at.run()
-    assert at.session_state["trainer"].step_count > 0
+    assert at.session_state["cnnviz"].trainer.step_count > 0
     assert "Training live" in " ".join(c.value for c in at.caption)
 
 
@@ -373,12 +373,12 @@ def test_a_session_left_playing_unattended_is_paused(monkeypatch):
     at = _app().run()
     reg = session_guard.server().registry
     monkeypatch.setattr(reg, "idle_pause_s", 0.0)
-    at.session_state["playing"] = True
+    at.session_state["cnnviz"].playing = True
     time.sleep(0.01)
     at.run()
     assert not at.exception
-    assert at.session_state["playing"] is False
-    assert at.session_state["trainer"].step_count == 0
+    assert at.session_state["cnnviz"].playing is False
+    assert at.session_state["cnnviz"].trainer.step_count == 0
     assert any("paused" in s.value for s in at.success)
 
 
@@ -388,17 +388,24 @@ def test_a_closed_session_leaves_nothing_behind():
     import gc
     import weakref
 
-    from cnnviz.ui import session_guard
+    from cnnviz.ui import session_guard, state
 
     at = _app().run()
     at.button(key="btn_step").click().run()
-    at.session_state["playing"] = True
+    at.session_state["cnnviz"].playing = True
     at.run()  # a live tick: it took (and gave back) a slot
-    trainer = weakref.ref(at.session_state["trainer"])
+    trainer = weakref.ref(at.session_state["cnnviz"].trainer)
     key = at.session_state["_session_key"]
+    token = at.session_state["cnnviz"].token
     srv = session_guard.server()
     assert key in srv.registry and not srv.limiter.holds(key)
     del at
+    gc.collect()
+    # the reload store (bounded, time-limited) is the one server-side holder, by design: once it lets the
+    # session go (expiry or eviction), nothing else keeps the model alive
+    kept = state.store()
+    assert token in kept and trainer() is not None
+    kept.forget(token)
     gc.collect()
     assert trainer() is None, "something outside the session still holds its Trainer"
     assert srv.limiter.position(key) is None and not srv.limiter.holds(key)
@@ -416,15 +423,15 @@ def test_many_players_slow_the_redraws_and_the_page_says_so(monkeypatch):
     srv = session_guard.server()
     monkeypatch.setattr(srv, "tick_cost", TickCost(initial_s=0.15, alpha=0.0))  # alpha 0: stays 0.15
     monkeypatch.setattr(srv, "registry", SessionRegistry())  # no sessions of earlier tests
-    at.session_state["playing"] = True
+    at.session_state["cnnviz"].playing = True
     at.run()
-    assert at.session_state[train.INTERVAL_KEY] == 0.25
+    assert at.session_state["cnnviz"].caches[train.INTERVAL_CACHE] == 0.25
     assert "redraws every" not in " ".join(c.value for c in at.caption)
     for k in range(9):
         srv.registry.tick(f"player-{k}")
     at.run()  # a full run: the fragment is registered with the class's interval
     assert not at.exception
-    assert at.session_state[train.INTERVAL_KEY] == 4.0
+    assert at.session_state["cnnviz"].caches[train.INTERVAL_CACHE] == 4.0
     at.run()
     captions = " ".join(c.value for c in at.caption)
     assert "redraws every 4 s instead of every 0.25 s" in captions, captions

@@ -160,7 +160,8 @@ class Conv2D(Layer):
     ``forward`` and ``backward`` below are the whole algorithm: im2col turns every window into a column,
     and one matrix product applies every filter to every window. ``fast=True`` (the default) runs the same
     arithmetic arranged for speed in ``fast_conv.py``; ``fast=False`` runs the code you read here. Both
-    take and return plain NCHW arrays and are tested equal to a loop oracle and to each other.
+    take and return NCHW arrays (of any memory layout) and are tested equal to a loop oracle and to each
+    other.
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, rng=None, *,
@@ -340,12 +341,13 @@ class _Pool2D(Layer):
                 for i in range(k) for j in range(k)]
 
     def _dx_buffer(self, x, dtype):
-        """An (N, C, H, W) buffer for dx, zeroed unless the windows tile x exactly (then every element is
-        written once and zeroing first would be wasted work)."""
+        """An (N, C, H, W) buffer for dx laid out in memory like x (so that the window loops walk both in
+        the same order), zeroed unless the windows tile x exactly (then every element is written once and
+        zeroing first would be wasted work)."""
         k, s = self.size, self.stride
         _, _, H, W = x.shape
         tiles = s == k and H % k == 0 and W % k == 0
-        return (np.empty if tiles else np.zeros)(x.shape, dtype=dtype), not tiles
+        return (np.empty_like if tiles else np.zeros_like)(x, dtype=dtype), not tiles
 
 
 class MaxPool2D(_Pool2D):
@@ -357,7 +359,7 @@ class MaxPool2D(_Pool2D):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         wins = self._windows(x)
-        out = wins[0].copy()  # (N, C, H_out, W_out)
+        out = wins[0].copy(order="K")  # (N, C, H_out, W_out), laid out like x: the loop reads both in order
         for w in wins[1:]:
             np.maximum(out, w, out=out)
         self._cache = (x, out)
@@ -391,7 +393,7 @@ class AvgPool2D(_Pool2D):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         wins = self._windows(x)
-        out = wins[0].copy()  # (N, C, H_out, W_out)
+        out = wins[0].copy(order="K")  # (N, C, H_out, W_out), laid out like x
         for w in wins[1:]:
             out += w
         out *= 1.0 / len(wins)
@@ -478,9 +480,11 @@ class Dense(Layer):
         if not need_dx:
             return None
         W = self.params["W"]
+        # dx is laid out in memory like x, so that the layers before get back the layout they produced
+        dx = np.empty_like(x, dtype=np.result_type(dout.dtype, W.dtype))  # (N, in)
         if W.shape[1] == 1:  # one output (the tutorial's): dx is an outer product
-            return fast_conv.outer(dout, W.T)  # (N, 1) @ (1, in) -> (N, in)
-        return fast_conv.matmul(dout, W.T)  # (N, in)
+            return fast_conv.outer(dout, W.T, out=dx)  # (N, 1) @ (1, in) -> (N, in)
+        return fast_conv.matmul(dout, W.T, out=dx)  # (N, in)
 
 
 class Flatten(Layer):

@@ -210,10 +210,10 @@ def _cards(cmp: C.Comparison) -> None:
             st.markdown(f"step **{tr.step_count:,}** · training loss **{common.fmt(loss, '.3f')}** · "
                         f"validation **{common.fmt(val[2] if val else None, '.1%')}**")
             if r.stopped:
-                st.error(r.stopped, icon="⚠️")
+                st.error(r.stopped, icon=":material/warning:")
             for h in hints[i][:1]:  # the most important one (a stuck hint names its cause)
                 (st.error if h.severity == "error" else st.warning)(
-                    f"**{h.title}.** {h.saw}", icon="🩺")
+                    f"**{h.title}.** {h.saw}", icon=":material/stethoscope:")
 
 
 def _curves(cmp: C.Comparison, scale: float):

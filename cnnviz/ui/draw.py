@@ -26,6 +26,7 @@ from cnnviz.ui.canvas import digit_canvas
 from cnnviz.ui.reading_view import not_digit_score, not_digit_threshold, show_reading, too_many_strokes
 from cnnviz.viz import figures
 from cnnviz.viz.explain import occlusion, saliency
+from cnnviz.viz.names import describe_config
 
 PRETRAINED = "pretrained"
 SESSION = "session"
@@ -50,19 +51,19 @@ _CSS = """
 # The canvas (cnnviz.ui.canvas) and its buttons
 # ----------------------------------------------------------------------------------------------------------
 def _on_canvas_change() -> None:
-    st.session_state["draw_source"] = "canvas"
+    state.app().draw.source = "canvas"
 
 
 def _clear() -> None:
     """Our own Clear: a new canvas key gives an empty canvas (and forgets the uploaded image)."""
-    ss = st.session_state
-    ss["draw_canvas_rev"] = ss.get("draw_canvas_rev", 0) + 1
+    ss, d = st.session_state, state.app().draw
+    d.canvas_rev += 1
     ss["draw_initial"] = None
-    ss["draw_objects"] = []
+    d.objects = []
     ss["draw_history"] = {}
-    ss["drawing"] = None
-    ss["draw_source"] = "canvas"
-    ss.pop("draw_upload_error", None)
+    d.drawing = None
+    d.source = "canvas"
+    d.upload_error = None
 
 
 def _undo() -> None:
@@ -71,27 +72,32 @@ def _undo() -> None:
     A remounted canvas sends no pixels until the next stroke, so the 28×28 digit of the remaining strokes is
     taken from ``draw_history`` (the digit seen after each stroke count, recorded as the user drew).
     """
-    ss = st.session_state
-    objects = list(ss.get("draw_objects") or [])[:-1]
-    ss["draw_canvas_rev"] = ss.get("draw_canvas_rev", 0) + 1
+    ss, d = st.session_state, state.app().draw
+    objects = list(d.objects)[:-1]
+    d.canvas_rev += 1
     ss["draw_initial"] = {"objects": objects} if objects else None
-    ss["draw_objects"] = objects
-    ss["draw_source"] = "canvas"
-    ss["drawing"] = (ss.get("draw_history") or {}).get(len(objects)) if objects else None
+    d.objects = objects
+    d.source = "canvas"
+    d.drawing = (ss.get("draw_history") or {}).get(len(objects)) if objects else None
 
 
-def _on_upload() -> None:
-    ss = st.session_state
-    f = ss.get("draw_upload")
-    ss.pop("draw_upload_error", None)
+def _on_upload(key: str) -> None:
+    """A photo was chosen: its digit replaces the answer; a file that cannot be read clears the previous
+    answer (the old digit must not look like this file's answer) and its error shows beside the uploader."""
+    d = state.app().draw
+    f = st.session_state.get(key)
+    d.upload_error = None
     if f is None:
         return
     try:
-        ss["drawing"] = image_file_to_mnist(f.getvalue())
-        ss["draw_source"] = "upload"
-        ss["draw_upload_name"] = f.name
+        d.drawing = image_file_to_mnist(f.getvalue())
+        d.source = "upload"
+        d.upload_name = f.name
     except ValueError as e:
-        ss["draw_upload_error"] = f"“{f.name}” could not be used: {e}."
+        d.drawing = None
+        d.source = "upload"
+        d.upload_name = f.name
+        d.upload_error = f"“{f.name}” could not be used: {e}."
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -147,25 +153,28 @@ def _model_extra(path: str, mtime: float) -> dict:
 
 
 def _pretrained_copy():
-    """This session's private copy of the shipped draw model (or None if it is not built): the cached one
-    is shared by every session and must never run forward/backward from two threads at once."""
+    """This session's own copy of the shipped draw model (or (None, None) if it is not built): the taught copy
+    once the user has taught it, else a private copy (the cached one is shared by every session and must never
+    run forward/backward from two threads at once)."""
     shared = resources.pretrained("draw")
     if shared is None:
         return None, None
     net, cfg = shared
-    ss = st.session_state
-    held = ss.get("draw_pretrained")
+    a = state.app()
+    if a.draw.taught_net is not None:
+        return a.draw.taught_net, cfg or {}
+    held = a.caches.get("draw_pretrained")
     if held is None or held[0] != id(net):
         held = (id(net), net.copy(), cfg or {})
-        ss["draw_pretrained"] = held
+        a.caches["draw_pretrained"] = held
     return held[1], held[2]
 
 
 def _session_copy():
     """A copy of the session's model taken under its training lock (training may be running)."""
     tr = state.get_trainer()
-    lock = st.session_state.get("train_lock")
-    if lock is not None and lock.acquire(timeout=2.0):
+    lock = state.lock()
+    if lock.acquire(timeout=2.0):
         try:
             return tr.net.copy(), tr
         finally:
@@ -178,21 +187,24 @@ def _session_copy():
 # ----------------------------------------------------------------------------------------------------------
 def _model_choice() -> tuple[object, str, str]:
     """The model picker; returns (network copy, task, a one-line description)."""
-    ss = st.session_state
+    a = state.app()
     pre_net, pre_cfg = _pretrained_copy()
     tr = state.get_trainer()
     options = ([PRETRAINED] if pre_net is not None else []) + [SESSION]
-    if ss.get("draw_model") not in options:
-        ss["draw_model"] = options[0]
+    if a.ui.draw_model not in options:
+        a.ui.draw_model = options[0]
     val = tr.last_val
     if tr.step_count == 0:
         session_label = "This session's model (untrained)"
     else:
         session_label = f"This session's model (step {tr.step_count:,}"
         session_label += f", {val[2]:.1%} val.)" if val and val[0] == tr.step_count else ")"
-    labels = {PRETRAINED: "Pretrained for drawing", SESSION: session_label}
+    taught = a.draw.taught_steps
+    labels = {PRETRAINED: "Pretrained for drawing"
+              + (f", taught your digits ({taught} steps)" if taught else ""),
+              SESSION: session_label}
     choice = st.segmented_control(
-        "Model", options, format_func=labels.get, key="draw_model", required=True,
+        "Model", options, format_func=labels.get, **state.bind("ui.draw_model", "draw_model"), required=True,
         help="Pretrained: assets/models/draw.npz, trained with augmentation for hand-drawn digits. "
              "This session's model: the one you train on the Train page — watch its answers improve.")
     if choice == PRETRAINED:
@@ -201,10 +213,13 @@ def _model_choice() -> tuple[object, str, str]:
         desc = ("Pretrained draw model: two conv layers, trained on 4,000 MNIST digits, digits typeset in 28 "
                 "fonts and drawings that are not digits, with random shifts, rotations, scalings and "
                 "thicker/thinner strokes")
+        if taught:
+            desc = (f"This session's copy of the pretrained draw model, fine-tuned {taught} steps on your "
+                    "digits. " + desc)
         return pre_net, "digits", desc + (f"; {acc:.1%} on the 1,000 validation digits." if acc else ".")
     net, tr = _session_copy()
     cfg = tr.config
-    desc = f"This session's model: {cfg.describe() if hasattr(cfg, 'describe') else cfg.preset}"
+    desc = f"This session's model: {describe_config(cfg)}"
     if cfg.task == "gt4":
         desc += " — it only answers “0–4 or 5–9”, as in the tutorial."
     return net, cfg.task, desc
@@ -260,24 +275,36 @@ def _open_inside() -> None:
     """Switch to the Inside page with the drawing selected as its input."""
     from cnnviz.ui import inside
 
-    st.session_state["inside_source"] = "Your drawing"
+    a = state.app()
+    a.ui.inside_source = "Your drawing"
+    tr = state.get_trainer()
+    if a.ui.draw_model == PRETRAINED:
+        a.ui.model_note = (f"Inside shows this session's model (step {tr.step_count:,}, "
+                           f"{describe_config(a.config)}), not the pretrained draw model that answered on "
+                           "the Draw page: its answer for your digit may differ.")
+    else:
+        a.ui.model_note = f"Inside shows this session's model (step {tr.step_count:,}), as on the Draw page."
+    a.ui.page = "inside"  # the note above already says which model is shown
     st.switch_page(st.Page(inside.render, title="Inside", url_path="inside"))
 
 
 def _teach_section(image: np.ndarray | None, scale: float, suggested: int | None = None) -> None:
     ss = st.session_state
-    digits = ss.setdefault("user_digits", [])
+    a = state.app()
+    digits = a.draw.user_digits
+    on_pretrained = a.ui.draw_model == PRETRAINED and resources.pretrained("draw") is not None
     if image is not None:
         digest = hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=8).hexdigest()
         if ss.get("draw_label_for") != digest:  # a new digit: propose the model's answer as its label
             ss["draw_label_for"] = digest
             if suggested is not None:
                 ss["draw_label"] = int(suggested)
-    binary = state.get_trainer().config.task == "gt4"
+    binary = not on_pretrained and state.get_trainer().config.task == "gt4"
+    who = "the pretrained draw model (this session's copy)" if on_pretrained else "the session's model"
     left, right = st.columns([1, 1.6], gap="medium")
     with left:
         st.markdown("Label your drawing with the right digit, add it to **your digits**, then train the "
-                    "session's model a few steps and see its answer change.")
+                    f"model shown above, {who}, a few steps and see its answer change.")
         row = st.container(horizontal=True, vertical_alignment="bottom", gap="small")
         label = row.selectbox("This digit is a", list(range(10)), key="draw_label", width=130)
         row.button("Add to my digits", key="draw_add", icon=":material/add:", disabled=image is None,
@@ -285,13 +312,14 @@ def _teach_section(image: np.ndarray | None, scale: float, suggested: int | None
                    help="Adds the 28×28 image with this label to the session model's training data")
         row.button("Train 10 steps", key="draw_train", icon=":material/fast_forward:", disabled=not digits,
                    on_click=_train_steps, args=(10,),
-                   help="Ten training steps of the session's model (your digits come first)")
-        msg = ss.pop("draw_teach_msg", None)
+                   help=f"Ten training steps of {who}, every step with your digits in its batch"
+                   if on_pretrained else f"Ten training steps of {who} (your digits come first)")
+        msg = a.caches.pop("draw_teach_msg", None)
         if msg:
-            st.success(msg, icon="✅")
-        err = ss.pop("draw_teach_error", None)
+            st.success(msg, icon=":material/check_circle:")
+        err = a.caches.pop("draw_teach_error", None)
         if err:
-            st.error(err, icon="⚠️")
+            st.error(err, icon=":material/error:")
         if binary:
             st.caption("The session's model is the tutorial's binary network: it learns “0–4 vs 5–9”, so "
                        "your digit counts as " + ("“5–9”." if int(label) > 4 else "“0–4”."))
@@ -299,7 +327,7 @@ def _teach_section(image: np.ndarray | None, scale: float, suggested: int | None
         if digits:
             imgs = np.stack([np.asarray(im, dtype=np.float32) for im, _ in digits])  # (n, 28, 28)
             rows = -(-len(digits) // 10)
-            title = f"Your digits ({len(digits)}), in the session model's training set"
+            title = f"Your digits ({len(digits)}), in the training data of the model you teach"
             common.plot(figures.image_gallery(imgs, [str(lab) for _, lab in digits], title, ncols=10,
                                               scale=scale, height=80 + 95 * rows), key="draw_user_digits")
         else:
@@ -307,59 +335,91 @@ def _teach_section(image: np.ndarray | None, scale: float, suggested: int | None
 
 
 def _add_digit() -> None:
-    """Button callback: add the current digit with the chosen label to the session model's training data."""
-    ss = st.session_state
-    image, label = ss.get("drawing"), int(ss.get("draw_label", 0))
+    """Button callback: add the current digit with the chosen label to the user's digits (and to the session
+    model's training data, which keeps them across rebuilds)."""
+    a = state.app()
+    image, label = a.draw.drawing, int(st.session_state.get("draw_label", 0))
     if image is None:
         return
     image = np.asarray(image, dtype=np.float32)
     tr = state.get_trainer()
     try:
-        with ss["train_lock"]:
+        with state.lock():
             tr.add_examples(image[None, None], np.array([label]))  # (1, 1, 28, 28)
     except ValueError as e:
-        ss["draw_teach_error"] = f"Not added: {e}."
+        a.caches["draw_teach_error"] = f"Not added: {e}."
         return
-    ss["user_digits"].append((image.copy(), label))
-    ss["draw_teach_msg"] = (f"Added as a “{label}”. {len(ss['user_digits'])} of your digits are now in the "
-                            "session model's training data: train it a few steps.")
+    a.draw.user_digits.append((image.copy(), label))
+    n = len(a.draw.user_digits)
+    a.caches["draw_teach_msg"] = (f"Added as a “{label}”. {common.plural(n, 'digit')} of yours "
+                                  f"{'is' if n == 1 else 'are'} now in the training data: train a few steps.")
 
 
-def _label_proba(image: np.ndarray, label: int) -> tuple[float, str]:
-    """The session model's probability of ``label`` (or of its half, 0–4 / 5–9, for a binary model)."""
-    net, _ = _session_copy()
-    p = Head.expand(np.asarray(net.predict_proba(np.asarray(image, dtype=np.float32)[None, None])))[0]
+def _label_proba(net, image: np.ndarray, label: int) -> tuple[float, str]:
+    """``net``'s probability of ``label`` (or of its half, 0–4 / 5–9, for a binary model)."""
+    p = Head.expand(np.asarray(net.predict_proba(np.asarray(image, dtype=np.float32)[None, None])))[0]  # (K,)
     if len(p) == 10:
         return float(p[label]), str(label)
     return float(p[int(label > 4)]), BINARY_NAMES[int(label > 4)]
 
 
+def teach_pretrained(a, n: int) -> int:
+    """Fine-tune this session's copy of the pretrained draw model ``n`` steps on the user's digits (mixed with
+    MNIST training images, so it does not forget the rest); the copy is what the Draw page shows from then
+    on. Returns the steps done."""
+    from cnnviz.train.finetune import fine_tune
+
+    shared = resources.pretrained("draw")
+    if shared is None or not a.draw.user_digits:
+        return 0
+    net = a.draw.taught_net if a.draw.taught_net is not None else shared[0].copy()
+    x = np.stack([np.asarray(im, dtype=np.float32) for im, _ in a.draw.user_digits])[:, None]  # (n,1,28,28)
+    y = np.array([int(lab) for _, lab in a.draw.user_digits], dtype=np.int64)
+    base = resources.dataset("digits", 4000)
+    fine_tune(net, x, y, base.x_train, base.y_train, n, lr=5e-4, seed=a.draw.taught_steps)
+    a.draw.taught_net = net
+    a.draw.taught_steps += n
+    return n
+
+
 def _train_steps(n: int) -> None:
-    """Button callback: train the session model ``n`` steps; report how its answer for this drawing moved."""
-    ss = st.session_state
-    image, label = ss.get("drawing"), int(ss.get("draw_label", 0))
-    before = _label_proba(image, label) if image is not None else None
-    done = state.train(n)
-    if not done:
-        return
-    ss["draw_model"] = SESSION  # show the model that just learned
-    tr = state.get_trainer()
-    with ss["train_lock"]:
-        tr.validate_now()  # so the model's label shows its accuracy at this step
-    msg = f"Trained {done} steps (now step {tr.step_count:,})."
+    """Button callback: train the model the page shows ``n`` steps; report how its answer for this drawing
+    moved."""
+    a = state.app()
+    image, label = a.draw.drawing, int(st.session_state.get("draw_label", 0))
+    if a.ui.draw_model == PRETRAINED and resources.pretrained("draw") is not None:
+        net, _ = _pretrained_copy()
+        before = _label_proba(net, image, label) if image is not None else None
+        try:
+            done = teach_pretrained(a, n)
+        except ValueError as e:
+            a.caches["draw_teach_error"] = f"Not trained: {e}."
+            return
+        net, _ = _pretrained_copy()
+        msg = f"Fine-tuned this session's copy of the pretrained draw model {done} steps on your digits."
+    else:
+        before = _label_proba(_session_copy()[0], image, label) if image is not None else None
+        done = state.train(n)
+        if not done:
+            return
+        tr = state.get_trainer()
+        with state.lock():
+            tr.validate_now()  # so the model's label shows its accuracy at this step
+        net = _session_copy()[0]
+        msg = f"Trained the session's model {done} steps (now step {tr.step_count:,})."
     if before is not None:
-        after, name = _label_proba(image, label)
-        msg += f" The session model's P(“{name}”) for this drawing: {before[0]:.0%} → {after:.0%}."
-    ss["draw_teach_msg"] = msg
+        after, name = _label_proba(net, image, label)
+        msg += f" P(“{name}”) for this drawing: {before[0]:.0%} → {after:.0%}."
+    a.caches["draw_teach_msg"] = msg
 
 
 # ----------------------------------------------------------------------------------------------------------
 # The page
 # ----------------------------------------------------------------------------------------------------------
 def _current_image(canvas_rgba: np.ndarray | None, n_strokes: int) -> tuple[np.ndarray | None, str]:
-    """The digit to classify and where it came from, keeping st.session_state["drawing"] up to date."""
-    ss = st.session_state
-    source = ss.get("draw_source")
+    """The digit to classify and where it came from, keeping the state's ``draw.drawing`` up to date."""
+    ss, d = st.session_state, state.app().draw
+    source = d.source
     if source != "upload":
         if canvas_rgba is not None and n_strokes:
             digest = hashlib.blake2b(np.ascontiguousarray(canvas_rgba).tobytes(), digest_size=12).hexdigest()
@@ -372,18 +432,17 @@ def _current_image(canvas_rgba: np.ndarray | None, n_strokes: int) -> tuple[np.n
                 except ValueError:  # strokes outside the canvas, or all black
                     drawing = None
                 ss["draw_canvas_cache"] = (digest, drawing)
-            ss["drawing"] = drawing
+            d.drawing = drawing
             ss.setdefault("draw_history", {})[n_strokes] = drawing
             return drawing, "your drawing"
-        if canvas_rgba is not None or (source == "canvas" and not n_strokes):
-            ss["drawing"] = None  # reset with the toolbar, every stroke undone, or cleared
+        if canvas_rgba is not None or (source == "canvas" and not n_strokes and not d.objects):
+            d.drawing = None  # reset with the toolbar, every stroke undone, or cleared
             return None, ""
-    drawing = ss.get("drawing")
-    if drawing is None:
+    if d.drawing is None:
         return None, ""
     if source == "upload":
-        return np.asarray(drawing, dtype=np.float32), f"the uploaded “{ss.get('draw_upload_name', 'image')}”"
-    return np.asarray(drawing, dtype=np.float32), "your drawing"
+        return np.asarray(d.drawing, dtype=np.float32), f"the uploaded “{d.upload_name or 'image'}”"
+    return np.asarray(d.drawing, dtype=np.float32), "your drawing"
 
 
 def render() -> None:
@@ -398,7 +457,7 @@ def render() -> None:
 def _body() -> None:
     """Everything below the title. A fragment: a stroke (or a click here) reruns only this part of the
     page, not the sidebar and the app around it, which keeps the answer within ~0.3 s of the mouse-up."""
-    ss = st.session_state
+    ss, d = st.session_state, state.app().draw
     scale = common.scale()
     net, task, model_desc = _model_choice()
     st.caption(model_desc)
@@ -406,22 +465,25 @@ def _body() -> None:
     left, mid, right = st.columns([1.5, 0.95, 1.45], gap="small")
     with left:
         st.caption("Draw here with the mouse or a finger")
-        key = f"draw_canvas_{ss.setdefault('draw_canvas_rev', 0)}"
-        if key not in ss and ss.get("draw_objects") and ss.get("draw_source") != "upload":
-            # back on this page after visiting another: put the strokes back on the new canvas
-            ss["draw_initial"] = {"objects": ss["draw_objects"]}
+        key = f"draw_canvas_{d.canvas_rev}"
+        if key not in ss and d.objects and d.source != "upload":
+            # back on this page after visiting another (or a reload): put the strokes back on the new canvas
+            ss["draw_initial"] = {"objects": d.objects}
         rgba, objects, _side = digit_canvas(key, ss.get("draw_initial"), on_change=_on_canvas_change)
-        ss["draw_objects"] = objects
+        if objects or rgba is not None:  # a canvas that has not sent anything yet keeps the strokes we know
+            d.objects = objects
+        objects = d.objects
         row = st.container(horizontal=True, gap="small")
         row.button("Clear", key="draw_clear", on_click=_clear, icon=":material/delete:",
                    help="Start again with an empty canvas")
         row.button("Undo", key="draw_undo", on_click=_undo, icon=":material/undo:", disabled=not objects,
                    help="Remove the last stroke")
         st.file_uploader("…or upload a photo of a digit", type=UPLOAD_TYPES, key="draw_upload",
-                         on_change=_on_upload, help="PNG or JPEG, dark ink on light paper or light on dark; "
-                         "it is cropped, scaled and centred exactly like a drawing")
-        if ss.get("draw_upload_error"):
-            st.error(ss["draw_upload_error"], icon="⚠️")
+                         on_change=_on_upload, args=("draw_upload",),
+                         help="PNG or JPEG, dark ink on light paper or light on dark; it is cropped, scaled "
+                              "and centred exactly like a drawing")
+        if d.upload_error:
+            st.error(d.upload_error, icon=":material/error:")
 
     image, source = _current_image(rgba, len(objects))
     result = predict(net, image, task) if image is not None else None
@@ -433,7 +495,7 @@ def _body() -> None:
             _empty_state("Draw a digit from 0 to 9 in the black box with your mouse (or finger). The "
                          "network's answer appears as soon as you lift it.")
         elif len(result["proba"]) == 10:  # a digit, "not sure" or "not a digit" (cnnviz.drawing.reading)
-            pretrained = ss["draw_model"] == PRETRAINED
+            pretrained = state.app().ui.draw_model == PRETRAINED
             show_reading(verdict_from_proba(result["proba"], not_digit_threshold(pretrained),
                                             too_many_strokes=too_many_strokes(image, pretrained),
                                             score=not_digit_score(image, net, pretrained)))

@@ -3,13 +3,12 @@ confidently misclassified images. Works for the 10-digit nets and the tutorial's
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import streamlit as st
 
 from cnnviz.ui import common, state
 from cnnviz.viz import figures
+from cnnviz.viz.names import LOSS_NAMES, describe_config
 
 GALLERY_N = 24
 CHUNK = 250  # images per evaluation chunk (progress bar granularity; at most ~40 updates)
@@ -29,8 +28,7 @@ def evaluate(tr, which: str) -> dict:
     chunk = max(CHUNK, -(-n // 40))
     bar = st.progress(0.0, text=f"Evaluating {n:,} images…") if n > chunk else None
     losses, probas = [], []
-    lock = st.session_state["train_lock"]
-    with lock:  # never read weights that a live-training tick is updating
+    with state.reading():  # never read weights that a live-training tick is updating
         for s in range(0, n, chunk):
             loss, _, proba = tr.evaluate(x[s:s + chunk], labels[s:s + chunk])
             losses.append(loss * len(proba))
@@ -50,11 +48,12 @@ def evaluate(tr, which: str) -> dict:
 
 
 def _cached_eval(tr, which: str) -> dict:
-    key = (id(tr), st.session_state.get("model_rev", 0), tr.step_count, which)
-    cache = st.session_state.get("eval_cache")
+    key = (id(tr), state.model_rev(), tr.step_count, which)
+    caches = state.app().caches
+    cache = caches.get("eval")
     if cache is None or cache[0] != key:
         cache = (key, evaluate(tr, which))
-        st.session_state["eval_cache"] = cache
+        caches["eval"] = cache
     return cache[1]
 
 
@@ -94,12 +93,10 @@ def render() -> None:
     cfg = state.get_config()
     s = common.scale()
     st.title("Evaluate")
-    st.caption(f"The session's model at step {tr.step_count:,} · {cfg.describe()}")
+    st.caption(f"The session's model at step {tr.step_count:,} · {describe_config(cfg)}")
     common.show_error()
-    if st.session_state.get("playing"):
-        st.info("Live training is on (it runs while the Train page is open); this evaluates the model as "
-                "it is now.")
-    which = st.segmented_control("Images", ["val", "train"], key="eval_which", default="val", required=True,
+    which = st.segmented_control("Images", ["val", "train"], **state.bind("ui.eval_which", "eval_which"),
+                                 required=True,
                                  format_func={"val": f"validation ({tr.data.n_val:,})",
                                               "train": f"training ({tr.data.n_train:,})"}.get)
     res = _cached_eval(tr, which or "val")
@@ -110,7 +107,7 @@ def render() -> None:
     wrong = res["pred"] != res["true"]
     common.metric_row([
         ("Accuracy", f"{res['acc']:.1%}", f"Share of the {len(wrong):,} images classified correctly"),
-        ("Loss", f"{res['loss']:.4f}", f"Mean {cfg.loss} loss"),
+        ("Loss", f"{res['loss']:.4f}", f"Mean {LOSS_NAMES.get(cfg.loss, cfg.loss)} loss"),
         ("Errors", f"{int(wrong.sum()):,}", None),
         ("Worst class", f"{names[int(np.argmin(per_class))]} ({per_class.min():.0%})",
          "Lowest per-class accuracy"),
@@ -139,9 +136,9 @@ def render() -> None:
         idx = idx[np.argsort(-conf)][:GALLERY_N]  # most confident first
         cap, hov = _gallery_captions(idx, res, names)
         verb = "correctly classified as" if t_sel == p_sel else "predicted as"
-        title = f"True {names[t_sel]} {verb} {names[p_sel]}: {int(cm[t_sel, p_sel])} images"
+        title = f"True {names[t_sel]} {verb} {names[p_sel]}: {common.plural(int(cm[t_sel, p_sel]), 'image')}"
         common.plot(figures.image_gallery(res["images"][idx], cap, title, ncols=6, scale=s, hover=hov,
-                                          height=round((90 + 78 * math.ceil(max(1, len(idx)) / 6)) * s)),
+                                          tile_px=66),  # the height follows from the tiles and captions
                     key="eval_cell")
         common.plot(figures.class_accuracy(per_class, names, overall=res["acc"], scale=s, height=260),
                     key="eval_per_class")
@@ -153,6 +150,5 @@ def render() -> None:
     cap, hov = _gallery_captions(widx, res, names)
     common.plot(figures.image_gallery(res["images"][widx], cap,
                                       f"The {len(widx)} errors the model was surest about (true → predicted, "
-                                      "confidence)", ncols=12, scale=s, hover=hov,
-                                      height=round((90 + 78 * math.ceil(max(1, len(widx)) / 12)) * s)),
+                                      "confidence)", ncols=12, scale=s, hover=hov, tile_px=66),
                 key="eval_wrong")

@@ -17,6 +17,7 @@ import streamlit as st
 from cnnviz.nn.head import TASK_CLASS_NAMES
 from cnnviz.ui import common, filter_link, state
 from cnnviz.viz import figures
+from cnnviz.viz.activations import sigmoid_preactivations
 from cnnviz.viz.lesson_math import (
     RATIO_GUIDE,
     dense_input_shape,
@@ -26,6 +27,8 @@ from cnnviz.viz.lesson_math import (
     param_label,
     tutorial_comparison,
 )
+from cnnviz.viz.names import LOSS_NAMES, describe_config
+from cnnviz.viz.names import OPTIMIZER_NAMES as OPT_NAMES
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -35,11 +38,11 @@ def _no_step_yet(trainer) -> None:
     """The page before any training step: say so and offer to take one."""
     st.info("No training step has been taken yet, so there are no gradients to show. A step runs the "
             "forward pass on a batch, back-propagates the error and updates the weights: take one here, "
-            "or train on the Train page.", icon="ℹ️")
+            "or train on the Train page.", icon=":material/info:")
     if st.button("Take one step", key="grad_first_step", type="primary", icon=":material/skip_next:"):
         state.train(1)
         st.rerun()
-    st.caption(f"Model: {trainer.config.describe()}")
+    st.caption(f"Model: {describe_config(trainer.config)}")
     conv = next((layer for layer in trainer.net.layers if type(layer).__name__ == "Conv2D"), None)
     if conv is not None:
         W = np.asarray(conv.params["W"])[:, 0]  # (F, KH, KW): input channel 1
@@ -60,7 +63,7 @@ def _conv_section(trainer, scale: float) -> None:
     c1, c2, _ = st.columns([1, 1, 2])
     li = convs[0]
     if len(convs) > 1:
-        li = c1.selectbox("Conv layer", convs, format_func=lambda i: f"conv {convs.index(i) + 1} (layer {i})",
+        li = c1.selectbox("Conv layer", convs, format_func=lambda i: f"conv {convs.index(i) + 1}",
                           key="grad_conv_layer")
     layer = net.layers[li]
     W, G = np.asarray(layer.params["W"]), np.asarray(layer.grads["W"])  # (F, C, KH, KW)
@@ -152,13 +155,15 @@ def _history_section(trainer, scale: float) -> None:
     c1, c2 = st.columns(2)
     with c1:
         fig = figures.series_figure(steps, {label[n]: v for n, v in norms.items()},
-                                    "Gradient norm ‖∂E/∂θ‖ per parameter", "gradient norm (log)", scale=scale)
+                                    "Gradient norm ‖∂E/∂θ‖ per parameter", "gradient norm (log)", scale=scale,
+                                    what="gradients", empty_reason=_zero_reason(net))
         common.plot(fig, key="grad_norms")
     with c2:
         # Weights only: a bias starts at 0, where the ratio is undefined (huge) for the first steps.
         fig = figures.series_figure(steps, {label[n]: v for n, v in ratios.items() if n.endswith(".W")},
                                     "Update / weight ratio ‖ΔW‖ / ‖W‖", "ratio (log)",
-                                    reference=RATIO_GUIDE, reference_label="10⁻³ rule of thumb", scale=scale)
+                                    reference=RATIO_GUIDE, reference_label="10⁻³ rule of thumb", scale=scale,
+                                    what="updates", empty_reason=_zero_reason(net))
         common.plot(fig, key="grad_ratios")
     acts = {type(layer).__name__ for layer in net.layers}
     msg = ("Both axes are logarithmic: a line that falls by a factor of 10 drops one grid line. ")
@@ -169,6 +174,19 @@ def _history_section(trainer, scale: float) -> None:
         msg += ("Ratios far above 10⁻³ mean the learning rate is large for that parameter; far below, "
                 "it barely moves.")
     st.caption(msg)
+    if "Sigmoid" in acts:
+        x = trainer.data.x_train[:32]  # (32, 1, 28, 28): a few training images are enough for the picture
+        fig = figures.sigmoid_figure(sigmoid_preactivations(net, x),
+                                     "Why sigmoid gradients vanish: σ, σ′ and this network's z "
+                                     f"on {len(x)} training images", scale=scale)
+        common.plot(fig, key="grad_sigmoid")
+
+
+def _zero_reason(net) -> str | None:
+    """Why every gradient can be exactly 0, for the empty log chart: a saturated sigmoid output."""
+    if type(net.layers[-1]).__name__ == "Sigmoid":
+        return "every output sigmoid is saturated (σ′ = 0 in float32), so no error flows back"
+    return None
 
 
 def _histogram_section(net, scale: float) -> None:
@@ -184,9 +202,9 @@ def _histogram_section(net, scale: float) -> None:
 def _tutorial_section(trainer, scale: float) -> None:
     """The tutorial's own gradient beside the true one, with the difference and cosine."""
     st.subheader("The tutorial's gradient vs the true gradient")
-    key = ("grad_tut_cmp", st.session_state.get("model_rev", 0), len(trainer.history),
+    key = ("grad_tut_cmp", state.model_rev(), len(trainer.history),
            trainer.history[-1].step if trainer.history else 0)
-    cached = st.session_state.get("grad_tut_cache")
+    cached = state.app().caches.get("grad_tut_cache")
     if cached is None or cached[0] != key:
         data = trainer.data
         try:
@@ -195,7 +213,7 @@ def _tutorial_section(trainer, scale: float) -> None:
         except ValueError as e:
             st.info(f"The comparison needs the tutorial's exact network: {e}")
             return
-        st.session_state["grad_tut_cache"] = (key, res)
+        state.app().caches["grad_tut_cache"] = (key, res)
     else:
         res = cached[1]
     st.caption("Both gradients are taken at this model's current weights with its trained biases set to 0, "
@@ -255,7 +273,8 @@ def render() -> None:
         state.train(1)
         st.rerun()
     st.caption(f"The gradients of step {rec.step}: ∂E/∂θ for every parameter θ, computed by back-propagation "
-               f"on that step's batch ({cfg.optimizer}, loss {cfg.loss}).")
+               f"on that step's batch ({OPT_NAMES.get(cfg.optimizer, cfg.optimizer)}, loss "
+               f"{LOSS_NAMES.get(cfg.loss, cfg.loss)}).")
     _conv_section(trainer, scale)
     filter_link.inspect_link(net, key="gradients")
     _dense_section(net, cfg.task, scale)

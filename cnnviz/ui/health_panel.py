@@ -14,6 +14,7 @@ import streamlit as st
 from cnnviz.train import health
 from cnnviz.ui import common, resources, state
 from cnnviz.viz import figures_compare
+from cnnviz.viz.names import describe_config
 
 CACHE_KEY = "_health_cache"
 FIXED_KEY = "_health_fixed"
@@ -42,12 +43,13 @@ def hints(tr) -> list[health.Hint]:
 def _apply(fix: dict, title: str) -> None:
     cfg = state.get_config()
     if not fix:  # "stop here": keep this model, stop live training
-        st.session_state["playing"] = False
+        state.app().playing = False
         state.set_notice(f"Stopped here ({title.split(':')[0].lower()}).")
         return
     new = state.apply_config(health.apply_fix(cfg.to_dict(), fix))
     if new is not None:
-        state.set_notice(f"Fixed and restarted from step 0: {new.describe()}")
+        state.set_notice("Fixed and restarted from step 0 (Undo brings the old run back): "
+                         f"{describe_config(new)}")
     st.session_state[FIXED_KEY] = True  # the sidebar shows the settings: a full rerun redraws it
 
 
@@ -58,7 +60,7 @@ def _class_names(n: int) -> list[str]:
 def show_hint(h: health.Hint) -> None:
     """One hint as a coloured box: title, what it saw (numbers) and why it matters."""
     box = st.error if h.severity == "error" else st.warning
-    box(f"**{h.title}.** {h.saw}  \n*Why it matters:* {h.why}", icon="🩺")
+    box(f"**{h.title}.** {h.saw}  \n*Why it matters:* {h.why}", icon=":material/stethoscope:")
 
 
 def render(tr) -> None:
@@ -92,11 +94,12 @@ def render(tr) -> None:
 
 
 def done_message(tr, text: str) -> None:
-    """A success message for finished training, or, when the run is stuck or diverged, a warning instead."""
+    """A success message for finished training, or, when the run is stuck or diverged, a warning instead
+    (kept in the session state: the page reruns after an epoch and shows it at the top)."""
     if health.is_failing(hints(tr)):
-        st.warning(f"{text} But the run is not learning: see the hints below.", icon="⚠️")
+        state.set_warning(f"{text} But the run is not learning: see the hints below.")
     else:
-        st.success(text, icon="✅")
+        state.set_notice(text)
 
 
 def _in_fragment() -> bool:

@@ -14,6 +14,7 @@ import streamlit as st
 from cnnviz.nn.head import Head
 from cnnviz.ui import common, filter_link, state
 from cnnviz.viz import figures
+from cnnviz.viz.activations import sigmoid_preactivations
 from cnnviz.viz.lesson_math import (
     TUTORIAL_FILTER,
     TUTORIAL_IMAGE,
@@ -36,22 +37,25 @@ def _pick_image(trainer) -> tuple[np.ndarray, int | None, str, object]:
     placeholder beside the picker for the network's verdict)."""
     data = trainer.data
     n_val = len(data.x_val)
-    drawing = st.session_state.get("drawing")
+    ui = state.app().ui
+    drawing = state.app().draw.drawing
     sources = ["Validation image"] + (["Your drawing"] if drawing is not None else [])
+    if ui.inside_source not in sources:
+        ui.inside_source = sources[0]
     src = sources[0]
     if len(sources) > 1:
-        src = st.radio("Image", sources, horizontal=True, key="inside_source")
+        src = st.radio("Image", sources, horizontal=True, **state.bind("ui.inside_source", "inside_source"))
     cols = st.columns([2, 1.3, 3], vertical_alignment="bottom")
     if src == "Your drawing":
         cols[0].caption("Showing the digit from the Draw page (it has no true label).")
         return np.asarray(drawing, dtype=np.float32), None, "your drawing", cols[2].empty()
     if cols[1].button("Random", key="inside_random", help="Pick a random validation image",
                       icon=":material/shuffle:", width="stretch"):
-        rng = st.session_state.setdefault("inside_rng", np.random.default_rng(trainer.config.seed))
-        st.session_state["inside_index"] = int(rng.integers(n_val))
-    st.session_state["inside_index"] = min(int(st.session_state.get("inside_index", 0)), n_val - 1)
+        rng = state.app().caches.setdefault("inside_rng", np.random.default_rng(trainer.config.seed))
+        ui.inside_index = int(rng.integers(n_val))
+    ui.inside_index = min(max(int(ui.inside_index), 0), n_val - 1)
     idx = cols[0].number_input(f"Validation image (0–{n_val - 1})", min_value=0, max_value=n_val - 1, step=1,
-                               key="inside_index")
+                               **state.bind("ui.inside_index", "inside_index", convert=int))
     label = int(data.y_val[idx])
     desc = f"validation image {idx} (a {label})"
     return np.asarray(data.x_val[idx, 0], dtype=np.float32), label, desc, cols[2].empty()
@@ -202,8 +206,9 @@ def _step_through_section(net, image: np.ndarray, scale: float) -> None:
             current = min(current, n)
         st.session_state[skey] = min(max(current, 1), n)
         b1, b2 = st.columns([1, 6], vertical_alignment="bottom")
-        label = "⏸ Pause" if st.session_state.get(play_key, False) else "▶ Play"
-        if b1.button(label, key="inside_step_playbtn", width="stretch"):
+        on = st.session_state.get(play_key, False)
+        if b1.button("Pause" if on else "Play", key="inside_step_playbtn", width="stretch",
+                     icon=":material/pause:" if on else ":material/play_arrow:"):
             st.session_state[play_key] = not st.session_state.get(play_key, False)
             st.rerun()
         pos = b2.slider("Window position", 1, n, key=skey, help="Move the window over the image")
@@ -252,11 +257,16 @@ def _equations_section(net, image: np.ndarray, label: int | None, config) -> Non
             a, b = st.columns([3, 2], vertical_alignment="center")
             a.latex(tex)
             b.markdown(note)
+    z = sigmoid_preactivations(net, image[None, None])  # (M,): every z entering a sigmoid, this image
+    if z.size:
+        common.plot(figures.sigmoid_figure(z, "σ(z) and σ′(z) = σ(1 − σ) with this image's z",
+                                           scale=common.scale()), key="inside_sigmoid")
 
 
 def render() -> None:
     """Draw the Inside page for the session's model."""
     st.header("Inside the network")
+    common.show_error()  # messages, and which model this page shows after a switch from Draw
     trainer = state.get_trainer()
     scale = common.scale()
     net, config = trainer.net, trainer.config

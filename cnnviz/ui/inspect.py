@@ -45,7 +45,7 @@ def page() -> st.Page:
 def _session_net():
     """A copy of the session's network (taken under the training lock: never half-updated), its config."""
     tr = state.get_trainer()
-    lock = st.session_state.get("train_lock")
+    lock = state.lock()
     if lock is not None and lock.acquire(timeout=5.0):
         try:
             return tr.net.copy(), tr.config
@@ -281,7 +281,7 @@ def _confidence(p: np.ndarray, c: int) -> float:
 def _keep(edited) -> None:
     """Make the changed weights the session's model (the one place where this page writes the model)."""
     tr = state.get_trainer()
-    lock = st.session_state.get("train_lock")
+    lock = state.lock()
     if lock is None or not lock.acquire(timeout=5.0):
         state.set_error("The model is busy (training); the change was not kept. Pause and try again.")
         return

@@ -6,7 +6,6 @@ only wires them.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 
 import numpy as np
@@ -80,7 +79,7 @@ def _preset_note(cfg) -> None:
         f"This lesson follows the tutorial's network (3 filters, sigmoid, squared error, 0–4 vs 5–9). "
         f"Your model is the {cfg.preset} network: every step works on it too, with its own numbers. The "
         "button beside this replaces your model with the tutorial's (same seed, step 0).",
-        icon="ℹ️",
+        icon=":material/info:",
     )
     c2.button(
         "Use the tutorial network",
@@ -383,7 +382,7 @@ def render() -> None:
     pick = st.session_state.get(PICK_KEY)
     index = pick[1] if pick and pick[0] == cfg.seed else L.default_index(trainer.data.y_val, cfg.seed)
     # a consistent copy of the weights: never half-way through a training step of this session
-    with st.session_state.get("train_lock") or contextlib.nullcontext():
+    with state.lock():
         lesson = L.make_lesson(trainer, index)
     c1, c2 = st.columns([5, 1], vertical_alignment="center")
     c1.caption(

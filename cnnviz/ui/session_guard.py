@@ -102,7 +102,7 @@ def leave_line() -> None:
 def _wait_text(res: serving.SlotResult, slots: int) -> str:
     ahead = "you are next" if res.ahead == 0 else (
         f"{res.ahead} session{'s' if res.ahead != 1 else ''} ahead of you")
-    return (f"⏳ Waiting for a free CPU slot ({ahead}; {res.running} of {slots} slots busy). The server "
+    return (f"Waiting for a free CPU slot ({ahead}; {res.running} of {slots} slots busy). The server "
             "shares its cores fairly between everyone training; your model is safe and training continues "
             "by itself.")
 

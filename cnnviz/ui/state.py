@@ -1,32 +1,58 @@
-"""Per-session state: this browser session's config, trainer, play flag and messages, in ``st.session_state``.
+"""The session's one typed state: ``AppState``, kept under ONE key (``STATE_KEY``) in ``st.session_state``.
 
-Keys other modules may rely on (see the team plan):
-  "config"      RunConfig of the current model
-  "trainer"     the session's Trainer (built lazily by ``get_trainer``)
-  "drawing"     latest drawn/uploaded digit (28, 28) float32 in [0, 1], or None
-  "user_digits" list of (image (28, 28), label int) added by the Draw page
-  "playing"     live training on/off;  "speed"  the live-training speed name
-  "error" / "notice"  one-shot messages shown at the top of the next page run
-  "model_rev"   incremented whenever the model is replaced (rebuild, reset, upload): a cache key for pages
+Everything a session owns lives here: the settings being edited in the sidebar (``Settings``, pending), the
+applied ``RunConfig``, the trainer, the weights a Reset returns to (``Start``), the drawing and the user's
+digits, the UI choices (presentation mode, speed, replay position, picks on the pages), the play flag, the
+one-shot messages and the Undo stack. This module is the only one that reads or writes it.
 
-Nothing here touches another session: every object is created per session, and the shared dataset comes
-read-only from ``resources``. Training runs under a per-session lock so that a full rerun and a fragment
-tick (which Streamlit may run on different threads) never update one model at once.
+Widgets display the state and write back through ``on_change`` callbacks (``bind``): before a widget is
+drawn its Streamlit key is set from the typed state, and its callback copies the new value back. A widget key
+is therefore never the only copy of a value, and Streamlit deleting the state of a widget that was not drawn
+in a run (hidden in presentation mode, in a collapsed branch, on another page) can no longer lose or reset
+anything.
+
+Reload and reconnect: the AppState object is also kept in a bounded server-side store (``SessionStore``),
+keyed by a random 128-bit token held in a ``SameSite=Strict`` cookie (never in the URL, so a copied link
+attaches no one to this session). A reload finds the token in ``st.context.cookies`` and takes the same
+AppState back (model, history, settings, drawing); the URL keeps the page. The newest tab with the cookie
+owns the session; an older tab says so and offers to take it back. A server restart loses every session.
+
+Training and every read of the weights that may race with a live tick run under ``AppState.lock``.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import os
+import secrets
 import threading
 import time
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from typing import Any
 
+import numpy as np
 import streamlit as st
 
 from cnnviz.serve import serving
+from cnnviz.serve.store import SessionStore
+from cnnviz.train import config as C
 from cnnviz.train.config import RunConfig, preset_config
 from cnnviz.train.trainer import Trainer, TrainingDiverged
 from cnnviz.ui import resources, session_guard
+from cnnviz.viz.names import describe_config
 
+STATE_KEY = "cnnviz"
 DEFAULT_PRESET = "classroom"
+COOKIE = "cnnviz_session"
+# The cookie only names the session; the server's store decides how long it is kept (KEEP_MINUTES idle), so
+# the cookie may outlive it: a school day, refreshed whenever a tab opens.
+COOKIE_MAX_AGE_S = 8 * 3600
+KEEP_MINUTES = float(os.environ.get("CNNVIZ_KEEP_MIN", "45"))  # a closed session is kept this long, idle
+KEEP_SESSIONS = int(os.environ.get("CNNVIZ_KEEP_SESSIONS", "60"))  # ... and at most this many of them
+KEEP_MB = float(os.environ.get("CNNVIZ_KEEP_MB", "400"))  # ... holding at most this much (estimated) memory
+UNDO_DEPTH = 3
 
 # Live-training speeds: (seconds between redraws, time budget per redraw, max steps per redraw).
 SPEEDS: dict[str, tuple[float, float, int]] = {
@@ -36,111 +62,621 @@ SPEEDS: dict[str, tuple[float, float, int]] = {
 }
 DEFAULT_SPEED = "Normal"
 
+ARCH_FIELDS = ("n_conv", "filters", "kernel", "activation", "pooling", "padding", "stride")
+FIELD_LABELS = {
+    "preset": "Preset", "task": "Task", "loss": "Loss", "optimizer": "Optimiser", "lr": "Learning rate",
+    "momentum": "Momentum", "batch": "Batch size", "train_size": "Training images", "seed": "Seed",
+    "init": "Initial weights", "n_conv": "Conv layers", "filters": "Filters", "kernel": "Filter size",
+    "activation": "Activation", "pooling": "Pooling", "padding": "Padding", "stride": "Stride",
+}
 
-def init() -> None:
-    """Create this session's defaults (once per session; cheap on later runs)."""
+
+# ----------------------------------------------------------------------------------------------------------
+# The typed state
+# ----------------------------------------------------------------------------------------------------------
+def arch_of(layers: list[dict]) -> dict:
+    """The sidebar's architecture fields read off a layer list (first conv layer's settings)."""
+    convs = [i for i, s in enumerate(layers) if s["type"] == "Conv2D"]
+    if not convs:
+        return {"n_conv": 1, "filters": 8, "kernel": 5, "activation": "relu", "pooling": "none", "padding": 0,
+                "stride": 1}
+    first = layers[convs[0]]
+    after = layers[convs[0] + 1]["type"] if convs[0] + 1 < len(layers) else ""
+    pools = {s["type"] for s in layers if s["type"] in ("MaxPool2D", "AvgPool2D")}
+    return {
+        "n_conv": len(convs),
+        "filters": int(first["out_channels"]),
+        "kernel": int(first["kernel_size"]),
+        "activation": {"ReLU": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh"}.get(after, "relu"),
+        "pooling": "max" if "MaxPool2D" in pools else ("avg" if "AvgPool2D" in pools else "none"),
+        "padding": int(first.get("padding", 0)),
+        "stride": int(first.get("stride", 1)),
+    }
+
+
+@dataclass
+class Settings:
+    """The sidebar's fields: what Apply would build (pending until Apply)."""
+
+    preset: str = DEFAULT_PRESET
+    task: str = "digits"
+    loss: str = "softmax_ce"
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    batch: int = 32
+    train_size: int = 2000
+    seed: int = 0
+    init: str = "default"
+    n_conv: int = 1
+    filters: int = 8
+    kernel: int = 5
+    activation: str = "relu"
+    pooling: str = "max"
+    padding: int = 0
+    stride: int = 1
+
+    @classmethod
+    def from_config(cls, cfg: RunConfig) -> Settings:
+        return cls(preset=cfg.preset, task=cfg.task, loss=cfg.loss, optimizer=cfg.optimizer, lr=float(cfg.lr),
+                   momentum=float(cfg.momentum), batch=int(cfg.batch_size), train_size=int(cfg.train_size),
+                   seed=int(cfg.seed), init=cfg.init, **arch_of(cfg.layers))
+
+    def to_config_dict(self) -> dict:
+        """The config dict these fields describe (validated later by RunConfig.from_dict)."""
+        d = {"preset": self.preset, "task": self.task, "loss": self.loss, "optimizer": self.optimizer,
+             "lr": float(self.lr), "momentum": float(self.momentum), "batch_size": int(self.batch),
+             "train_size": int(self.train_size), "seed": int(self.seed), "init": self.init}
+        if self.preset != "custom":
+            base = C.preset_config(self.preset)
+            body = [dict(s) for s in base.layers]
+            flat = next(i for i, s in enumerate(body) if s["type"] == "Flatten")
+            n_features = C.layer_shapes(body)[flat][0]
+            layers = body[:flat + 1] + C.output_layers(n_features, self.task, self.loss)
+            if layers != body:  # task or loss need another output layer: no longer exactly the preset
+                d["preset"] = "custom"
+            d["layers"] = layers
+            d["val_every"] = base.val_every
+        else:
+            d["layers"] = C.custom_layers(task=self.task, loss=self.loss,
+                                          **{k: getattr(self, k) for k in ARCH_FIELDS})
+        return d
+
+
+@dataclass
+class Start:
+    """The weights a run started from, which Reset returns to."""
+
+    kind: str = "seed"  # "seed" (fresh weights from the config's seed), "pretrained" or "upload"
+    name: str = ""  # the pretrained preset or the uploaded file's name
+
+    def describe(self) -> str:
+        if self.kind == "pretrained":
+            return f"the pretrained {self.name} weights"
+        if self.kind == "upload":
+            return f"the weights uploaded from {self.name}"
+        return "fresh weights from the seed"
+
+
+@dataclass
+class UndoEntry:
+    """What Undo brings back: the model (the trainer object itself: weights, optimiser, history), the applied
+    config, the start weights and what replaced it."""
+
+    what: str
+    config: RunConfig
+    trainer: Trainer | None
+    start: Start
+
+
+@dataclass
+class UI:
+    """Choices made on the pages (kept here so that they survive page switches, hidden widgets, reloads)."""
+
+    presentation: bool = False
+    speed: str = DEFAULT_SPEED
+    replay_step: int | None = None  # None: the replay follows the latest step
+    inside_source: str = "Validation image"
+    inside_index: int = 0
+    draw_model: str = "pretrained"
+    eval_which: str = "val"
+    upload_rev: int = 0  # bumped after each handled upload: a fresh uploader accepts the same file again
+    model_note: str | None = None  # "which model is shown" after a page switch changed it
+    page: str = "train"  # the page of the last full run
+
+
+@dataclass
+class DrawState:
+    """The Draw page's data: the digit, its source, the user's labelled digits, the taught draw model."""
+
+    drawing: np.ndarray | None = None  # (28, 28) float32 in [0, 1]
+    source: str = ""  # "canvas" or "upload" ("" before either: e.g. a digit set by a test or script)
+    upload_name: str = ""
+    upload_error: str | None = None
+    user_digits: list = field(default_factory=list)  # [(image (28, 28), label)]
+    objects: list = field(default_factory=list)  # the canvas's strokes (to redraw them after a reload)
+    canvas_rev: int = 0  # a new canvas key clears the canvas
+    taught_net: Any = None  # this session's fine-tuned copy of the pretrained draw model, once taught
+    taught_steps: int = 0
+
+
+@dataclass
+class AppState:
+    """One browser session's whole state (see the module docstring)."""
+
+    config: RunConfig
+    settings: Settings
+    trainer: Trainer | None = None
+    start: Start = field(default_factory=Start)
+    playing: bool = False
+    error: str | None = None
+    notice: str | None = None
+    warning: str | None = None  # e.g. "trained, but the run is not learning": neither an error nor a success
+    undo: list[UndoEntry] = field(default_factory=list)
+    model_rev: int = 0
+    ui: UI = field(default_factory=UI)
+    draw: DrawState = field(default_factory=DrawState)
+    caches: dict = field(default_factory=dict)  # per-page computed results, keyed by what they depend on
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    token: str = ""  # the cookie's value (never shown, never in a URL)
+    owner: str = ""  # the Streamlit session (browser tab) that owns this state now
+
+
+def new_state() -> AppState:
+    cfg = preset_config(DEFAULT_PRESET)
+    return AppState(config=cfg, settings=Settings.from_config(cfg))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Where the state lives: st.session_state[STATE_KEY], and the server's store for reloads
+# ----------------------------------------------------------------------------------------------------------
+@st.cache_resource(show_spinner=False)
+def store() -> SessionStore:
+    """The server's bounded store of sessions for reloads (created once per process, shared by design)."""
+    return SessionStore(ttl_s=KEEP_MINUTES * 60.0, max_entries=KEEP_SESSIONS, max_bytes=KEEP_MB * 2**20,
+                        weigh=weigh)
+
+
+def _trainer_bytes(tr: Trainer | None) -> int:
+    if tr is None:
+        return 0
+    n = sum(p.nbytes for _, p in tr.net.named_params()) * 3  # two optimiser moments, the divergence backup
+    for layer in tr.net.layers:  # weights, gradients and the arrays each layer keeps from its last forward
+        for v in vars(layer).values():
+            if isinstance(v, np.ndarray):
+                n += v.nbytes
+            elif isinstance(v, dict):
+                n += sum(x.nbytes for x in v.values() if isinstance(x, np.ndarray))
+    n += sum(sn.filters.nbytes + sn.grads.nbytes for sn in tr.snapshots)
+    n += len(tr.history) * 400  # a StepRecord with its per-parameter norms
+    x = getattr(tr, "_x", None)
+    if x is not None and x is not tr.data.x_train:  # its own copy (user digits added), not the shared data
+        n += x.nbytes
+    return n
+
+
+def weigh(a: AppState) -> int:
+    """Estimated bytes a kept session holds: its model and those on its Undo stack."""
+    undone = sum(_trainer_bytes(e.trainer) for e in a.undo if e.trainer is not a.trainer)
+    return _trainer_bytes(a.trainer) + undone
+
+
+def _cookie_token() -> str | None:
+    try:
+        tok = st.context.cookies.get(COOKIE)
+    except Exception:  # no request (AppTest, bare mode): no cookie
+        return None
+    return tok if isinstance(tok, str) and len(tok) == 32 else None
+
+
+def _set_cookie_js(token: str) -> None:
+    """Give the browser the session's cookie: random, 128-bit, SameSite=Strict, never in a URL."""
+    max_age = COOKIE_MAX_AGE_S
+    st.html(f"<script>document.cookie = '{COOKIE}={token}; Path=/; Max-Age={max_age}; SameSite=Strict'"
+            " + (location.protocol === 'https:' ? '; Secure' : '');</script>", unsafe_allow_javascript=True)
+
+
+def init() -> AppState:
+    """This run's AppState: the session's own, one taken back from the store (reload), or a new one."""
     ss = st.session_state
-    if "config" not in ss:
-        ss["config"] = preset_config(DEFAULT_PRESET)
-    ss.setdefault("playing", False)
-    ss.setdefault("speed", DEFAULT_SPEED)
-    ss.setdefault("drawing", None)
-    ss.setdefault("user_digits", [])
-    ss.setdefault("model_rev", 0)
-    if "train_lock" not in ss:
-        ss["train_lock"] = threading.Lock()
+    app = ss.get(STATE_KEY)
+    if app is None:
+        tok = _cookie_token()
+        app = store().get(tok) if tok else None
+        restored = app is not None
+        if app is None:
+            app = new_state()
+            app.token = secrets.token_hex(16)  # 128 random bits
+        ss[STATE_KEY] = app
+        app.owner = session_guard.session_key()
+        store().put(app.token, app)
+        if restored:
+            app.playing = False  # training waits for the user after a reload
+            steps = app.trainer.step_count if app.trainer else 0
+            app.notice = " ".join(filter(None, [app.notice, f"Welcome back: your model (step {steps:,}), its "
+                                                "history and your settings were kept."]))
+    return app
 
 
+def app() -> AppState:
+    """The session's AppState (creating it on first use)."""
+    a = st.session_state.get(STATE_KEY)
+    return a if a is not None else init()
+
+
+def attach_cookie() -> None:
+    """Call once per full run (app.py): sets the cookie in a tab's first run, and again in every run while
+    the tab's connection did not bring it (``st.context.cookies`` is read when the tab connects, so a first
+    run interrupted before the snippet ran gets another chance); keeps the store fresh."""
+    a = app()
+    ss = st.session_state
+    if _cookie_token() != a.token or not ss.get("_cookie_sent"):
+        _set_cookie_js(a.token)
+        ss["_cookie_sent"] = True
+    store().put(a.token, a)  # marks it used (and puts it back if the store had to let it go)
+
+
+def owns_session() -> bool:
+    """False when a newer browser tab took this session over (this tab then only shows a message, and its
+    clicks change nothing). Always True outside a script run (tests driving the state directly)."""
+    if not _in_script():
+        return True
+    a = app()
+    return not a.owner or a.owner == session_guard.session_key()
+
+
+def take_over() -> None:
+    app().owner = session_guard.session_key()
+
+
+def page_switched(page: str) -> None:
+    """Record the page of this run; leaving Train pauses live training (it only runs while Train is open),
+    and leaving the Draw page while it showed the pretrained draw model says which model the next page
+    shows."""
+    a = app()
+    prev, a.ui.page = a.ui.page, page
+    if prev == page:
+        return
+    if page != "train" and a.playing:
+        a.playing = False
+        a.notice = "Live training paused: it runs while the Train page is open. Press Play there to continue."
+    if prev == "draw" and a.ui.draw_model == "pretrained" and page in ("inside", "gradients", "evaluate"):
+        tr = a.trainer
+        a.ui.model_note = ("This page shows this session's model ("
+                           + (f"step {tr.step_count:,}, " if tr is not None else "")
+                           + f"{describe_config(a.config)}), not the pretrained draw model the Draw page "
+                           "used.")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Widgets <-> state
+# ----------------------------------------------------------------------------------------------------------
+def _resolve(path: str) -> tuple[object, str]:
+    obj: object = app()
+    *parts, last = path.split(".")
+    for p in parts:
+        obj = getattr(obj, p)
+    return obj, last
+
+
+def get(path: str):
+    obj, last = _resolve(path)
+    return getattr(obj, last)
+
+
+def put(path: str, value) -> None:
+    obj, last = _resolve(path)
+    setattr(obj, last, value)
+
+
+def bind(path: str, key: str, after=None, convert=None) -> dict:
+    """Widget kwargs that show ``path`` of the AppState (e.g. "settings.lr") under widget key ``key`` and copy
+    a change back (then call ``after()``). Sets the widget's value from the state before it is drawn."""
+    st.session_state[key] = get(path)
+
+    def _changed() -> None:
+        v = st.session_state.get(key)
+        if v is None or not owns_session():
+            return
+        put(path, convert(v) if convert else v)
+        if after is not None:
+            after()
+
+    return {"key": key, "on_change": _changed}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Reading the model
+# ----------------------------------------------------------------------------------------------------------
 def get_config() -> RunConfig:
-    """The session's current RunConfig."""
-    init()
-    return st.session_state["config"]
+    """The session's applied RunConfig."""
+    return app().config
+
+
+def _in_script() -> bool:
+    from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
+
+    return get_script_run_ctx() is not None
+
+
+def _heavy():
+    """A fair CPU slot for heavy work in a script run; outside one (tests driving the state) no limiter."""
+    return session_guard.heavy_work() if _in_script() else nullcontext()
 
 
 def get_trainer() -> Trainer:
-    """The session's Trainer, built from the session's config on first use."""
-    init()
-    ss = st.session_state
-    tr = ss.get("trainer")
-    if tr is None:
-        cfg = ss["config"]
-        with session_guard.heavy_work():  # its first validation pass: in a fair CPU slot
-            tr = Trainer(cfg, resources.dataset(cfg.task, cfg.train_size))
-        ss["trainer"] = tr
-    return tr
+    """The session's Trainer, built from the applied config on first use."""
+    a = app()
+    if a.trainer is None:
+        cfg = a.config
+        with _heavy():  # its first validation pass: in a fair CPU slot
+            a.trainer = Trainer(cfg, resources.dataset(cfg.task, cfg.train_size))
+    return a.trainer
 
 
-def _lock() -> threading.Lock:
-    init()
-    return st.session_state["train_lock"]
+def lock() -> threading.Lock:
+    return app().lock
+
+
+def model_rev() -> int:
+    return app().model_rev
 
 
 def set_error(msg: str) -> None:
-    st.session_state["error"] = msg
+    app().error = msg
 
 
 def set_notice(msg: str) -> None:
-    st.session_state["notice"] = msg
+    app().notice = msg
 
 
-def _bump() -> None:
-    st.session_state["model_rev"] = st.session_state.get("model_rev", 0) + 1
+def set_warning(msg: str) -> None:
+    app().warning = msg
 
 
-def apply_config(d: dict) -> RunConfig | None:
-    """Validate ``d`` with RunConfig.from_dict and rebuild the trainer; on a bad value keep the current model.
-
-    Returns the new config, or None (and an error message for the page) if it was rejected.
-    """
-    try:
-        cfg = RunConfig.from_dict(d, max_train_size=resources.max_train_size())
-        _install(cfg)
-    except (ValueError, TypeError) as e:
-        set_error(f"Configuration not applied: {e}. The current model is kept.")
-        return None
-    return cfg
+def pop_warning() -> str | None:
+    a = app()
+    msg, a.warning = a.warning, None
+    return msg
 
 
-def _install(cfg: RunConfig, net=None) -> None:
-    """Build a trainer for ``cfg`` (on ``net``'s weights if given) and make it this session's model.
+def pop_messages() -> tuple[str | None, str | None]:
+    a = app()
+    err, note = a.error, a.notice
+    a.error = a.notice = None
+    return err, note
 
-    Raises ValueError, before anything is replaced, for a network too costly for a shared server.
-    """
+
+# ----------------------------------------------------------------------------------------------------------
+# Changing the model: every replacement goes through _install and can be undone
+# ----------------------------------------------------------------------------------------------------------
+def _push_undo(a: AppState, what: str) -> None:
+    a.undo.append(UndoEntry(what, a.config, a.trainer, a.start))
+    del a.undo[:-UNDO_DEPTH]  # the oldest go first: at most UNDO_DEPTH models are kept per session
+
+
+def _install(a: AppState, cfg: RunConfig, what: str, net=None, start: Start | None = None) -> None:
+    """Build a trainer for ``cfg`` (on ``net``'s weights if given) and make it the session's model; the old
+    one goes on the Undo stack. Raises ValueError, before anything is replaced, for a too costly network."""
+    if not owns_session():
+        raise ValueError("this session continues in another tab")
     serving.check_server_cost(cfg)  # no single step may hold a shared server's CPU for long
-    with session_guard.heavy_work():
+    with _heavy():
         trainer = Trainer(cfg, resources.dataset(cfg.task, cfg.train_size), net=net)
-    with _lock():
-        st.session_state["config"] = cfg
-        st.session_state["trainer"] = trainer
-        st.session_state["playing"] = False
-        _replay_user_digits(trainer)
-        _bump()
+    _replay_user_digits(a, trainer)
+    with a.lock:
+        _push_undo(a, what)
+        a.config = cfg
+        a.trainer = trainer
+        a.start = start or Start()
+        a.settings = Settings.from_config(cfg)
+        a.playing = False
+        a.ui.replay_step = None
+        a.model_rev += 1
 
 
-def _replay_user_digits(trainer: Trainer) -> None:
+def _replay_user_digits(a: AppState, trainer: Trainer) -> None:
     """Give a rebuilt trainer the user's own digits again (the Draw page's "teach it")."""
-    digits = st.session_state.get("user_digits") or []
+    digits = a.draw.user_digits
     if not digits:
         return
-    import numpy as np
-
     images = np.stack([np.asarray(im, dtype=np.float32) for im, _ in digits])[:, None]  # (n, 1, 28, 28)
     labels = np.array([int(lab) for _, lab in digits], dtype=np.int64)
     try:
         trainer.add_examples(images, labels)
     except ValueError as e:
-        set_error(f"Your digits could not be added to the new model: {e}")
+        a.error = f"Your digits could not be added to the new model: {e}"
 
 
-def reset() -> None:
-    """Back to step 0 with the same config (fresh weights from the seed); stops live training."""
-    tr = get_trainer()
-    with session_guard.heavy_work(), _lock():
-        st.session_state["playing"] = False
-        tr.reset()
-        _bump()
+def pending_changes(a: AppState | None = None) -> list[tuple[str, str, str]]:
+    """(field label, applied value, pending value) for every field that Apply would change."""
+    a = a or app()
+    applied = Settings.from_config(a.config)
+    out = []
+    for f in dataclasses.fields(Settings):
+        old, new = getattr(applied, f.name), getattr(a.settings, f.name)
+        if old != new and not (f.name == "momentum" and a.settings.optimizer != "sgd"
+                               and applied.optimizer != "sgd"):
+            out.append((FIELD_LABELS[f.name], _fmt_field(f.name, old), _fmt_field(f.name, new)))
+    return out
 
 
+def _fmt_field(name: str, v) -> str:
+    if name == "batch":
+        return "full" if v == 0 else str(v)
+    if name == "train_size":
+        return f"{v:,}"
+    if name in ("lr", "momentum"):
+        return f"{v:g}"
+    return {"softmax_ce": "softmax cross-entropy", "mse": "mean squared error", "bce": "binary cross-entropy",
+            "gt4": "0–4 vs 5–9", "digits": "10 digits", "sgd": "SGD", "adam": "Adam"}.get(v, str(v))
+
+
+def apply_settings(a: AppState | None = None) -> bool:
+    """Apply: rebuild the model from the pending settings. Never raises; a bad value keeps the current model
+    and leaves an error message. Returns True if the model was rebuilt."""
+    a = a or app()
+    if not pending_changes(a):
+        a.notice = "Nothing to apply: the settings are those of the current model, which is kept."
+        return False
+    try:
+        d = a.settings.to_config_dict()
+    except (ValueError, KeyError, TypeError, StopIteration) as e:
+        a.error = f"Configuration not applied: {e}. The current model is kept."
+        return False
+    if apply_config(d, "Apply", a) is None:
+        return False
+    a.notice = f"Rebuilt: {describe_config(a.config)}. Undo brings back the previous model."
+    return True
+
+
+def apply_config(d: dict, what: str = "Apply", a: AppState | None = None) -> RunConfig | None:
+    """Validate ``d`` with RunConfig.from_dict and rebuild the trainer; on a bad value keep the current model.
+
+    Returns the new config, or None (and an error message for the page) if it was rejected.
+    """
+    a = a or app()
+    try:
+        cfg = RunConfig.from_dict(d, max_train_size=resources.max_train_size())
+        _install(a, cfg, what)
+    except (ValueError, TypeError, KeyError) as e:
+        a.error = f"Configuration not applied: {e}. The current model is kept."
+        return None
+    return cfg
+
+
+def load_config_bytes(name: str, raw: bytes, a: AppState | None = None) -> bool:
+    """Apply an uploaded JSON config; True on success, else a message and the current model is kept."""
+    a = a or app()
+    try:
+        if len(raw) > 200_000:
+            raise ValueError("the file is larger than 200 kB; a config is a small JSON object")
+        d = json.loads(raw.decode("utf-8"))
+        if not isinstance(d, dict):
+            raise ValueError("a config is a JSON object")
+    except (UnicodeDecodeError, json.JSONDecodeError, ValueError, RecursionError) as e:  # deep nesting too
+        a.error = f"Config file '{name}' not loaded: {e}. The current model is kept."
+        return False
+    if apply_config(d, f"the config {name}", a) is None:
+        return False
+    a.notice = f"Config loaded from {name}: {describe_config(a.config)}. Undo brings back the previous model."
+    return True
+
+
+def config_for_network(net, cfg_dict, a: AppState | None = None) -> RunConfig:
+    """A validated RunConfig for a network from a file: the file's own config, or one inferred from it."""
+    from cnnviz.train.config import normalize_layer
+
+    a = a or app()
+    spec = net.spec()
+    limit = resources.max_train_size()
+    if cfg_dict is not None:
+        cfg = RunConfig.from_dict(dict(cfg_dict), max_train_size=limit)
+        if cfg.layers != [normalize_layer(s, i) for i, s in enumerate(spec)]:
+            # the file's config describes another network than its weights: trust the weights
+            cfg = RunConfig.from_dict({**cfg.to_dict(), "preset": "custom", "layers": spec},
+                                      max_train_size=limit)
+        return cfg
+    cur = a.config.to_dict()
+    last = spec[-1]["type"]
+    k = next((s["out_features"] for s in reversed(spec) if s["type"] == "Dense"), None)
+    task = "digits" if k == 10 else "gt4"
+    loss = ("mse" if cur["loss"] != "bce" else "bce") if last == "Sigmoid" else "softmax_ce"
+    return RunConfig.from_dict({**cur, "preset": "custom", "layers": spec, "task": task, "loss": loss},
+                               max_train_size=limit)
+
+
+MAX_MODEL_BYTES = 5 * 2**20  # same as server.maxUploadSize in .streamlit/config.toml
+
+
+def load_model_bytes(name: str, raw: bytes, a: AppState | None = None) -> bool:
+    """Replace the session's model by an uploaded .npz (validated by model_file); True on success.
+
+    Any problem (not a model, corrupt, wrong shapes, NaN weights, a config out of range, too large) leaves a
+    clear message and keeps the current model. Reset then returns to the uploaded weights.
+    """
+    from cnnviz.train import model_file as io
+
+    a = a or app()
+    try:
+        if len(raw) > MAX_MODEL_BYTES:
+            raise ValueError(f"the file is {len(raw) / 2**20:.1f} MB; the limit is "
+                             f"{MAX_MODEL_BYTES / 2**20:.0f} MB")
+        net, cfg_dict, session = io.session_from_bytes(raw)
+        cfg = config_for_network(net, cfg_dict, a)
+        _install(a, cfg, f"the model {name}", net, Start("upload", name))
+        if session is not None:  # a file downloaded from cnnviz: its curves and step count continue
+            io.restore_session(a.trainer, session)
+    except (ValueError, TypeError, KeyError) as e:
+        a.error = f"Model file '{name}' not loaded: {e}. The current model is kept."
+        return False
+    a.notice = (f"Model loaded from {name} ({net.n_params:,} parameters): {describe_config(cfg)}. Undo "
+                "brings back the previous model.")
+    return True
+
+
+def load_pretrained(preset: str, a: AppState | None = None) -> bool:
+    """Replace the session's model by a private copy of the shipped ``assets/models/{preset}.npz``."""
+    a = a or app()
+    shipped = resources.pretrained(preset)
+    if shipped is None:
+        a.error = f"No pretrained model ships for the preset '{preset}'."
+        return False
+    net, cfg_dict = shipped
+    try:
+        _install(a, config_for_network(net, cfg_dict, a), f"the pretrained {preset} model", net.copy(),
+                 Start("pretrained", preset))
+    except ValueError as e:
+        a.error = f"Pretrained model not loaded: {e}. The current model is kept."
+        return False
+    a.notice = (f"Loaded the pretrained {preset} model: training continues from its trained weights. Undo "
+                "brings back the previous model.")
+    return True
+
+
+def reset(a: AppState | None = None) -> None:
+    """Back to step 0 from the weights the run started from (seeded, pretrained or uploaded); stops live
+    training. The model before the Reset can be brought back with Undo."""
+    a = a or app()
+    if not owns_session():
+        return
+    tr = a.trainer if a.trainer is not None else get_trainer()
+    with _heavy():
+        new = Trainer(a.config, tr.data, net=tr._initial_net)  # the start weights (None: from the seed)
+    _replay_user_digits(a, new)
+    with a.lock:
+        _push_undo(a, "Reset")
+        a.trainer = new
+        a.playing = False
+        a.ui.replay_step = None
+        a.model_rev += 1
+    a.notice = f"Reset: back to step 0 from {a.start.describe()}, history cleared. Undo brings it back."
+
+
+def undo(a: AppState | None = None) -> bool:
+    """Bring back the model, history, config and start weights from before the last Apply, Reset, upload or
+    pretrained load. Returns False when there is nothing to undo."""
+    a = a or app()
+    if not owns_session():
+        return False
+    if not a.undo:
+        a.error = "Nothing to undo."
+        return False
+    with a.lock:
+        e = a.undo.pop()
+        a.config, a.trainer, a.start = e.config, e.trainer, e.start
+        a.settings = Settings.from_config(e.config)
+        a.playing = False
+        a.ui.replay_step = None
+        a.model_rev += 1
+    steps = a.trainer.step_count if a.trainer is not None else 0
+    a.notice = f"Undone: {e.what}. The previous model is back (step {steps:,}): {describe_config(a.config)}."
+    return True
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Training
+# ----------------------------------------------------------------------------------------------------------
 def train(max_steps: int, budget_s: float | None = None, live: bool = False, status=None,
           wait: bool = True, redraw: tuple[float, float] | None = None) -> int:
     """Run up to ``max_steps`` steps, stopping before one that would overrun ``budget_s``; returns steps done.
@@ -149,28 +685,29 @@ def train(max_steps: int, budget_s: float | None = None, live: bool = False, sta
     Play tick, which shows its place in line while waiting). Divergence stops live training and leaves a
     clear message; the trainer has already restored the last good weights. If another run of this session
     holds the model, or no CPU slot came free in time, nothing is done (returns 0). ``status``: the
-    placeholder for a live tick's status line. ``wait=False``: neither wait for a CPU slot nor for the model
-    (a full rerun after a click must return fast; the fragment's next tick trains). ``redraw``: (interval
-    running, the speed's own) for the status line, which says when the class slows this session's redraws.
+    placeholder for a live tick's status line. ``wait=False``: neither wait for a CPU slot nor for the model.
+    ``redraw``: (interval running, the speed's own) for the status line.
     """
+    a = app()
     tr = get_trainer()
-    lock = _lock()
-    live = live or bool(st.session_state.get("playing"))  # while playing, every call is a live tick
+    live = live or a.playing  # while playing, every call is a live tick
+    if not owns_session():  # another tab took this session over: this one trains nothing
+        return 0
     if live and session_guard.unattended():
-        st.session_state["playing"] = False
+        a.playing = False
         session_guard.leave_line()
-        set_notice(f"Live training paused after {session_guard.IDLE_PAUSE_S / 60:.0f} minutes without any "
-                   "interaction, to leave the CPU to others. Press Play to continue.")
+        a.notice = (f"Live training paused after {session_guard.IDLE_PAUSE_S / 60:.0f} minutes without any "
+                    "interaction, to leave the CPU to others. Press Play to continue.")
         return 0
     done = 0
     with session_guard.training_slot(live, status=status, max_wait_s=None if wait else 0.0,
                                      redraw=redraw) as slot:
         if not slot.granted:
             if not live:
-                set_error("The server is busy: no CPU slot came free within "
-                          f"{session_guard.CLICK_WAIT_S:.0f} s. Nothing was trained; please try again.")
+                a.error = ("The server is busy: no CPU slot came free within "
+                           f"{session_guard.CLICK_WAIT_S:.0f} s. Nothing was trained; please try again.")
             return 0
-        if not lock.acquire(timeout=5.0 if wait else 0.0):
+        if not a.lock.acquire(timeout=5.0 if wait else 0.0):
             return 0
         try:
             t0 = last = time.perf_counter()
@@ -183,13 +720,20 @@ def train(max_steps: int, budget_s: float | None = None, live: bool = False, sta
                     break
                 last = now
         except TrainingDiverged as e:
-            st.session_state["playing"] = False
-            set_error(str(e))
+            a.playing = False
+            a.error = str(e)
         finally:
-            lock.release()
+            a.lock.release()
     return done
+
+
+@contextmanager
+def reading():
+    """Hold the session's model lock while reading weights that a live tick may be updating."""
+    with app().lock:
+        yield
 
 
 def replace_model(net, cfg: RunConfig) -> None:
     """Use an uploaded network (already validated) with its config; Reset returns to these weights."""
-    _install(cfg, net)  # ValueError (shown by the upload box) for a too costly network
+    _install(app(), cfg, "an uploaded model", net, Start("upload", "a file"))

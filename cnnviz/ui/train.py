@@ -13,17 +13,17 @@ status line then says how often this view redraws, and why.
 
 from __future__ import annotations
 
-import math
 import time
 
 import numpy as np
 import streamlit as st
 
-from cnnviz.ui import common, filter_link, health_panel, session_guard, state
+from cnnviz.ui import common, filter_link, health_panel, keys, session_guard, state
 from cnnviz.viz import figures
+from cnnviz.viz.names import describe_config
 
 LIVE_KEY, REPLAY_KEY = "train_live", "train_replay_fragment"  # fragment keys
-INTERVAL_KEY = "_live_interval"  # session state: the live timer's interval of the last full run
+INTERVAL_CACHE = "train_live_interval"  # AppState.caches: the live timer's interval of the last full run
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -34,7 +34,7 @@ def _step(n: int) -> None:
     # stays as light as possible (validation then follows the trainer's schedule, every val_every steps).
     if state.train(n) and n > 1:
         state.get_trainer().validate_now()
-    if st.session_state.get("_replay_empty"):  # the replay still says "train a few steps": redraw it too
+    if state.app().ui.replay_step is None:  # the replay follows the latest step: redraw it too
         st.rerun(scope=[_live_key(), REPLAY_KEY])
 
 
@@ -42,31 +42,32 @@ def _set_playing(on: bool) -> None:
     # Play and Pause are two buttons with their own keys, and each SETS the flag rather than toggling it.
     # With one key for both, a click that Streamlit replays after an interrupted run could reach the button
     # after its label (and callback) had flipped, and silently undo a Pause (seen in the browser).
-    st.session_state["playing"] = on
+    state.app().playing = on
 
 
 def _reset() -> None:
-    state.reset()
-    state.set_notice("Reset: fresh weights from the seed, history cleared.")
+    state.reset()  # its notice says which weights the run started from (seed, pretrained, uploaded)
 
 
 def _live_controls() -> None:
     """Play/Pause, speed and Reset: outside the live fragment, because they change its timer. A click here
     is a full rerun, which Streamlit lets interrupt a running tick, so Pause answers at once."""
-    playing = st.session_state.get("playing", False)
+    playing = state.app().playing
     row = st.container(horizontal=True, vertical_alignment="center", gap="small")
     if playing:
         row.button("Pause", key="btn_pause", on_click=_set_playing, args=(False,), type="primary",
-                   icon=":material/pause:", help="Stop live training (the model and its history are kept)")
+                   icon=":material/pause:",
+                   help="Stop live training (the model and its history are kept). " + keys.HELP)
     else:
         row.button("Play", key="btn_play", on_click=_set_playing, args=(True,), type="primary",
-                   icon=":material/play_arrow:", help="Train continuously and watch it learn")
-    row.segmented_control("Speed", list(state.SPEEDS), key="speed", required=True,
+                   icon=":material/play_arrow:", help="Train continuously and watch it learn. " + keys.HELP)
+    row.segmented_control("Speed", list(state.SPEEDS), **state.bind("ui.speed", "speed"), required=True,
                           label_visibility="collapsed",
                           help="Slow: one step per redraw. Normal / Fast: as many steps as fit in ~0.1 s / "
                                "~0.15 s per redraw")
     row.button("Reset", key="btn_reset", on_click=_reset, icon=":material/restart_alt:",
-               help="Back to step 0: fresh weights from the seed, empty history")
+               help=f"Back to step 0 from {state.app().start.describe()}, empty history (Undo brings it "
+                    "back). Key: R")
 
 
 def _step_controls(tr) -> bool:
@@ -74,21 +75,23 @@ def _step_controls(tr) -> bool:
     Returns True when the live timer must change (an epoch run stops live training)."""
     row = st.container(horizontal=True, vertical_alignment="center", gap="small")
     row.button("Step", key="btn_step", on_click=_step, args=(1,), icon=":material/skip_next:",
-               help="One training step (one minibatch, or the full batch)")
+               help="One training step (one minibatch, or the full batch). Key: S")
     row.button("Step ×10", key="btn_step10", on_click=_step, args=(10,), icon=":material/fast_forward:",
                help="Ten training steps")
     epoch = row.button("1 epoch", key="btn_epoch", icon=":material/all_inclusive:",
                        help=f"Train one pass over the {tr.n_train:,} training images "
                             f"({tr.steps_per_epoch} steps) with a progress bar")
-    playing = st.session_state.get("playing", False)
+    playing = state.app().playing
     if epoch:
         _run_epoch(tr)
-    return epoch and playing
+    # after an epoch a full rerun restarts the live timer (playing) or redraws the replay that follows the
+    # latest step
+    return epoch and (playing or state.app().ui.replay_step is None)
 
 
 def _run_epoch(tr) -> None:
     """One epoch in chunks, with a progress bar (long work shows progress)."""
-    st.session_state["playing"] = False
+    state.app().playing = False
     n = tr.steps_per_epoch
     bar = st.progress(0.0, text=f"Training one epoch: 0 / {n} steps")
     done, chunk = 0, max(1, n // 20)
@@ -152,10 +155,9 @@ def _draw_live(tr) -> None:
     left, right = st.columns([2, 3], gap="medium")
     with left:
         if W is not None:
-            F = W.shape[0] * W.shape[1]
-            ncols = math.ceil(math.sqrt(F))  # a near-square grid fills the column best
-            common.plot(figures.filter_grid(W, title=f"Learned filters at step {tr.step_count}", ncols=ncols,
-                                            scale=s, height=360), key="train_filters")
+            # a balanced near-square grid whose height follows from its tiles (figures.filter_grid)
+            common.plot(figures.filter_grid(W, title=f"Learned filters at step {tr.step_count}", scale=s),
+                        key="train_filters")
         else:
             st.info("This network has no convolution layer, so there are no filters to show.")
     with right:
@@ -165,18 +167,18 @@ def _draw_live(tr) -> None:
 def _live_key() -> str:
     """The live fragment's key (for ``st.rerun(scope=...)``): the playing and the paused live part are two
     fragments (``_live_playing`` / ``_live_paused``, see ``render``), each with its own key."""
-    return LIVE_KEY + "_playing" if st.session_state.get("playing") else LIVE_KEY
+    return LIVE_KEY + "_playing" if state.app().playing else LIVE_KEY
 
 
 def _speed() -> tuple[float, float, int]:
     """(interval, training budget per tick, max steps per tick) of the session's speed."""
-    return state.SPEEDS.get(st.session_state.get("speed"), state.SPEEDS[state.DEFAULT_SPEED])
+    return state.SPEEDS.get(state.app().ui.speed, state.SPEEDS[state.DEFAULT_SPEED])
 
 
 def _interval(current: float | None = None) -> float | None:
     """Seconds between live redraws, or None when not playing: the speed's interval, stretched by the
     server's fair share when many sessions play (``current``: the interval running now)."""
-    if not st.session_state.get("playing"):
+    if not state.app().playing:
         return None
     return session_guard.redraw_interval(_speed()[0], current)
 
@@ -195,14 +197,15 @@ def _live(interval: float | None) -> None:
     ``interval`` is the timer this fragment was started with; when the controls change what it should be
     (play, pause, reset, speed, divergence), a full rerun restarts the fragment with the new timer.
     """
-    ss = st.session_state
+    if not state.owns_session():  # another tab took the session over: a full run says so
+        st.rerun()
     cpu0, tick = time.thread_time(), _is_fragment_rerun()
     # One placeholder for the status line, always created (empty when paused): the fragment's element tree
     # keeps the same shape whether playing or not, so a delta of an older run can never address a block
     # where the newer run put an element (the frontend's "'setIn' cannot be called on an ElementNode").
     status = st.empty()
     trained = 0
-    if ss.get("playing"):
+    if state.app().playing:
         base, budget, max_steps = _speed()
         # In a full rerun (a click: Play, speed, ...) train only if a slot and the model are free right now,
         # so that the click returns fast; the timer's ticks do the waiting.
@@ -230,29 +233,38 @@ def _live_paused(interval: float | None) -> None:
 # ----------------------------------------------------------------------------------------------------------
 # Replay
 # ----------------------------------------------------------------------------------------------------------
+def _on_replay_slider(key: str, latest: int) -> None:
+    """The user moved the replay slider: stay there (or follow the latest step again if moved to it)."""
+    v = st.session_state.get(key)
+    state.app().ui.replay_step = None if v is None or v == latest else int(v)
+
+
+def _follow_latest() -> None:
+    state.app().ui.replay_step = None
+
+
 def _replay(tr) -> None:
     snaps = tr.snapshots
-    ss = st.session_state
+    ui = state.app().ui
     head = st.container(horizontal=True, vertical_alignment="bottom")
     head.subheader("Replay the filters")
     head.button("Show the latest step", key="btn_replay_latest", type="tertiary", icon=":material/refresh:",
-                help="The replay is redrawn when you move its slider or press this; Step redraws only the "
-                     "live part above, to stay fast")
-    ss["_replay_empty"] = len(snaps) < 2
+                on_click=_follow_latest, disabled=ui.replay_step is None,
+                help="The replay follows the latest step until you move its slider; this goes back to "
+                     "following it")
     if len(snaps) < 2:
         st.caption("Train a few steps: every step's filters are recorded (then every few steps) so that you "
                    "can come back here and scrub through how they changed.")
         return
     steps = [sn.step for sn in snaps]
-    key = f"replay_step_{ss.get('model_rev', 0)}"
-    if ss.get(key) not in steps:
-        ss.pop(key, None)
-    elif ss.get(key) == ss.get("replay_last"):  # the slider sat on the latest step: keep following it
-        ss[key] = steps[-1]
-    ss["replay_last"] = steps[-1]
-    ss.setdefault(key, steps[-1])
+    if ui.replay_step is not None and ui.replay_step not in steps:
+        ui.replay_step = None  # that snapshot was thinned out, or the model changed
+    key = "replay_step"
+    st.session_state[key] = steps[-1] if ui.replay_step is None else ui.replay_step
     chosen = st.select_slider("Show the filters at step", steps, key=key,
-                              help="Recorded snapshots of the first conv layer (spaced out for long runs)")
+                              on_change=_on_replay_slider, args=(key, steps[-1]),
+                              help="Recorded snapshots of the first conv layer (spaced out for long runs). "
+                                   "It follows the latest step unless you move it.")
     snap = snaps[steps.index(chosen)]
     sample = snaps[:: max(1, len(snaps) // 20)]  # one colour range for the whole run
     zmax = figures.symmetric_range(*(sn.filters for sn in sample), snaps[-1].filters)
@@ -267,25 +279,26 @@ def render() -> None:
     tr = state.get_trainer()
     cfg = state.get_config()
     st.title("Train")
-    st.caption(f"{cfg.describe()} · {tr.net.n_params:,} parameters · {tr.n_train:,} training images")
+    st.caption(f"{describe_config(cfg)} · {tr.net.n_params:,} parameters · {tr.n_train:,} training images")
     _live_controls()
-    interval = _interval(st.session_state.get(INTERVAL_KEY))
-    st.session_state[INTERVAL_KEY] = interval
+    caches = state.app().caches
+    interval = _interval(caches.get(INTERVAL_CACHE))
+    caches[INTERVAL_CACHE] = interval
     # Two fragment functions: Streamlit derives a fragment's id from its function's name (not its key), so
     # the playing and the paused live part are different fragments, and a run_every tick the browser still
     # sends after Pause names a fragment this run did not register: the server skips it.
     body = _live_playing if interval else _live_paused
     st.fragment(body, run_every=interval, key=_live_key())(interval)
     filter_link.inspect_link(state.get_trainer().net, key="train")
-    if not common.presentation():
-        st.fragment(_replay_fragment, key=REPLAY_KEY)()
+    st.fragment(_replay_fragment, key=REPLAY_KEY)()  # also in presentation mode: filters learning
+    keys.install()
 
 
 def _replay_fragment() -> None:
     """The replay in its own fragment: moving its slider redraws only the replay, and a Step click (which
     reruns only the live fragment) does not pay for redrawing it. Each of its runs reads the trainer's
     snapshots afresh, so the slider always offers every recorded step."""
-    if st.session_state.get("playing"):
+    if state.app().playing:
         st.subheader("Replay the filters")
         st.caption("Pause to replay how the filters changed, step by step.")
         return

@@ -11,6 +11,8 @@ can be unit-tested on its own. One colour convention across the app:
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -25,11 +27,23 @@ MUTED = "#9aa5b8"
 FONT = "Inter, Segoe UI, Helvetica, Arial, sans-serif"
 
 
+MIN_FONT = 12  # the smallest text on any figure at scale 1: 18 px on a projector (scale 1.5)
+
+
+def _px(base: float, scale: float) -> int:
+    """A font size in px: ``base`` (at least ``MIN_FONT``) times the figure scale."""
+    return round(max(base, MIN_FONT) * scale)
+
+
 def _style_layout(title: str, height: int = 320, scale: float = 1.0) -> dict:
-    """The app-wide look as layout properties: title, font, margins, white background."""
-    return {"title": {"text": title, "x": 0.0, "xanchor": "left", "font": {"size": round(16 * scale)}},
-            "font": {"family": FONT, "size": round(12 * scale)}, "height": round(height * scale),
-            "margin": {"l": 50, "r": 20, "t": round(50 * scale), "b": 45},
+    """The app-wide look as layout properties: title, font, margins, white background. Every text of a
+    figure inherits ``font`` unless it sets its own size, which must come from ``_px`` (never below
+    ``MIN_FONT`` times ``scale``)."""
+    return {"title": {"text": title, "x": 0.0, "xanchor": "left", "font": {"size": _px(16, scale)},
+                      "automargin": True},
+            "font": {"family": FONT, "size": _px(12, scale)}, "height": round(height * scale),
+            "margin": {"l": round(50 * scale), "r": round(20 * scale), "t": round(50 * scale),
+                       "b": round(45 * scale)},
             "plot_bgcolor": "white", "paper_bgcolor": "white"}
 
 
@@ -45,10 +59,28 @@ def symmetric_range(*arrays: np.ndarray) -> float:
     return m if m > 0 and np.isfinite(m) else 1e-12
 
 
-# --- Train / Evaluate ---
-# Builders for the Train and Evaluate pages. Grids of small images (filters, galleries) are drawn as ONE
-# heatmap of tiles separated by NaN gaps: one trace is far cheaper to build and redraw than many subplots,
-# which keeps live training smooth, and hover still names the tile (filter / image) and the pixel.
+# --- Tiled grids (Train, Inside, Gradients, Draw, Evaluate) ---
+# Grids of small images (filters, feature maps, gradients, galleries) are drawn as ONE heatmap per block of
+# tiles separated by NaN gaps: one trace is far cheaper to build, send and redraw than dozens of subplots
+# (a 32-filter, 3-layer network would otherwise need hundreds), and hover still names tile and pixel.
+# The arrays stay NumPy so that Plotly sends them as compact binary, not as lists of numbers.
+
+
+def grid_shape(n: int, max_cols: int = 8) -> tuple[int, int]:
+    """(rows, cols) of a balanced grid for ``n`` tiles with at most ``max_cols`` columns.
+
+    As few rows as ``max_cols`` allows, then as few columns as those rows need, so the last row is never
+    nearly empty: 9 tiles with 8 columns -> 2 × 5 (not 8 + 1), 32 -> 4 × 8, 12 -> 2 × 6, 3 -> 1 × 3.
+    """
+    n = max(1, int(n))
+    max_cols = max(1, int(max_cols))
+    rows = -(-n // max_cols)  # ceil
+    return rows, -(-n // rows)
+
+
+def square_cols(n: int, max_cols: int = 8) -> int:
+    """Columns of a near-square balanced grid for ``n`` tiles (≤ ``max_cols``): 8 -> 3, 16 -> 4, 32 -> 6."""
+    return grid_shape(n, min(max_cols, math.ceil(math.sqrt(max(1, n)))))[1]
 
 
 def tile(stack: np.ndarray, ncols: int, gap: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -65,7 +97,7 @@ def tile(stack: np.ndarray, ncols: int, gap: int = 1) -> tuple[np.ndarray, np.nd
     tiled = np.full((H, W), np.nan, dtype=np.float32)
     index = np.full((H, W, 3), -1, dtype=np.int32)
     rr, cc = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")  # (h, w) each
-    for k in range(n):  # loop over tiles (a handful), not pixels
+    for k in range(n):  # loop over tiles (at most a few hundred), not pixels
         r0, c0 = (k // ncols) * (h + gap), (k % ncols) * (w + gap)
         tiled[r0:r0 + h, c0:c0 + w] = stack[k]
         index[r0:r0 + h, c0:c0 + w] = np.stack([np.full((h, w), k), rr, cc], axis=-1)  # (h, w, 3)
@@ -73,82 +105,187 @@ def tile(stack: np.ndarray, ncols: int, gap: int = 1) -> tuple[np.ndarray, np.nd
 
 
 _TILE_AXIS = {"showticklabels": False, "showgrid": False, "zeroline": False, "ticks": "",
-              "constrain": "domain"}  # image-like axes of the tiled grids
+              "constrain": "domain", "fixedrange": True}  # image-like axes of the tiled grids
 
 
-def _tile_axes(fig: go.Figure, row: int | None = None, col: int | None = None) -> None:
-    """Image-like axes for tiled heatmaps: no ticks or grid, y downwards, square pixels."""
-    kw = {} if row is None else {"row": row, "col": col}
-    fig.update_xaxes(**_TILE_AXIS, **kw)
-    fig.update_yaxes(**_TILE_AXIS, autorange="reversed", scaleanchor="x" if row is None else None, **kw)
+def _colour(kind: str, arrays: list[np.ndarray], zrange: float | None = None) -> dict:
+    """Trace colour settings (colorscale, zmin, zmax[, zmid]) for one kind of data shared by ``arrays``.
+
+    ``"diverging"`` (weights, gradients, pre-activations): ``DIVERGING`` centred on 0 with a symmetric range;
+    ``"image"``: greys over [0, 1] (or the data range if it leaves [0, 1]); ``"sequential"``: ``SEQUENTIAL``
+    over the data range (or diverging if the data has clearly both signs, e.g. after tanh).
+    """
+    ca = _colour_axis(kind, arrays, zrange)
+    out = {"colorscale": ca["colorscale"], "zmin": ca["cmin"], "zmax": ca["cmax"]}
+    if "cmid" in ca:
+        out["zmid"] = ca["cmid"]
+    if ca.get("reversescale"):
+        out["reversescale"] = True
+    return out
 
 
-def _tiled_figure(heatmap: dict, title: str, height: int, scale: float, annotations: list[dict],
-                  margin: dict, **layout) -> go.Figure:
-    """One tiled heatmap (a trace dict) with image-like axes, the app's style and the tile labels, built as
-    one dict and validated by Plotly once (the filter grid is redrawn on every live tick)."""
-    lay = _style_layout(title, height, scale)
-    lay.update(xaxis=dict(_TILE_AXIS), yaxis={**_TILE_AXIS, "autorange": "reversed", "scaleanchor": "x"},
-               annotations=annotations, margin={**lay["margin"], **margin}, **layout)
-    return go.Figure({"data": [{"type": "heatmap", **heatmap}], "layout": lay})
+def _label_fit(labels: list[str], tile_px: float, font_px: float) -> list[str]:
+    """The labels, or their trailing numbers ("filter 12" -> "12") when a label is wider than its tile."""
+    widest = max((len(s) for s in labels), default=0) * 0.58 * font_px
+    if widest <= tile_px * 1.05:
+        return labels
+    return [s.rsplit(" ", 1)[-1] for s in labels]
 
 
-def _tile_labels(n: int, ncols: int, h: int, w: int, gap: int, labels: list[str], size: int,
-                 xref: str = "x", yref: str = "y") -> list[dict]:
-    """Annotations placed just above each tile of a tiled grid (data coordinates)."""
-    ncols = max(1, min(ncols, n))
-    return [
-        {"x": (k % ncols) * (w + gap) + (w - 1) / 2, "y": (k // ncols) * (h + gap) - 0.6, "text": labels[k],
-         "showarrow": False, "yanchor": "bottom", "xref": xref, "yref": yref, "font": {"size": size}}
-        for k in range(min(n, len(labels)))
-    ]
+DETAILED_HOVER_CELLS = 6000  # tiled grids up to this many cells get row/column hover (filters, gradients)
+# Figures go to the browser as Plotly's JSON with NumPy arrays as typed binary (base64): z stays float32.
+
+
+def tiled_panels(blocks: list[dict], title: str, scale: float = 1.0, tile_px: float = 80.0,
+                 ncols: int | None = None, side_by_side: bool = False, colorbar: str = "right",
+                 max_cols: int = 8) -> go.Figure:
+    """Blocks of tiles, each block ONE heatmap on its own axes with its own colour range and colour bar.
+
+    ``blocks``: dicts with ``stack`` (n, h, w), ``labels`` (n strings, drawn above the tiles), ``colour``
+    (``_colour`` settings), ``name`` (the block's title, may be ""), ``cbar`` (colour-bar title) and
+    ``hover`` (what a value is called). Every block uses the same grid (``ncols``, default a balanced grid
+    of at most ``max_cols`` columns), so blocks line up tile for tile. ``tile_px``: the height of one tile at
+    scale 1 (scaled like the text); the figure's height follows from it, so tiles keep their size whatever the
+    number of rows. Blocks are stacked top to bottom, or placed side by side.
+    """
+    n, h, w = blocks[0]["stack"].shape
+    cols = max(1, min(ncols or grid_shape(n, max_cols)[1], n))
+    rows = -(-n // cols)
+    font = _px(12, scale)
+    tile_h = tile_px * scale  # screen pixels of one tile
+    px_per_cell = tile_h / h
+    label_px = round(font * 1.45)  # the band above each tile holding its label
+    gap = max(1, math.ceil(label_px / px_per_cell))  # in data cells: gaps are NaN cells of the tiled array
+    block_h = rows * (tile_h + gap * px_per_cell)  # screen px: every row of tiles with the labels above it
+    name_px = round(font * 1.6) if any(b.get("name") for b in blocks) else 0
+    nb = len(blocks)
+    top = _px(16, scale) * 2.4
+    bottom = _px(12, scale) * (4.2 if colorbar == "bottom" else 1.2)
+    if side_by_side:
+        plot_h = block_h + name_px
+    else:
+        plot_h = nb * (block_h + name_px) + (nb - 1) * font
+    height = round(top + plot_h + bottom)
+    data, annotations, lay = [], [], {}
+    for b_i, blk in enumerate(blocks):
+        stack = np.asarray(blk["stack"], dtype=np.float32)  # (n, h, w)
+        tiled, index = tile(stack, cols, gap)  # (R, Cols), (R, Cols, 3)
+        sfx = "" if b_i == 0 else str(b_i + 1)
+        if side_by_side:
+            span = 1.0 / nb
+            xdom, ydom = [b_i * span + 0.03, (b_i + 1) * span - 0.03], [0.0, block_h / plot_h]
+        else:
+            y_top = 1.0 - b_i * (block_h + name_px + font) / plot_h
+            ydom = [max(0.0, y_top - (block_h + name_px) / plot_h), y_top - name_px / plot_h]
+            xdom = [0.0, 1.0]
+        # int16 tile numbers (from 1, -1 in the gaps): Plotly sends NumPy arrays as typed binary, so the
+        # smaller type halves what a big grid of feature maps costs on the wire
+        tile_no = np.where(index[..., 0] >= 0, index[..., 0] + 1, -1).astype(np.int16)  # (R, Cols)
+        detailed = tiled.size <= DETAILED_HOVER_CELLS
+        if detailed:  # hover names the tile, the row and the column in it
+            rc = index[..., 1:].astype(np.int16)  # (R, Cols, 2): row and column in the tile
+            custom = np.concatenate([tile_no[..., None], rc], axis=-1)  # (R, Cols, 3)
+            where = (f"{blk.get('unit', 'tile')} %{{customdata[0]}}<br>row %{{customdata[1]}}, "
+                     "col %{customdata[2]}")
+        else:  # big grids (feature maps): the tile only, a third of the data to send
+            custom = tile_no  # (R, Cols)
+            where = f"{blk.get('unit', 'tile')} %{{customdata}}"
+        if colorbar == "bottom":
+            cb = {"orientation": "h", "x": (xdom[0] + xdom[1]) / 2, "xanchor": "center", "y": -0.02,
+                  "yanchor": "top", "len": 0.8 * (xdom[1] - xdom[0]), "thickness": _px(10, scale),
+                  "title": {"text": blk.get("cbar", ""), "side": "top"}, "nticks": 5}
+        else:
+            # beside the plot; Plotly widens the right margin to hold it
+            cb = {"x": 1.01, "xanchor": "left", "y": (ydom[0] + ydom[1]) / 2, "yanchor": "middle",
+                  "len": max(0.15, 0.9 * (ydom[1] - ydom[0])), "thickness": _px(10, scale),
+                  "title": {"text": blk.get("cbar", ""), "side": "right"}, "nticks": 5,
+                  "tickformat": ".2~g"}
+        what = blk.get("hover", "value")
+        data.append({"type": "heatmap", "z": tiled, "customdata": custom, "hoverongaps": False,
+                     "xaxis": "x" + sfx, "yaxis": "y" + sfx, "colorbar": cb, **blk["colour"],
+                     "hovertemplate": f"{where}<br>{what} = %{{z:.4g}}<extra></extra>"})
+        lay["xaxis" + sfx] = {**_TILE_AXIS, "domain": xdom, "anchor": "y" + sfx,
+                              "range": [-0.5, tiled.shape[1] - 0.5]}
+        lay["yaxis" + sfx] = {**_TILE_AXIS, "domain": ydom, "anchor": "x" + sfx, "scaleanchor": "x" + sfx,
+                              "constraintoward": "top",  # a narrow page shrinks the grid from below
+                              "range": [tiled.shape[0] - 0.5, -0.5 - gap]}  # room for the first row's labels
+        labels = _label_fit(list(blk["labels"]), tile_h * w / h, font)
+        for k in range(min(n, len(labels))):
+            annotations.append({"x": (k % cols) * (w + gap) + (w - 1) / 2,
+                                "y": (k // cols) * (h + gap) - 0.55,
+                                "text": labels[k], "showarrow": False, "yanchor": "bottom",
+                                "xref": "x" + sfx, "yref": "y" + sfx, "font": {"size": font}})
+        if blk.get("name"):
+            annotations.append({"x": (xdom[0] + xdom[1]) / 2, "y": ydom[1], "xref": "paper", "yref": "paper",
+                                "xanchor": "center", "yanchor": "bottom",
+                                "text": f"<b>{blk['name']}</b>", "showarrow": False, "font": {"size": font}})
+    layout = _style_layout(title, height, 1.0)
+    layout["title"]["font"]["size"] = _px(16, scale)
+    layout["font"]["size"] = font
+    layout.update(lay, annotations=annotations,
+                  margin={"l": 10, "r": 10, "t": round(top), "b": round(bottom)})
+    return go.Figure({"data": data, "layout": layout})
+
+
+def _filter_labels(F: int, C: int) -> list[str]:
+    """Tile labels of a (F, C) filter stack, numbered from 1: "filter 3", or "f3·c2" with several channels."""
+    return [f"filter {k // C + 1}" if C == 1 else f"f{k // C + 1}·c{k % C + 1}" for k in range(F * C)]
+
+
+def filter_cols(n_tiles: int) -> int:
+    """Columns of the filter grids (live and replay use the same): near-square, at most 8."""
+    return square_cols(n_tiles, 8)
+
+
+def filter_tile_px(ncols: int) -> float:
+    """Tile height at scale 1 for a filter grid with ``ncols`` columns: 100 px (150 px on a projector at
+    scale 1.5) up to 3 columns, smaller for wider grids so that they fit a page column."""
+    return max(36.0, min(100.0, 330.0 / ncols))
 
 
 def filter_grid(W: np.ndarray, title: str = "Learned filters (first conv layer)", ncols: int | None = None,
                 zmax: float | None = None, scale: float = 1.0, height: int | None = None,
-                colorbar_title: str = "weight") -> go.Figure:
-    """Conv filters W (F, C, KH, KW) as a grid of heatmaps on ONE diverging scale centred on 0.
+                colorbar_title: str = "weight", tile_px: float | None = None) -> go.Figure:
+    """Conv filters W (F, C, KH, KW) as a balanced grid of tiles on ONE diverging scale centred on 0.
 
-    Every (filter, channel) pair is a tile labelled "f{f}" (or "f{f}·c{c}" with several input channels);
-    hovering shows filter, channel, row, column and the weight. ``zmax`` fixes the colour range (e.g. across
-    replay frames); by default it is the largest |w|.
+    Every (filter, channel) pair is a tile labelled "filter f" (or "f{f}·c{c}" with several input channels),
+    numbered from 1; hovering shows filter, channel, row, column and the weight. ``zmax`` fixes the colour
+    range (e.g. across replay frames); by default it is the largest |w|. ``tile_px`` sets the tile height at
+    scale 1 (default: ``filter_tile_px``); ``height`` overrides the figure height.
     """
     W = np.asarray(W, dtype=np.float32)
     if W.ndim != 4:
         raise ValueError(f"filter_grid expects W of shape (F, C, KH, KW), got {W.shape}")
     F, C, KH, KW = W.shape
     stack = W.reshape(F * C, KH, KW)  # (F*C, KH, KW), filter-major
-    ncols = ncols or min(F * C, 8)
-    gap = max(2, KH // 3)  # room for the tile labels
-    tiled, index = tile(stack, ncols, gap)
-    zmax = float(zmax) if zmax else symmetric_range(W)
-    labels = [f"f{k // C}" if C == 1 else f"f{k // C}·c{k % C}" for k in range(F * C)]
-    # customdata per pixel: filter, channel, row, col (NaN-free ints; gaps show nothing on hover)
-    fidx = np.where(index[..., 0] >= 0, index[..., 0] // C, -1)
-    cidx = np.where(index[..., 0] >= 0, index[..., 0] % C, -1)
-    custom = np.stack([fidx, cidx, index[..., 1], index[..., 2]], axis=-1)  # (R, Cols, 4)
-    heatmap = dict(
-        z=tiled, customdata=custom, colorscale=DIVERGING, zmid=0.0, zmin=-zmax, zmax=zmax, hoverongaps=False,
-        colorbar={"title": {"text": colorbar_title, "side": "top"}, "orientation": "h",
-                  "thickness": round(10 * scale), "len": 0.6, "y": -0.02, "yanchor": "top", "x": 0.5,
-                  "xanchor": "center"},
-        hovertemplate="filter %{customdata[0]}, channel %{customdata[1]}<br>row %{customdata[2]}, "
-                      "col %{customdata[3]}<br>w = %{z:.4f}<extra></extra>",
-    )
-    nrows = -(-(F * C) // ncols)
-    return _tiled_figure(heatmap, title, height or (90 + 70 * nrows), scale,
-                         _tile_labels(F * C, ncols, KH, KW, gap, labels, round(11 * scale)),
-                         margin={"l": 10, "r": 10, "b": round(60 * scale)})
+    ncols = max(1, min(ncols or filter_cols(F * C), F * C))
+    z = float(zmax) if zmax else symmetric_range(W)
+    blk = {"stack": stack, "labels": _filter_labels(F, C), "cbar": colorbar_title, "hover": "w",
+           "unit": "tile", "colour": {"colorscale": DIVERGING, "zmin": -z, "zmax": z, "zmid": 0.0}}
+    fig = tiled_panels([blk], title, scale, tile_px or filter_tile_px(ncols), ncols=ncols, colorbar="bottom")
+    # hover in filter / channel terms (from 1) instead of tile numbers
+    idx = np.asarray(fig.data[0].customdata)  # (R, Cols, 3), or (R, Cols) for a very large grid
+    k = (idx[..., 0] if idx.ndim == 3 else idx) - 1
+    f_c = np.where(k[..., None] >= 0, np.stack([k // C + 1, k % C + 1], axis=-1), -1)  # (R, Cols, 2)
+    where = "filter %{customdata[0]}, channel %{customdata[1]}"
+    if idx.ndim == 3:
+        f_c = np.concatenate([f_c, idx[..., 1:]], axis=-1)  # (R, Cols, 4)
+        where += "<br>row %{customdata[2]}, col %{customdata[3]}"
+    fig.data[0].customdata = f_c.astype(np.int32)
+    fig.data[0].hovertemplate = where + "<br>w = %{z:.4f}<extra></extra>"
+    if height:
+        fig.layout.height = height
+    return fig
 
 
 def filter_replay(W_then: np.ndarray, W_init: np.ndarray, step: int, scale: float = 1.0,
-                  zmax: float | None = None) -> go.Figure:
+                  zmax: float | None = None, ncols: int | None = None,
+                  tile_px: float | None = None) -> go.Figure:
     """Two panels for the replay slider: the filters (F, C, KH, KW) at ``step`` and their change since init.
 
-    Each panel has its own diverging scale centred on 0 (the change is usually much smaller than the weights).
+    The same grid as ``filter_grid`` (columns, labels) in each panel. The filters keep ``zmax`` (one range
+    for the whole run); the change has its own range centred on 0 (it is usually much smaller).
     """
-    from plotly.subplots import make_subplots
-
     W_then = np.asarray(W_then, dtype=np.float32)
     W_init = np.asarray(W_init, dtype=np.float32)
     if W_then.shape != W_init.shape or W_then.ndim != 4:
@@ -156,29 +293,77 @@ def filter_replay(W_then: np.ndarray, W_init: np.ndarray, step: int, scale: floa
                          f"{W_init.shape}")
     F, C, KH, KW = W_then.shape
     delta = W_then - W_init  # (F, C, KH, KW)
-    ncols = min(F * C, 4)
-    gap = max(2, KH // 3)
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.12,
-                        subplot_titles=(f"filters at step {step}", "change since initialisation"))
-    za = float(zmax) if zmax else symmetric_range(W_then)
-    zd = symmetric_range(delta)
-    for col, (arr, z, name, cb_x) in enumerate(((W_then, za, "w", 0.22), (delta, zd, "Δw", 0.78)), start=1):
-        tiled, index = tile(arr.reshape(F * C, KH, KW), ncols, gap)  # (R, Cols)
-        fig.add_trace(go.Heatmap(
-            z=tiled, customdata=index, colorscale=DIVERGING, zmid=0.0, zmin=-z, zmax=z, hoverongaps=False,
-            colorbar={"title": {"text": name, "side": "right"}, "orientation": "h", "x": cb_x,
-                      "xanchor": "center", "y": -0.02, "yanchor": "top", "thickness": round(10 * scale),
-                      "len": 0.35},
-            hovertemplate="tile %{customdata[0]}<br>row %{customdata[1]}, col %{customdata[2]}<br>"
-                          + name + " = %{z:.4f}<extra></extra>",
-        ), row=1, col=col)
-        _tile_axes(fig, row=1, col=col)
-    fig.update_yaxes(scaleanchor="x", row=1, col=1)
-    fig.update_yaxes(scaleanchor="x2", row=1, col=2)
-    nrows = -(-(F * C) // ncols)
-    style(fig, f"Replay: step {step}", height=round((150 + 80 * nrows) * scale), scale=scale)
-    fig.update_layout(margin={"l": 10, "r": 10, "b": round(60 * scale)})
-    return fig
+    ncols = max(1, min(ncols or filter_cols(F * C), F * C))
+    labels = _filter_labels(F, C)
+    za, zd = (float(zmax) if zmax else symmetric_range(W_then)), symmetric_range(delta)
+    blocks = [{"stack": W_then.reshape(F * C, KH, KW), "labels": labels, "name": f"filters at step {step}",
+               "cbar": "w", "hover": "w", "colour": {"colorscale": DIVERGING, "zmin": -za, "zmax": za,
+                                                      "zmid": 0.0}},
+              {"stack": delta.reshape(F * C, KH, KW), "labels": labels, "name": "change since initialisation",
+               "cbar": "Δw", "hover": "Δw", "colour": {"colorscale": DIVERGING, "zmin": -zd, "zmax": zd,
+                                                        "zmid": 0.0}}]
+    return tiled_panels(blocks, f"Replay: step {step}", scale, tile_px or filter_tile_px(ncols), ncols=ncols,
+                        side_by_side=True, colorbar="bottom")
+
+
+def map_grid(
+    maps: np.ndarray,
+    title: str,
+    kind: str = "diverging",
+    labels: list[str] | None = None,
+    cols: int = 8,
+    zrange: float | None = None,
+    colorbar_title: str = "value",
+    scale: float = 1.0,
+    panel_px: int = 120,
+    unit: str = "map",
+) -> go.Figure:
+    """A balanced grid of small heatmaps ``maps`` (M, H, W) on ONE colour range (one colour bar).
+
+    Used for filters and ∂E/∂filter (``kind="diverging"``, centred on 0), feature maps before the activation
+    (diverging), after the activation or pooling (``"sequential"``) and input images (``"image"``). One
+    tiled heatmap (``tiled_panels``) with at most ``cols`` columns; ``panel_px`` is a tile's height at
+    scale 1. Hover names the map (``unit`` and its number from 1), the pixel and the value.
+    """
+    maps = np.asarray(maps, dtype=np.float32)
+    if maps.ndim == 2:
+        maps = maps[None]  # (1, H, W)
+    m = maps.shape[0]
+    blk = {"stack": maps, "labels": labels or [f"{unit} {i + 1}" for i in range(m)], "cbar": colorbar_title,
+           "hover": "value", "unit": unit, "colour": _colour(kind, [maps], zrange)}
+    return tiled_panels([blk], title, scale, max(24, panel_px), max_cols=cols)
+
+
+def heatmap_rows(
+    rows: list[tuple[str, np.ndarray, str]],
+    title: str,
+    col_labels: list[str] | None = None,
+    colorbar_titles: list[str] | None = None,
+    scale: float = 1.0,
+    panel_px: int = 110,
+    max_cols: int = 8,
+    unit: str = "filter",
+) -> go.Figure:
+    """Blocks of heatmaps, each ``(name, maps (M, H, W), kind)`` with its own colour range and colour bar.
+
+    Every block has the same number M of maps, laid out in the same balanced grid (at most ``max_cols``
+    columns, so 32 filters wrap into 4 rows of 8), so tile k of every block shows the same filter. The
+    colour range is shared within a block, so filters can be compared; blocks differ (a gradient is on
+    another scale than the weights it updates).
+    """
+    m = rows[0][1].shape[0]
+    col_labels = col_labels or [f"{unit} {j + 1}" for j in range(m)]
+    blocks = []
+    for i, (name, maps, kind) in enumerate(rows):
+        maps = np.asarray(maps, dtype=np.float32)  # (M, H, W)
+        blocks.append({"stack": maps, "labels": col_labels, "name": name, "unit": unit, "hover": name,
+                       "cbar": colorbar_titles[i] if colorbar_titles else name,
+                       "colour": _colour(kind, [maps])})
+    return tiled_panels(blocks, title, scale, max(24, panel_px), max_cols=max_cols)
+
+
+# --- Train / Evaluate ---
+# Builders for the Train and Evaluate pages (the tiled grids are above).
 
 
 def _smooth(y: np.ndarray, window: int) -> np.ndarray:
@@ -233,6 +418,7 @@ def training_curves(steps: np.ndarray, loss: np.ndarray, acc: np.ndarray, val_st
         traces.append({**on, "x": val_steps, "y": v, "mode": "lines+markers",
                        "line": {"color": VAL_COLOUR, "width": 2, "dash": "dot"},
                        "marker": {"size": round(6 * scale), "symbol": "diamond"}, "name": "validation",
+                       "cliponaxis": False,  # the step-0 point sits on the axis: draw it whole
                        "legendgroup": "val",
                        "hovertemplate": "step %{x}<br>validation " + name + " %{y:.4f}<extra></extra>"})
     last = max(float(steps[-1]) if len(steps) else 0.0, float(val_steps[-1]) if len(val_steps) else 0.0)
@@ -254,7 +440,7 @@ def training_curves(steps: np.ndarray, loss: np.ndarray, acc: np.ndarray, val_st
     if len(steps) == 0:
         layout["annotations"] = [{"text": "no steps yet: press Step or Play", "x": 0.5, "y": 0.5,
                                   "xref": "paper", "yref": "paper", "showarrow": False,
-                                  "font": {"size": round(14 * scale), "color": MUTED}}]
+                                  "font": {"size": _px(14, scale), "color": MUTED}}]
     return go.Figure({"data": traces, "layout": layout})
 
 
@@ -277,7 +463,7 @@ def confusion_matrix(cm: np.ndarray, class_names: list[str], selected: tuple[int
     names = [str(c) for c in class_names]
     fig = go.Figure(go.Heatmap(
         z=share, x=names, y=names, text=cm.astype(np.int64), texttemplate="%{text}",
-        textfont={"size": round((12 if K > 4 else 18) * scale)}, colorscale="Blues", zmin=0, zmax=1,
+        textfont={"size": _px(12 if K > 4 else 18, scale)}, colorscale="Blues", zmin=0, zmax=1,
         colorbar={"title": {"text": "share of<br>true class", "side": "right"}, "tickformat": ".0%",
                   "thickness": round(10 * scale), "len": 0.9},
         hoverinfo="skip", xgap=1, ygap=1,
@@ -306,33 +492,43 @@ def confusion_matrix(cm: np.ndarray, class_names: list[str], selected: tuple[int
 
 
 def image_gallery(images: np.ndarray, captions: list[str], title: str, ncols: int = 8, scale: float = 1.0,
-                  hover: list[str] | None = None, height: int | None = None) -> go.Figure:
+                  hover: list[str] | None = None, height: int | None = None,
+                  tile_px: float = 90.0) -> go.Figure:
     """Images (n, 28, 28) in [0, 1] as a grayscale grid with a caption above each (e.g. "7 → 1 · 98%").
 
-    ``hover`` (n strings) adds a per-image hover text (e.g. all class probabilities).
+    ``hover`` (n strings) adds a per-image hover text (e.g. all class probabilities). At most ``ncols``
+    columns, balanced rows; ``tile_px`` is an image's height at scale 1.
     """
     images = np.asarray(images, dtype=np.float32)
     if images.ndim != 3:
         raise ValueError(f"image_gallery expects (n, H, W) images, got {images.shape}")
-    n, h, w = images.shape
+    n = images.shape[0]
     if n == 0:
         fig = style(go.Figure(), title, height=140, scale=scale)
         fig.add_annotation(text="no images here", x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
-                           font={"size": round(14 * scale), "color": MUTED})
+                           font={"size": _px(14, scale), "color": MUTED})
         fig.update_xaxes(visible=False)
         fig.update_yaxes(visible=False)
         return fig
-    gap = 10  # room for the captions
-    ncols = max(1, min(ncols, n))
-    tiled, index = tile(images, ncols, gap)  # (R, Cols), (R, Cols, 3)
-    texts = np.asarray(hover if hover is not None else captions, dtype=object)
-    hover_grid = np.where(index[..., 0] >= 0, texts[np.maximum(index[..., 0], 0)], "")  # (R, Cols)
-    heatmap = dict(z=tiled, colorscale=IMAGE, zmin=0, zmax=1, showscale=False, hoverongaps=False,
-                   text=hover_grid, hovertemplate="%{text}<extra></extra>")
-    nrows = -(-n // ncols)
-    return _tiled_figure(heatmap, title, height or (80 + 120 * nrows), scale,
-                         _tile_labels(n, ncols, h, w, gap, captions, round(11 * scale)),
-                         margin={"l": 10, "r": 10})
+    blk = {"stack": images, "labels": list(captions), "cbar": "", "unit": "image",
+           "colour": {"colorscale": IMAGE, "zmin": 0, "zmax": 1, "showscale": False}}
+    fig = tiled_panels([blk], title, scale, tile_px, max_cols=ncols)
+    # captions never shrink to numbers (they are not "name number" labels): keep the full text
+    for a, cap in zip(fig.layout.annotations, captions, strict=False):
+        a.text = cap
+    idx = np.asarray(fig.data[0].customdata)
+    fig.data[0].hovertemplate = ("image %{customdata[0]}" if idx.ndim == 3 else "image %{customdata}") \
+        + "<extra></extra>"
+    if hover is not None:
+        # the long per-image text on its caption's hover: one string per image, not one per pixel (a grid
+        # of strings as large as the images made the page several times heavier to send and draw)
+        for a, text in zip(fig.layout.annotations, hover, strict=False):
+            a.hovertext = text
+        fig.data[0].hovertemplate = fig.data[0].hovertemplate.replace(
+            "<extra>", " (hover its caption for details)<extra>")
+    if height:
+        fig.layout.height = height
+    return fig
 
 
 def class_accuracy(acc: np.ndarray, class_names: list[str], overall: float | None = None,
@@ -395,102 +591,6 @@ def _square(fig: go.Figure, n_panels: int) -> None:
         fig.layout[f"yaxis{sfx}"].scaleanchor = f"x{sfx}"
 
 
-def map_grid(
-    maps: np.ndarray,
-    title: str,
-    kind: str = "diverging",
-    labels: list[str] | None = None,
-    cols: int = 8,
-    zrange: float | None = None,
-    colorbar_title: str = "value",
-    scale: float = 1.0,
-    panel_px: int = 120,
-) -> go.Figure:
-    """A grid of small heatmaps ``maps`` (M, H, W) sharing one colour scale (one colour bar).
-
-    Used for filters and ∂E/∂filter (``kind="diverging"``, centred on 0), feature maps before the activation
-    (diverging), after the activation or pooling (``"sequential"``) and input images (``"image"``).
-    Hover shows the map name, pixel row/column and value.
-    """
-    maps = np.asarray(maps, dtype=np.float32)
-    if maps.ndim == 2:
-        maps = maps[None]  # (1, H, W)
-    m, h, w = maps.shape
-    labels = labels or [f"{i + 1}" for i in range(m)]
-    cols = max(1, min(cols, m))
-    rows = -(-m // cols)
-    # Pixel budget: rows of square panels, a gap for the panel titles, room for the title and axis titles.
-    panel = round(max(panel_px, 40) * scale)
-    gap = round(30 * scale)
-    area = rows * panel + (rows - 1) * gap
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=labels, horizontal_spacing=0.12 / cols,
-                        vertical_spacing=gap / area if rows > 1 else 0.0)
-    for i in range(m):
-        fig.add_trace(go.Heatmap(
-            z=maps[i], coloraxis="coloraxis", name=labels[i],
-            hovertemplate=f"{labels[i]}<br>row %{{y}}, col %{{x}}<br>value %{{z:.4g}}<extra></extra>",
-        ), row=i // cols + 1, col=i % cols + 1)
-    ca = _colour_axis(kind, [maps], zrange)
-    ca["colorbar"] = {"title": {"text": colorbar_title, "side": "right"}, "thickness": 12, "len": 0.9}
-    _hide_ticks(fig)
-    _square(fig, m)
-    # Axis titles on the bottom-left panel only: the grid reads like one figure.
-    fig.update_xaxes(title_text="column (x)", row=rows, col=1)
-    fig.update_yaxes(title_text="row (y)", row=rows, col=1)
-    top, bottom = round(50 * scale) + gap, round(55 * scale)
-    style(fig, title, height=round((area + top + bottom) / scale), scale=scale, coloraxis=ca)
-    fig.update_layout(margin={"t": top, "b": bottom})
-    fig.update_annotations(font_size=round(11 * scale))
-    return fig
-
-
-def heatmap_rows(
-    rows: list[tuple[str, np.ndarray, str]],
-    title: str,
-    col_labels: list[str] | None = None,
-    colorbar_titles: list[str] | None = None,
-    scale: float = 1.0,
-    panel_px: int = 110,
-) -> go.Figure:
-    """Rows of heatmaps, each row ``(name, maps (M, H, W), kind)`` with its own colour scale and colour bar.
-
-    Every row has the same number M of maps (one column per filter). The colour range is shared along a row,
-    so filters can be compared; rows differ (a gradient is on another scale than the weights it updates).
-    """
-    n_rows = len(rows)
-    m = rows[0][1].shape[0]
-    col_labels = col_labels or [f"filter {j + 1}" for j in range(m)]
-    fig = make_subplots(rows=n_rows, cols=m, column_titles=col_labels, horizontal_spacing=0.1 / m,
-                        vertical_spacing=0.06)
-    layout = {}
-    for i, (name, maps, kind) in enumerate(rows):
-        maps = np.asarray(maps, dtype=np.float32)
-        ax = "coloraxis" if i == 0 else f"coloraxis{i + 1}"
-        for j in range(m):
-            fig.add_trace(go.Heatmap(
-                z=maps[j], coloraxis=ax,
-                hovertemplate=f"{name}, {col_labels[j]}<br>row %{{y}}, col %{{x}}<br>%{{z:.4g}}"
-                              "<extra></extra>",
-            ), row=i + 1, col=j + 1)
-        ca = _colour_axis(kind, [maps])
-        # One colour bar per row, beside that row (paper y runs from 1 at the top to 0 at the bottom).
-        top, bottom = 1 - i / n_rows, 1 - (i + 1) / n_rows
-        cb_title = colorbar_titles[i] if colorbar_titles else name
-        ca["colorbar"] = {"title": {"text": cb_title, "side": "right"}, "thickness": 10, "len": 0.8 / n_rows,
-                          "y": (top + bottom) / 2, "yanchor": "middle", "x": 1.07, "tickformat": ".2g",
-                          "nticks": 5}
-        layout[ax] = ca
-    _hide_ticks(fig)
-    _square(fig, n_rows * m)
-    fig.update_xaxes(title_text="column", row=n_rows, col=1)
-    for i, (name, _, _) in enumerate(rows):  # each row is named by its first panel's y-axis title
-        fig.update_yaxes(title_text=name, title_standoff=4, row=i + 1, col=1)
-    style(fig, title, height=80 + n_rows * panel_px, scale=scale, **layout)
-    fig.update_layout(margin={"l": 70, "r": 80})
-    fig.update_annotations(font_size=round(11 * scale))
-    return fig
-
-
 def flat_vector_figure(vec: np.ndarray, n_segments: int, title: str, segment_name: str = "map",
                        scale: float = 1.0) -> go.Figure:
     """The flattened vector ``vec`` (D,) as one strip of cells, split into ``n_segments`` equal parts
@@ -499,11 +599,15 @@ def flat_vector_figure(vec: np.ndarray, n_segments: int, title: str, segment_nam
     d = vec.shape[1]
     seg = d // max(n_segments, 1)
     ca = _colour_axis("sequential", [vec])
-    ca["colorbar"] = {"title": {"text": "value", "side": "right"}, "thickness": 10, "len": 1.3, "nticks": 3}
+    ca["colorbar"] = {"title": {"text": "value", "side": "right"}, "thickness": _px(10, scale), "len": 1.3,
+                      "nticks": 3}
     fig = go.Figure(go.Heatmap(z=vec, coloraxis="coloraxis",
                                hovertemplate="index %{x}<br>value %{z:.4g}<extra></extra>"))
-    for k in range(1, n_segments):
-        fig.add_vline(x=k * seg - 0.5, line={"color": "white", "width": 2})
+    # the segment borders as one list of shapes: add_vline re-validates the layout on every call (a second
+    # for 32 maps)
+    fig.update_layout(shapes=[{"type": "line", "xref": "x", "yref": "paper", "x0": k * seg - 0.5,
+                               "x1": k * seg - 0.5, "y0": 0, "y1": 1, "line": {"color": "white", "width": 2}}
+                              for k in range(1, n_segments)])
     tick_vals = [k * seg + seg / 2 - 0.5 for k in range(n_segments)] if n_segments <= 32 else None
     prefix = f"{segment_name} " if n_segments <= 8 else ""  # many segments: numbers only, so labels fit
     fig.update_xaxes(title_text=f"index in the vector (D = {d}; {n_segments} {segment_name}s × {seg})",
@@ -568,7 +672,7 @@ def conv_step_figure(image: np.ndarray, kernel: np.ndarray, steps: list[dict], i
         fig = make_subplots(rows=1, cols=5, column_widths=widths, subplot_titles=[p[0] for p in panels],
                             horizontal_spacing=0.04)
         place = [(1, j + 1) for j in range(5)]
-        height = min(round(760 * max(widths) / sum(widths)), 330) + 110
+        height = min(round(1000 * max(widths) / sum(widths)), 330) + 120
     else:
         order = [0, 4, 1, 2, 3]  # subplot order: image, output, then the three small panels
         fig = make_subplots(rows=2, cols=6, specs=[[{"colspan": 3}, None, None, {"colspan": 3}, None, None],
@@ -590,7 +694,7 @@ def conv_step_figure(image: np.ndarray, kernel: np.ndarray, steps: list[dict], i
         big_cells = max(z.shape) <= 4
         fig.add_trace(go.Heatmap(
             z=z, showscale=False, texttemplate=fmt if show_numbers else None,
-            textfont={"size": round((17 if big_cells else 12) * scale)},
+            textfont={"size": _px(28 if big_cells else 14, scale)},  # readable from the back
             hovertemplate=f"{name.split('  ')[0]}<br>row %{{y}}, col %{{x}}<br>%{{z:.4g}}<extra></extra>",
             xgap=1, ygap=1, hoverongaps=False, **colour,
         ), row=place[j][0], col=place[j][1])
@@ -615,7 +719,7 @@ def conv_step_figure(image: np.ndarray, kernel: np.ndarray, steps: list[dict], i
              f"output[{s['row']}, {s['col']}] = Σ patch ⊙ filter = {s['value']:.4g}")
     style(fig, title, height=height, scale=scale)
     fig.update_layout(plot_bgcolor="#e9edf3")  # grey behind the cells: white and empty cells stay visible
-    fig.update_annotations(font_size=round(12 * scale))
+    fig.update_annotations(font_size=_px(12, scale))
     return fig
 
 
@@ -634,10 +738,11 @@ def _window_origin(steps: list[dict], index: int, image_hw: tuple[int, int], ker
 
 def series_figure(steps: np.ndarray, series: dict[str, np.ndarray], title: str, y_title: str,
                   log_y: bool = True, reference: float | None = None, reference_label: str = "",
-                  scale: float = 1.0) -> go.Figure:
+                  scale: float = 1.0, what: str = "values", empty_reason: str | None = None) -> go.Figure:
     """Lines over training steps, one per parameter (``series``: name -> values (S,)), on a log y axis so
     that gradients that shrink by orders of magnitude (sigmoid saturating) stay visible. ``reference`` draws a
-    dashed horizontal guide (e.g. an update/parameter ratio of 1e-3)."""
+    dashed horizontal guide (e.g. an update/parameter ratio of 1e-3). A log chart with nothing to draw says
+    why in its middle (``log_empty_message``: ``what`` names the values, ``empty_reason`` explains zeros)."""
     fig = go.Figure()
     for name, values in series.items():
         v = np.asarray(values, dtype=np.float64)
@@ -657,13 +762,83 @@ def series_figure(steps: np.ndarray, series: dict[str, np.ndarray], title: str, 
     if log_y:
         vals = np.concatenate([np.asarray(v, dtype=np.float64).ravel() for v in series.values()] or [[]])
         vals = vals[np.isfinite(vals) & (vals > 0)]
-        if vals.size:  # whole decades once the data spans one; else only the 2s and 5s between them
-            fig.update_yaxes(dtick=1 if np.log10(vals.max() / vals.min()) >= 1 else "D2")
+        if reference is not None and reference > 0:
+            vals = np.append(vals, reference)
+        if vals.size:  # our own tick texts: Plotly's log ticks draw exponents and 2s/5s at 70 % size
+            tv, tt = log_ticks(float(vals.min()), float(vals.max()))
+            fig.update_yaxes(tickmode="array", tickvals=tv, ticktext=tt)
     style(fig, title, height=360, scale=scale,
           legend={"orientation": "h", "yanchor": "top", "y": -0.25, "x": 0, "title": {"text": ""}})
     fig.update_yaxes(automargin=True)
     fig.update_layout(margin={"b": round(90 * scale), "l": round(70 * scale)})
+    note = log_empty_message(series, what, empty_reason) if log_y else None
+    if note:
+        fig.add_annotation(text=note, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
+                           font={"size": _px(14, scale), "color": "#5b6577"}, bgcolor="white")
+        fig.update_yaxes(showticklabels=False, dtick=None)
     return fig
+
+
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def number(v: float, digits: int = 2) -> str:
+    """A tick text for people in full-size characters: 0, 0.25, 120, 2.4×10⁻⁴ (never "0e+0")."""
+    v = float(v)
+    if v == 0 or not np.isfinite(v):
+        return "0" if v == 0 else str(v)
+    if 1e-3 <= abs(v) < 1e4:
+        return f"{v:.{digits + 1}g}".replace("-", "−")
+    exp = int(math.floor(math.log10(abs(v))))
+    mant = round(v / 10.0**exp, digits - 1)
+    if abs(mant) >= 10:
+        mant, exp = mant / 10, exp + 1
+    head = "" if mant == 1 else ("−" if mant == -1 else f"{mant:g}".replace("-", "−") + "×")
+    return f"{head}10{str(exp).translate(_SUPERSCRIPT)}"
+
+
+def log_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
+    """Tick values and texts for a log axis over [lo, hi] (both > 0): every decade (every second or third
+    when the data spans many), or 1, 2, 5 times a power of ten when it spans less than one decade."""
+    lo, hi = min(lo, hi), max(lo, hi)
+    e0, e1 = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
+    if e1 - e0 >= 2 or math.log10(hi / lo) >= 1:
+        step = 1 if e1 - e0 <= 8 else (2 if e1 - e0 <= 16 else 3)
+        exps = list(range(e0, e1 + 1, step))
+        texts = ["1" if e == 0 else "10" if e == 1 else "10" + str(e).translate(_SUPERSCRIPT) for e in exps]
+        return [10.0**e for e in exps], texts  # one notation along the axis
+    else:
+        vals = [m * 10.0**e for e in range(e0, e1 + 1) for m in (1, 2, 5)]
+        vals = [v for v in vals if lo / 2.5 <= v <= hi * 2.5]
+    return vals, [number(v) for v in vals]
+
+
+def log_empty_message(series: dict[str, np.ndarray], what: str = "values",
+                      reason: str | None = None) -> str | None:
+    """Why a log-scale chart of ``series`` (name -> values (S,)) would be empty, or None when it is not.
+
+    A log axis cannot draw 0 or negative values: if no value is positive and finite the chart says so, e.g.
+    "all gradients are exactly 0: every output sigmoid is saturated" (``reason`` is the caller's diagnosis).
+    Lines are broken after ~45 characters so the note fits a half-width chart on a projector.
+    """
+    vals = np.concatenate([np.asarray(v, dtype=np.float64).ravel() for v in series.values()] or [np.zeros(0)])
+    finite = vals[np.isfinite(vals)]
+    if np.any(finite > 0):
+        return None
+    if finite.size == 0:
+        text = f"no {what} recorded yet" if vals.size == 0 else f"all {what} are NaN or infinite"
+    elif np.all(finite == 0):
+        text = f"all {what} are exactly 0" + (f": {reason}" if reason else "")
+    else:
+        text = f"no positive {what}: a log axis cannot draw 0 or negative values"
+    words, lines, cur = text.split(" "), [], ""
+    for word in words:
+        if cur and len(cur) + 1 + len(word) > 45:
+            lines.append(cur)
+            cur = word
+        else:
+            cur = f"{cur} {word}" if cur else word
+    return "<br>".join([*lines, cur])
 
 
 def histogram_grid(values: dict[str, np.ndarray], title: str, bins: int = 40, cols: int = 4,
@@ -684,12 +859,72 @@ def histogram_grid(values: dict[str, np.ndarray], title: str, bins: int = 40, co
         fig.add_trace(go.Bar(x=centres, y=counts, width=edges[1] - edges[0], marker_color=TRAIN_COLOUR,
                              name=name, hovertemplate="%{x:.3g}: %{y} values<extra></extra>"),
                       row=i // cols + 1, col=i % cols + 1)
-        fig.update_xaxes(title_text=x_title, tickformat=".0e", nticks=5, row=i // cols + 1, col=i % cols + 1)
+        # our own tick texts (0, ±2.4×10⁻⁴): ".0e" wrote 0 as "0e+0", Plotly's exponents are 70 % size
+        e = math.floor(math.log10(r))
+        nice = max(m * 10.0**e for m in (1, 2, 5) if m * 10.0**e <= r * 1.0001)  # a round number ≤ r
+        ticks = [-nice, 0.0, nice] if np.any(v) else [0.0]  # all zero: the range is only a tiny epsilon
+        fig.update_xaxes(title_text=x_title, tickmode="array", tickvals=ticks,
+                         ticktext=[number(t) for t in ticks], row=i // cols + 1, col=i % cols + 1)
+        if v.size and not np.any(v):
+            fig.add_annotation(text="all exactly 0", x=0, y=math.log10(max(1, int(counts.max()))),  # log axis
+                               showarrow=False,
+                               yanchor="bottom", row=i // cols + 1, col=i % cols + 1,
+                               font={"size": _px(12, scale), "color": "#5b6577"})
         fig.update_yaxes(type="log", dtick=1, row=i // cols + 1, col=i % cols + 1,
                          title_text="count" if i % cols == 0 else None)
     style(fig, title, height=90 + 230 * rows, scale=scale, showlegend=False, bargap=0)
-    fig.update_annotations(font_size=round(12 * scale))
+    fig.update_annotations(font_size=_px(12, scale))
     return fig
+
+
+def sigmoid_figure(z: np.ndarray, title: str = "σ(z) and σ′(z) with this network's pre-activations",
+                   scale: float = 1.0, height: int = 330, z_name: str = "z") -> go.Figure:
+    """The sigmoid σ(z) and its derivative σ′(z) = σ(1 − σ), with a histogram of the network's current
+    pre-activations ``z`` (any shape) on the same z axis (counts on a right-hand axis), so a class sees where
+    its units sit: where |z| is large σ′ ≈ 0 and the gradient through the unit vanishes.
+
+    The z range covers the data (at least ±6, at most ±40); values beyond it are counted in the edge bins.
+    The title's second line gives the share of units with σ′ < 0.01 (saturated).
+    """
+    z = np.asarray(z, dtype=np.float64).ravel()
+    z = z[np.isfinite(z)]
+    R = float(min(40.0, max(6.0, math.ceil(float(np.max(np.abs(z)))) if z.size else 6.0)))
+    xs = np.linspace(-R, R, 241)  # (241,)
+    sig = 0.5 * (1.0 + np.tanh(0.5 * xs))  # σ without overflow
+    dsig = sig * (1.0 - sig)
+    counts, edges = np.histogram(np.clip(z, -R, R), bins=48, range=(-R, R))
+    centres = (edges[:-1] + edges[1:]) / 2
+    s_z = 0.5 * (1.0 + np.tanh(0.5 * z))
+    saturated = float(np.mean(s_z * (1.0 - s_z) < 0.01)) if z.size else 0.0
+    traces = [
+        {"type": "bar", "x": centres, "y": counts, "width": edges[1] - edges[0], "yaxis": "y2",
+         "marker": {"color": MUTED}, "opacity": 0.55, "name": f"{z_name} of this image's units",
+         "hovertemplate": f"{z_name} ≈ %{{x:.3g}}: %{{y}} units<extra></extra>"},
+        {"type": "scatter", "x": xs, "y": sig, "mode": "lines", "name": "σ(z)",
+         "line": {"color": TRAIN_COLOUR, "width": 3},
+         "hovertemplate": "σ(%{x:.2f}) = %{y:.3f}<extra></extra>"},
+        {"type": "scatter", "x": xs, "y": dsig, "mode": "lines", "name": "σ′(z) = σ(1 − σ)",
+         "line": {"color": VAL_COLOUR, "width": 3, "dash": "dash"},
+         "hovertemplate": "σ′(%{x:.2f}) = %{y:.4f}<extra></extra>"},
+    ]
+    layout = _style_layout(title, height, scale)
+    # the share of saturated units just above the plot (a second title line would be cut off at the top)
+    share = f"{saturated:.0%} of {z.size:,} units have σ′ < 0.01 (saturated: almost no gradient passes)"
+    layout["annotations"] = [{"text": share, "x": 0, "y": 1.02, "xref": "paper",
+                              "yref": "paper", "xanchor": "left", "yanchor": "bottom", "showarrow": False,
+                              "font": {"size": _px(12, scale), "color": "#5b6577"}}]
+    layout.update(
+        xaxis={"title": {"text": z_name}, "range": [-R, R], "zeroline": True, "zerolinecolor": "#c9d0db",
+               "gridcolor": "#eef1f6", "automargin": True},
+        yaxis={"title": {"text": "σ, σ′"}, "range": [0, 1.05], "gridcolor": "#eef1f6", "automargin": True},
+        yaxis2={"title": {"text": "units"}, "overlaying": "y", "side": "right", "showgrid": False,
+                "rangemode": "tozero", "automargin": True},
+        legend={"orientation": "h", "yanchor": "top", "y": -0.22, "x": 0},
+        margin={"l": round(60 * scale), "r": round(60 * scale), "t": round(85 * scale),
+                "b": round(95 * scale)},
+        bargap=0,
+    )
+    return go.Figure({"data": traces, "layout": layout})
 
 
 # --- Draw ---
@@ -745,7 +980,8 @@ def explanation_overlay(image: np.ndarray, heat: np.ndarray, title: str, colorba
         z=heat, colorscale=_overlay_colourscale(), zmin=-r, zmax=r, zmid=0.0,
         customdata=image, hovertemplate="row %{y}, col %{x}<br>" + colorbar_title
         + " %{z:.3g}<br>ink %{customdata:.2f}<extra></extra>",
-        colorbar={"title": {"text": colorbar_title, "side": "right"}, "thickness": 10, "len": 0.85,
+        colorbar={"title": {"text": colorbar_title, "side": "right"}, "thickness": _px(10, scale),
+                  "len": 0.85,
                   "tickformat": ".1e" if r < 1e-2 else ".2g", "nticks": 5},
     ))
     style(fig, title, height=height, scale=scale)
@@ -755,33 +991,19 @@ def explanation_overlay(image: np.ndarray, heat: np.ndarray, title: str, colorba
 
 
 def feature_maps_figure(maps: np.ndarray, title: str, ncols: int = 8, scale: float = 1.0,
-                        height: int | None = None, labels: list[str] | None = None) -> go.Figure:
+                        height: int | None = None, labels: list[str] | None = None,
+                        tile_px: float = 80.0) -> go.Figure:
     """Feature maps (F, H, W) (e.g. the first conv layer after its activation) as one tiled heatmap.
 
-    One trace with NaN gaps (cheap to redraw), one shared ``SEQUENTIAL`` colour range, a label above each
-    map and hover naming the map, pixel and value.
+    One trace with NaN gaps (cheap to redraw), one shared colour range (``SEQUENTIAL``, or diverging when the
+    maps clearly have both signs), a balanced grid of at most ``ncols`` columns, a label above each map
+    ("map 1", … unless ``labels``) and hover naming the map, pixel and value.
     """
     maps = np.asarray(maps, dtype=np.float32)
     if maps.ndim != 3:
         raise ValueError(f"feature_maps_figure expects (F, H, W) maps, got {maps.shape}")
-    n, h, w = maps.shape
-    labels = labels or [f"map {k + 1}" for k in range(n)]
-    gap = max(2, h // 6)
-    ncols = max(1, min(ncols, n))
-    tiled, index = tile(maps, ncols, gap)  # (R, Cols), (R, Cols, 3)
-    names = np.asarray(labels, dtype=object)
-    hover = np.where(index[..., 0] >= 0, names[np.maximum(index[..., 0], 0)], "")  # (R, Cols)
-    finite = maps[np.isfinite(maps)]
-    lo = float(finite.min()) if finite.size else 0.0
-    hi = float(finite.max()) if finite.size else 1.0
-    heatmap = dict(
-        z=tiled, colorscale=SEQUENTIAL, zmin=lo, zmax=hi if hi > lo else lo + 1e-6, hoverongaps=False,
-        customdata=index, text=hover,
-        hovertemplate="%{text}<br>row %{customdata[1]}, col %{customdata[2]}<br>value %{z:.3g}"
-                      "<extra></extra>",
-        colorbar={"title": {"text": "activation", "side": "right"}, "thickness": 10, "len": 0.9},
-    )
-    nrows = -(-n // ncols)
-    return _tiled_figure(heatmap, title, height or (70 + 125 * nrows), scale,
-                         _tile_labels(n, ncols, h, w, gap, labels, round(11 * scale)),
-                         margin={"l": 10, "r": 10, "b": 10})
+    fig = map_grid(maps, title, kind="sequential", labels=labels, cols=ncols, colorbar_title="activation",
+                   scale=scale, panel_px=tile_px)
+    if height:
+        fig.layout.height = height
+    return fig

@@ -10,7 +10,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from cnnviz.viz.figures import DIVERGING, MUTED, _smooth, _thin, _tile_axes, style, symmetric_range, tile
+from cnnviz.viz.figures import _TILE_AXIS, DIVERGING, MUTED, _smooth, _thin, style, symmetric_range, tile
 
 RUN_COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7")  # blue, vermillion, green, purple
 LAYER_DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
@@ -99,7 +99,8 @@ def compare_filters(filters: list[tuple[str, np.ndarray | None]], step: int, sca
             z=tiled, customdata=index[..., 0] + 1, colorscale=DIVERGING, zmid=0.0, zmin=-z, zmax=z,
             showscale=False, hoverongaps=False,
             hovertemplate="filter %{customdata}<br>w = %{z:.4f}<extra></extra>"), row=i + 1, col=1)
-        _tile_axes(fig, row=i + 1, col=1)
+        fig.update_xaxes(**_TILE_AXIS, row=i + 1, col=1)  # image-like axes: no ticks, y downwards
+        fig.update_yaxes(**_TILE_AXIS, autorange="reversed", row=i + 1, col=1)
         fig.update_yaxes(scaleanchor=f"x{i + 1 if i else ''}", row=i + 1, col=1)
     style(fig, f"Filters of conv 1 at step {step} (each row: its own colour scale)",
           height=round(70 + n * (max_rows * tile_px * 1.1 + 45)), scale=scale, showlegend=False)

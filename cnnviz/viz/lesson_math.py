@@ -19,6 +19,7 @@ from cnnviz.nn.head import Head, task_classes
 from cnnviz.nn.losses import get_loss, softmax
 from cnnviz.nn.network import infer_shapes
 from cnnviz.viz.explain import conv_step_through
+from cnnviz.viz.names import param_label_from_name
 
 # The tutorial's worked example: a 3x3 image and a 2x2 filter give the 2x2 output [[9, 32], [14, 26]].
 TUTORIAL_IMAGE = np.array([[1, 7, 2], [11, 1, 23], [2, 2, 2]], dtype=np.float32)
@@ -346,14 +347,8 @@ RATIO_GUIDE = 1e-3  # a common rule of thumb: each step changes a weight by abou
 # Gradients page: names, shapes and series
 # ----------------------------------------------------------------------------------------------------------
 def param_label(net, name: str) -> str:
-    """A readable name for a parameter such as "0.W": "0.W (conv 1 filters)", "4.b (dense bias)"."""
-    i, key = name.split(".", 1)
-    layer = net.layers[int(i)]
-    kind = type(layer).__name__
-    nth = sum(type(lay).__name__ == kind for lay in net.layers[: int(i) + 1])
-    word = LAYER_WORDS.get(kind, kind.lower())
-    what = {"W": "filters" if kind == "Conv2D" else "weights", "b": "bias"}.get(key, key)
-    return f"{name} ({word} {nth} {what})" if kind == "Conv2D" else f"{name} ({word} {what})"
+    """A parameter such as "0.W" for people: "conv 1 weights", "dense bias" (``names.layer_param_label``)."""
+    return param_label_from_name(name, net.spec())
 
 
 def dense_input_shape(net, dense_index: int) -> tuple[int, ...]:
