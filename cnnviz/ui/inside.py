@@ -14,7 +14,6 @@ import streamlit as st
 from cnnviz.nn.head import Head
 from cnnviz.ui import common, filter_link, state
 from cnnviz.viz import figures
-from cnnviz.viz.activations import sigmoid_preactivations
 from cnnviz.viz.lesson_math import (
     TUTORIAL_FILTER,
     TUTORIAL_IMAGE,
@@ -22,6 +21,7 @@ from cnnviz.viz.lesson_math import (
     general_equations,
     is_tutorial_net,
     sample_pass,
+    sigmoid_inputs,
     stages,
     step_example,
     sum_latex,
@@ -108,22 +108,32 @@ def _filters_figure(stage: dict, scale: float) -> tuple:
                             cols=cols, panel_px=_panel_px(cols), colorbar_title="weight", scale=scale)
 
 
-def _flow_section(net, image: np.ndarray, label: int | None, task: str, desc: str, scale: float,
-                  verdict_slot) -> None:
-    """Input → filters → maps before/after the activation → pooled → flattened → output probabilities."""
-    x = image[None, None]  # (1, 1, 28, 28)
+def _forward(net, image: np.ndarray, label: int | None, task: str) -> dict:
+    """The page's one forward pass of the image (on a copy of the model), shared by the verdict and the flow.
+
+    Returns {"work": the copy, "outputs": every layer's output (1, ...), "proba" (classes,), "top", "names",
+    "true_cls"}.
+    """
     work = net.copy()
-    out = work.forward(x)
-    outputs = list(work.outputs)
-    sts = stages(work, outputs)
+    out = work.forward(image[None, None])  # (1, 1, 28, 28) in
     head = Head.for_network(work, task)
     proba = head.class_proba(np.asarray(out, dtype=np.float64))[0]  # (classes,)
-    top = int(np.argmax(proba))
-    names = head.class_names
-    true_cls = None if label is None else class_index(label, task)
+    return {"work": work, "outputs": list(work.outputs), "proba": proba, "top": int(np.argmax(proba)),
+            "names": head.class_names, "true_cls": None if label is None else class_index(label, task)}
+
+
+def _verdict(fw: dict, label: int | None, verdict_slot) -> None:
+    names, top, proba, true_cls = fw["names"], fw["top"], fw["proba"], fw["true_cls"]
     mark = "" if true_cls is None else (" ✓" if top == true_cls else " ✗")
     truth = "" if label is None else f"True digit **{label}** · "
     verdict_slot.markdown(f"{truth}the network says **{names[top]}** ({proba[top]:.0%}){mark}")
+
+
+def _flow_section(fw: dict, image: np.ndarray, desc: str, scale: float) -> None:
+    """Input → filters → maps before/after the activation → pooled → flattened → output probabilities."""
+    work, outputs, proba, top = fw["work"], fw["outputs"], fw["proba"], fw["top"]
+    names, true_cls = fw["names"], fw["true_cls"]
+    sts = stages(work, outputs)
 
     left, right = st.columns([1, 3.2])
     left.markdown("**Input**")
@@ -132,12 +142,21 @@ def _flow_section(net, image: np.ndarray, label: int | None, task: str, desc: st
         fig = figures.map_grid(image, f"Input — {desc}", kind="image", labels=["input"], cols=1,
                                panel_px=150, colorbar_title="grey", scale=scale)
         common.plot(fig, key="inside_input")
+    n_conv = sum(s["type"] == "Conv2D" for s in sts)
+    block = None  # the expander of conv block 2, 3…: built only when a person opens it
     for s in sts:
         key = f"inside_stage_{s['index']}"
-        if s["type"] == "Conv2D":
-            st.markdown("↓")
-            _stage_row(s, key, scale)
-        elif s["kind"] == "maps":
+        if s["type"] == "Conv2D" and s["conv_number"] > 1:
+            block = st.expander(f"↓ {s['title']}, its activation and pooling ({s['shape'][0]} maps of "
+                                f"{s['shape'][1]}×{s['shape'][2]})", key=f"inside_block_{s['conv_number']}",
+                                on_change="rerun")
+        if s["kind"] == "maps" and block is not None:
+            if block.open:  # a closed block costs neither figures nor browser time
+                with block:
+                    _stage_row(s, key, scale)
+            continue
+        block = None
+        if s["type"] == "Conv2D" or s["kind"] == "maps":
             st.markdown("↓")
             _stage_row(s, key, scale)
         elif s["kind"] == "vector":
@@ -158,6 +177,8 @@ def _flow_section(net, image: np.ndarray, label: int | None, task: str, desc: st
             left.markdown(f"**{s['title']}**")
             left.caption(s["note"])
             right.markdown(f"Z = [{vals}]" if s["data"].size > 1 else f"Z₂ = {vals}")
+    if n_conv > 1:
+        st.caption("Open a convolution block above to see its filters and feature maps.")
     st.markdown("↓")
     left, right = st.columns([1, 3.2])
     left.markdown("**Output probabilities**")
@@ -229,14 +250,13 @@ def _step_through_section(net, image: np.ndarray, scale: float) -> None:
     _view()
 
 
-def _equations_section(net, image: np.ndarray, label: int | None, config) -> None:
+def _equations_section(net, fw: dict, image: np.ndarray, label: int | None, config) -> None:
     """Forward and backward equations with this sample's numbers."""
     if label is None:
         st.info("Your drawing has no true label, so there is no error E to back-propagate. The equations use "
                 "the class the network predicts as the target.")
-        work = net.copy()
-        out = work.forward(image[None, None])
-        cls = int(np.argmax(Head.for_network(work, config.task, config.loss).class_proba(out)[0]))
+        out = fw["outputs"][-1]  # (1, K): the page's forward pass of this image
+        cls = int(np.argmax(Head.for_network(fw["work"], config.task, config.loss).class_proba(out)[0]))
         label = cls if config.task == "digits" else (7 if cls == 1 else 2)  # a digit of the predicted class
     sp = sample_pass(net, image[None, None], label, config.task, config.loss)
     if is_tutorial_net(sp["net"], config.loss):
@@ -257,10 +277,13 @@ def _equations_section(net, image: np.ndarray, label: int | None, config) -> Non
             a, b = st.columns([3, 2], vertical_alignment="center")
             a.latex(tex)
             b.markdown(note)
-    z = sigmoid_preactivations(net, image[None, None])  # (M,): every z entering a sigmoid, this image
+    z = sigmoid_inputs(sp["net"], image[None, None], sp["outputs"])  # (M,): the z of this very pass
     if z.size:
         common.plot(figures.sigmoid_figure(z, "σ(z) and σ′(z) = σ(1 − σ) with this image's z",
                                            scale=common.scale()), key="inside_sigmoid")
+
+
+TABS = ["Forward pass", "Convolution step-through", "Equations with live numbers"]
 
 
 def render() -> None:
@@ -271,11 +294,17 @@ def render() -> None:
     scale = common.scale()
     net, config = trainer.net, trainer.config
     image, label, desc, verdict_slot = _pick_image(trainer)
-    flow, stepper, eqs = st.tabs(["Forward pass", "Convolution step-through", "Equations with live numbers"])
-    with flow:
-        _flow_section(net, image, label, config.task, desc, scale, verdict_slot)
-        filter_link.inspect_link(net, key="inside")
-    with stepper:
-        _step_through_section(net, image, scale)
-    with eqs:
-        _equations_section(net, image, label, config)
+    fw = _forward(net, image, label, config.task)
+    _verdict(fw, label, verdict_slot)
+    # Only the open tab is built: each tab switch reruns the page, and a run draws one tab's figures.
+    flow, stepper, eqs = st.tabs(TABS, key="inside_tab", on_change="rerun")
+    if flow.open:
+        with flow:
+            _flow_section(fw, image, desc, scale)
+            filter_link.inspect_link(net, key="inside")
+    if stepper.open:
+        with stepper:
+            _step_through_section(net, image, scale)
+    if eqs.open:
+        with eqs:
+            _equations_section(net, fw, image, label, config)

@@ -667,24 +667,23 @@ def conv_step_figure(image: np.ndarray, kernel: np.ndarray, steps: list[dict], i
         ("patch ⊙ filter", np.asarray(s["product"], dtype=np.float64), "diverging", True),
         (f"output  (Σ = {s['value']:.4g})", out, "output", show_big),
     ]
+    # One figure built from plain dicts with the panel domains computed here: make_subplots and per-axis
+    # updates cost more than the whole rest of a slider move.
     if small:
         widths = [max(p[1].shape[1], 4) for p in panels]
-        fig = make_subplots(rows=1, cols=5, column_widths=widths, subplot_titles=[p[0] for p in panels],
-                            horizontal_spacing=0.04)
-        place = [(1, j + 1) for j in range(5)]
+        gap = 0.04
+        avail = 1.0 - gap * (len(panels) - 1)
+        x0s = np.concatenate([[0.0], np.cumsum([w / sum(widths) * avail + gap for w in widths])])
+        domains = [((x0s[j], x0s[j] + widths[j] / sum(widths) * avail), (0.0, 1.0)) for j in range(5)]
         height = min(round(1000 * max(widths) / sum(widths)), 330) + 120
-    else:
-        order = [0, 4, 1, 2, 3]  # subplot order: image, output, then the three small panels
-        fig = make_subplots(rows=2, cols=6, specs=[[{"colspan": 3}, None, None, {"colspan": 3}, None, None],
-                                                   [{"colspan": 2}, None, {"colspan": 2}, None,
-                                                    {"colspan": 2}, None]],
-                            subplot_titles=[panels[j][0] for j in order], horizontal_spacing=0.06,
-                            vertical_spacing=0.13, row_heights=[0.55, 0.45])
-        place = [(1, 1), (2, 1), (2, 3), (2, 5), (1, 4)]
+    else:  # first row: image | output; second row: patch | filter | product
+        top, bottom = (0.5215, 1.0), (0.0, 0.3915)  # rows 0.55 : 0.45 of the height with a 0.13 gap
+        domains = [((0.0, 0.47), top), ((0.0, 0.2933), bottom), ((0.3533, 0.6467), bottom),
+                   ((0.7067, 1.0), bottom), ((0.53, 1.0), top)]
         height = 700
-    axis_of = {}  # panel index -> the suffix of its axes ("1", "2", ...)
     img_range = (min(0.0, float(image.min())), max(1.0, float(image.max())))
     r_out = symmetric_range(values)
+    traces, layout, titles = [], {}, []
     for j, (name, z, kind, show_numbers) in enumerate(panels):
         if kind == "image":
             colour = {"colorscale": "Greys", "reversescale": True, "zmin": img_range[0], "zmax": img_range[1]}
@@ -692,34 +691,36 @@ def conv_step_figure(image: np.ndarray, kernel: np.ndarray, steps: list[dict], i
             r = r_out if kind == "output" else symmetric_range(z)
             colour = {"colorscale": DIVERGING, "zmin": -r, "zmax": r, "zmid": 0.0}
         big_cells = max(z.shape) <= 4
-        fig.add_trace(go.Heatmap(
-            z=z, showscale=False, texttemplate=fmt if show_numbers else None,
-            textfont={"size": _px(28 if big_cells else 14, scale)},  # readable from the back
-            hovertemplate=f"{name.split('  ')[0]}<br>row %{{y}}, col %{{x}}<br>%{{z:.4g}}<extra></extra>",
-            xgap=1, ygap=1, hoverongaps=False, **colour,
-        ), row=place[j][0], col=place[j][1])
-        axis_of[j] = fig.data[-1].xaxis[1:] or "1"  # "x2" -> "2": the axes this panel was placed on
-    _hide_ticks(fig)
-    _square(fig, 5)
-    for j, (_, z, _, _) in enumerate(panels):  # full extent even where the output is not computed yet (NaN)
-        fig.update_xaxes(range=[-0.5, z.shape[1] - 0.5], row=place[j][0], col=place[j][1])
-        fig.update_yaxes(range=[z.shape[0] - 0.5, -0.5], autorange=False, row=place[j][0], col=place[j][1])
-
-    def ref(j: int) -> dict:
-        n = axis_of[j]
-        return {"xref": "x" if n == "1" else f"x{n}", "yref": "y" if n == "1" else f"y{n}"}
-
-    fig.add_shape(type="rect", x0=c0 - 0.5, x1=c0 + kw - 0.5, y0=r0 - 0.5, y1=r0 + kh - 0.5,
-                  line={"color": HIGHLIGHT, "width": 3}, **ref(0))
-    fig.add_shape(type="rect", x0=s["col"] - 0.5, x1=s["col"] + 0.5, y0=s["row"] - 0.5, y1=s["row"] + 0.5,
-                  line={"color": HIGHLIGHT, "width": 3}, **ref(4))
-    fig.update_xaxes(title_text="column", row=1, col=1)
-    fig.update_yaxes(title_text="row", row=1, col=1)
+        sfx = "" if j == 0 else str(j + 1)  # panel j on axes x{j+1}, y{j+1}
+        traces.append({
+            "type": "heatmap", "z": z, "showscale": False, "texttemplate": fmt if show_numbers else None,
+            "textfont": {"size": _px(28 if big_cells else 14, scale)},  # readable from the back
+            "hovertemplate": f"{name.split('  ')[0]}<br>row %{{y}}, col %{{x}}<br>%{{z:.4g}}<extra></extra>",
+            "xgap": 1, "ygap": 1, "hoverongaps": False, "xaxis": f"x{sfx}", "yaxis": f"y{sfx}", **colour})
+        (xa, xb), (ya, yb) = domains[j]
+        hide = {"showticklabels": False, "ticks": "", "showgrid": False, "zeroline": False,
+                "constrain": "domain"}
+        # full extent even where the output is not computed yet (NaN); row 0 at the top
+        layout[f"xaxis{sfx}"] = {"domain": [xa, xb], "anchor": f"y{sfx}", "range": [-0.5, z.shape[1] - 0.5],
+                                 **hide}
+        layout[f"yaxis{sfx}"] = {"domain": [ya, yb], "anchor": f"x{sfx}", "range": [z.shape[0] - 0.5, -0.5],
+                                 "autorange": False, "scaleanchor": f"x{sfx}", **hide}
+        titles.append({"text": name, "x": (xa + xb) / 2, "y": yb, "xref": "paper", "yref": "paper",
+                       "xanchor": "center", "yanchor": "bottom", "showarrow": False,
+                       "font": {"size": _px(12, scale)}})
+    layout["xaxis"]["title"] = {"text": "column"}
+    layout["yaxis"]["title"] = {"text": "row"}
+    layout["annotations"] = titles
+    layout["shapes"] = [
+        {"type": "rect", "x0": c0 - 0.5, "x1": c0 + kw - 0.5, "y0": r0 - 0.5, "y1": r0 + kh - 0.5,
+         "line": {"color": HIGHLIGHT, "width": 3}, "xref": "x", "yref": "y"},
+        {"type": "rect", "x0": s["col"] - 0.5, "x1": s["col"] + 0.5, "y0": s["row"] - 0.5,
+         "y1": s["row"] + 0.5, "line": {"color": HIGHLIGHT, "width": 3}, "xref": "x5", "yref": "y5"}]
+    fig = go.Figure({"data": traces, "layout": layout})
     title = (f"Step {index + 1} of {len(steps)}: window at row {r0}, column {c0} → "
              f"output[{s['row']}, {s['col']}] = Σ patch ⊙ filter = {s['value']:.4g}")
     style(fig, title, height=height, scale=scale)
     fig.update_layout(plot_bgcolor="#e9edf3")  # grey behind the cells: white and empty cells stay visible
-    fig.update_annotations(font_size=_px(12, scale))
     return fig
 
 
