@@ -289,6 +289,17 @@ def _app(page: str, preset: str = "classroom", steps: int = 0, drawing: bool = F
     return at
 
 
+def _open(at, key: str, value) -> AppTest:
+    """Open a lazily built tab (its label) or expander (True) of the page, as a click would, and rerun."""
+    at.session_state[key] = value
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+STEP_TAB, EQ_TAB = "Convolution step-through", "Equations with live numbers"
+
+
 def _chart_specs(at) -> list[dict]:
     return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
 
@@ -297,8 +308,12 @@ def _chart_specs(at) -> list[dict]:
 def test_inside_page_runs(preset, steps):
     at = _app("inside", preset, steps)
     specs = _chart_specs(at)
-    assert len(specs) >= 7  # input, filters, maps..., flattened, probabilities, step-through
+    assert len(specs) >= 6  # input, filters, maps..., flattened, probabilities
     assert all(s["layout"]["title"]["text"] for s in specs)
+    assert not any("Step 1 of" in s["layout"]["title"]["text"] for s in specs)  # built when its tab opens
+    assert not at.latex
+    _open(at, "inside_tab", STEP_TAB)
+    assert any("Step 1 of" in s["layout"]["title"]["text"] for s in _chart_specs(at))
     # The step-through defaults to the tutorial's example: 9, 32, 14, 26.
     assert any("9, 32, 14, 26" in c.value for c in at.caption)
     assert any(r"1\cdot1 + 7\cdot1 + 11\cdot0 + 1\cdot1 = 9" in lat.value for lat in at.latex)
@@ -313,7 +328,7 @@ def test_inside_page_runs(preset, steps):
 
 
 def test_inside_play_advances_the_window():
-    at = _app("inside", "tutorial")
+    at = _open(_app("inside", "tutorial"), "inside_tab", STEP_TAB)
     assert at.slider(key="inside_step_tut").value == 1
     at.button(key="inside_step_playbtn").click().run()
     assert not at.exception and at.session_state["inside_step_play"]
@@ -323,17 +338,22 @@ def test_inside_play_advances_the_window():
 
 
 def test_inside_page_with_a_drawing():
-    at = _app("inside", "classroom", drawing=True)
+    at = _open(_app("inside", "classroom", drawing=True), "inside_tab", EQ_TAB)
     at.radio(key="inside_source").set_value("Your drawing").run()
     assert not at.exception
     assert any("no true label" in i.value for i in at.info)
 
 
 def test_inside_equations_tutorial_and_general():
-    at = _app("inside", "tutorial", 1)
+    at = _open(_app("inside", "tutorial", 1), "inside_tab", EQ_TAB)
     assert any(r"\delta_2" in lat.value for lat in at.latex)
-    at = _app("inside", "deeper")
+    at = _open(_app("inside", "deeper"), "inside_tab", EQ_TAB)
     assert any(r"\operatorname{onehot}" in lat.value for lat in at.latex)
+    at = _open(at, "inside_tab", "Forward pass")
+    titles = [s["layout"]["title"]["text"] for s in _chart_specs(at)]
+    assert not any("convolution 2" in t.lower() for t in titles)  # the second conv block opens on demand
+    at = _open(at, "inside_block_2", True)
+    assert any("Filters of convolution 2" in s["layout"]["title"]["text"] for s in _chart_specs(at))
     at.selectbox(key="inside_chan_3").set_value(2).run()
     assert not at.exception
 
@@ -357,6 +377,9 @@ def test_gradients_page_before_and_after_a_step():
 
 def test_gradients_page_tutorial_comparison():
     at = _app("gradients", "tutorial", 2)
+    assert not any(m.label == "Cosine (filters)" for m in at.metric)  # computed only when asked
+    at.toggle(key="grad_tut_show").set_value(True).run()
+    assert not at.exception
     assert any(m.label == "Cosine (filters)" for m in at.metric)
     assert any("tutorial" in s["layout"]["title"]["text"].lower() or "training images" in
                s["layout"]["title"]["text"] for s in _chart_specs(at))

@@ -753,8 +753,12 @@ def series_figure(steps: np.ndarray, series: dict[str, np.ndarray], title: str, 
                                  name=name,
                                  hovertemplate=f"{name}<br>step %{{x}}<br>%{{y:.3g}}<extra></extra>"))
     if reference is not None:
-        fig.add_hline(y=reference, line={"dash": "dash", "color": MUTED},
-                      annotation_text=reference_label, annotation_position="top right")
+        # a plain shape and annotation: add_hline re-validates the whole layout and costs more than the rest
+        fig.layout.shapes = [{"type": "line", "xref": "x domain", "x0": 0, "x1": 1, "yref": "y",
+                              "y0": reference, "y1": reference, "line": {"dash": "dash", "color": MUTED}}]
+        fig.layout.annotations = [{"text": reference_label, "xref": "x domain", "x": 1, "yref": "y",
+                                   "y": math.log10(reference) if log_y and reference > 0 else reference,
+                                   "xanchor": "right", "yanchor": "bottom", "showarrow": False}]
     steps = np.asarray(steps)
     # Whole steps only; on a log axis label only the powers of ten once the data spans a few of them.
     fig.update_xaxes(title_text="step", dtick=1 if steps.size and steps.max() - steps.min() <= 10 else None,
