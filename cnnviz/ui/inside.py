@@ -147,7 +147,7 @@ def _flow_section(fw: dict, image: np.ndarray, desc: str, scale: float) -> None:
     for s in sts:
         key = f"inside_stage_{s['index']}"
         if s["type"] == "Conv2D" and s["conv_number"] > 1:
-            block = st.expander(f"↓ {s['title']}, its activation and pooling ({s['shape'][0]} maps of "
+            block = st.expander(f"↓ {s['title']}: its filters and feature maps ({s['shape'][0]} maps of "
                                 f"{s['shape'][1]}×{s['shape'][2]})", key=f"inside_block_{s['conv_number']}",
                                 on_change="rerun")
         if s["kind"] == "maps" and block is not None:
