@@ -477,3 +477,26 @@ def test_gradients_page_shows_the_actual_adam_step():
     spec = _chart_specs(at)[0]
     names = _block_names(spec["layout"])
     assert "actual ΔW" in names and "−η·∂E/∂f" in names
+
+
+def test_inside_pages_through_32_filters_16_at_a_time():
+    kw = {"n_conv": 1, "filters": 32, "kernel": 3}
+    at = AppTest.from_function(_custom_script, args=(kw, "digits", "softmax_ce", "inside"),
+                               default_timeout=60)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+
+    def grids() -> dict[str, list[str]]:  # figure title -> its panel labels
+        return {s["layout"]["title"]["text"]: [a["text"] for a in s["layout"].get("annotations", [])]
+                for s in _chart_specs(at)}
+
+    first = grids()
+    maps = [t for t in first if t.startswith("Convolution 1")]
+    assert maps == ["Convolution 1: 32 filters 3×3 — maps 1–16 of 32, each 26×26"]
+    assert first[maps[0]] == [f"map {k}" for k in range(1, 17)]
+    assert any("filters 1–16 of 32" in t for t in first)
+    at.segmented_control(key="inside_map_page").set_value(1).run()
+    assert not at.exception
+    second = grids()
+    (maps,) = [t for t in second if t.startswith("Convolution 1")]
+    assert "maps 17–32 of 32" in maps and second[maps] == [f"map {k}" for k in range(17, 33)]

@@ -61,22 +61,41 @@ def _pick_image(trainer) -> tuple[np.ndarray, int | None, str, object]:
     return np.asarray(data.x_val[idx, 0], dtype=np.float32), label, desc, cols[2].empty()
 
 
-def _stage_row(stage: dict, key: str, scale: float) -> None:
+PAGE = 16  # maps (and filters) per figure: a 32-filter layer is shown 16 at a time
+
+
+def _shown(n: int, page: int) -> range:
+    """The maps shown of a stage with n maps on pager page ``page`` (0-based): all of them when n ≤ PAGE."""
+    if n <= PAGE:
+        return range(n)
+    start = min(page * PAGE, (n - 1) // PAGE * PAGE)
+    return range(start, min(start + PAGE, n))
+
+
+def _of(idx: range, n: int, what: str) -> str:
+    """ "32 maps" or "maps 17–32 of 32" for a figure title."""
+    return f"{n} {what}s" if len(idx) == n else f"{what}s {idx.start + 1}–{idx.stop} of {n}"
+
+
+def _stage_row(stage: dict, key: str, scale: float, page: int = 0) -> None:
     """One stage of the data flow: a caption on the left, its figure(s) on the right (a conv layer shows
-    its filters above its feature maps)."""
+    its filters above its feature maps); layers with more than PAGE maps show the pager's page."""
     left, right = st.columns([1, 3.2])
     left.markdown(f"**{stage['title']}**")
     left.caption(stage["note"])
     with right:
         if stage["type"] == "Conv2D":
             with left:
-                fig = _filters_figure(stage, scale)
+                fig = _filters_figure(stage, scale, page)
             common.plot(fig, key=f"{key}_filters")
-        maps = stage["data"]
-        cols = _grid_cols(maps.shape[0])
-        fig = figures.map_grid(maps, stage["title"] + f" — {maps.shape[0]} maps of "
-                               f"{maps.shape[1]}×{maps.shape[2]}", kind=stage["colour"],
-                               labels=[f"map {c + 1}" for c in range(maps.shape[0])], cols=cols,
+        maps = stage["data"]  # (C, H, W)
+        idx = _shown(maps.shape[0], page)
+        cols = _grid_cols(len(idx))
+        size = f"{maps.shape[1]}×{maps.shape[2]}"
+        shown = (f"{len(idx)} maps of {size}" if len(idx) == maps.shape[0]
+                 else f"{_of(idx, maps.shape[0], 'map')}, each {size}")
+        fig = figures.map_grid(maps[idx.start:idx.stop], f"{stage['title']} — {shown}", kind=stage["colour"],
+                               labels=[f"map {c + 1}" for c in idx], cols=cols,
                                panel_px=_panel_px(cols), scale=scale,
                                colorbar_title="z" if stage["colour"] == "diverging" else "activation")
         common.plot(fig, key=key)
@@ -92,7 +111,7 @@ def _panel_px(cols: int) -> int:
     return int(min(170, max(56, 470 / cols)))
 
 
-def _filters_figure(stage: dict, scale: float) -> tuple:
+def _filters_figure(stage: dict, scale: float, page: int = 0) -> tuple:
     """The conv layer's filters as a grid (one input channel at a time when the layer has several)."""
     W = stage["filters"]  # (F, C, KH, KW)
     F, C = W.shape[:2]
@@ -101,10 +120,13 @@ def _filters_figure(stage: dict, scale: float) -> tuple:
         c = st.selectbox("Filters: input channel shown", list(range(C)),
                          format_func=lambda i: f"channel {i + 1} of {C}", key=f"inside_chan_{stage['index']}",
                          help="A filter of this layer has one 5×5 slice per input map; pick which to show")
-    cols = _grid_cols(F)
+    idx = _shown(F, page)
+    cols = _grid_cols(len(idx))
+    what = f"{F} ×" if len(idx) == F else f"{_of(idx, F, 'filter')},"
     title = (f"Filters of convolution {stage['conv_number']}" + (f", input channel {c + 1}" if C > 1 else "")
-             + f" — {F} × {W.shape[2]}×{W.shape[3]} (same colour range)")
-    return figures.map_grid(W[:, c], title, kind="diverging", labels=[f"filter {k + 1}" for k in range(F)],
+             + f" — {what} {W.shape[2]}×{W.shape[3]} (same colour range)")
+    return figures.map_grid(W[idx.start:idx.stop, c], title, kind="diverging",
+                            labels=[f"filter {k + 1}" for k in idx],
                             cols=cols, panel_px=_panel_px(cols), colorbar_title="weight", scale=scale)
 
 
@@ -143,6 +165,15 @@ def _flow_section(fw: dict, image: np.ndarray, desc: str, scale: float) -> None:
                                panel_px=150, colorbar_title="grey", scale=scale)
         common.plot(fig, key="inside_input")
     n_conv = sum(s["type"] == "Conv2D" for s in sts)
+    n_max = max((s["shape"][0] for s in sts if s["kind"] == "maps"), default=0)
+    page = 0
+    if n_max > PAGE:  # half the figures' cells per run; a person pages through the rest
+        pages = list(range(-(-n_max // PAGE)))
+        page = st.segmented_control(
+            "Maps and filters shown", pages, default=0, key="inside_map_page",
+            format_func=lambda p: f"{p * PAGE + 1}–{min(p * PAGE + PAGE, n_max)} of {n_max}",
+            help=f"Layers with more than {PAGE} filters show {PAGE} at a time")
+        page = 0 if page is None else int(page)
     block = None  # the expander of conv block 2, 3…: built only when a person opens it
     for s in sts:
         key = f"inside_stage_{s['index']}"
@@ -153,12 +184,12 @@ def _flow_section(fw: dict, image: np.ndarray, desc: str, scale: float) -> None:
         if s["kind"] == "maps" and block is not None:
             if block.open:  # a closed block costs neither figures nor browser time
                 with block:
-                    _stage_row(s, key, scale)
+                    _stage_row(s, key, scale, page)
             continue
         block = None
         if s["type"] == "Conv2D" or s["kind"] == "maps":
             st.markdown("↓")
-            _stage_row(s, key, scale)
+            _stage_row(s, key, scale, page)
         elif s["kind"] == "vector":
             st.markdown("↓")
             left, right = st.columns([1, 3.2])
