@@ -312,6 +312,8 @@ def choose_network(pg, name: str) -> None:
             box.press("Enter")
             settle(pg)
     apply = pg.locator(".st-key-sb_apply button").first
+    if apply.is_disabled():  # the session already runs this network (the default preset): nothing to apply
+        return
     apply.click()
     pg.get_by_text("Rebuilt:").first.wait_for(timeout=60_000)
     settle(pg)
