@@ -500,3 +500,17 @@ def test_inside_pages_through_32_filters_16_at_a_time():
     second = grids()
     (maps,) = [t for t in second if t.startswith("Convolution 1")]
     assert "maps 17–32 of 32" in maps and second[maps] == [f"map {k}" for k in range(17, 33)]
+
+
+def test_sigmoid_inputs_match_a_fresh_forward_pass():
+    from cnnviz.viz.activations import sigmoid_preactivations
+
+    net = build("tutorial", rng=0)  # two sigmoid layers
+    img = _image()
+    sp = lesson_math.sample_pass(net, img[None, None], 7, "gt4", "mse")
+    z = lesson_math.sigmoid_inputs(sp["net"], img[None, None], sp["outputs"])
+    np.testing.assert_array_equal(z, sigmoid_preactivations(net, img[None, None]))
+    assert z.size == 3 * 24 * 24 + 1
+    classroom = build("classroom", rng=0)  # no sigmoid at all
+    sp = lesson_math.sample_pass(classroom, img[None, None], 7, "digits", "softmax_ce")
+    assert lesson_math.sigmoid_inputs(sp["net"], img[None, None], sp["outputs"]).size == 0
