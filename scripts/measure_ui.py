@@ -15,9 +15,9 @@ Debian's Chromium with Playwright and measures, over several repetitions (median
 (e) with ``--matrix``: for each network (the tutorial, classroom and deeper presets and the biggest custom
     network the sidebar and the server's cost limits allow: 32 filters × 3 conv layers), in a fresh session:
     Step click on Train, page switches to Inside, Gradients, Draw, Evaluate and back to Train (first draw of
-    each), and the interactions Random and a step-through slider move on Inside, One more step on
-    Gradients. Each is timed from the click / key press to the script idle again with every visible Plotly
-    figure drawn (two animation frames later), on the page's clock.
+    each), and the interactions Random, opening conv block 2, the tabs and a step-through slider move on
+    Inside, One more step on Gradients. Each is timed from the click / key press to the script idle again
+    with every visible Plotly figure drawn (two animation frames later), on the page's clock.
 
 Times for (b) and (d) are taken on the page's own clock: from the click / mouseup event (a capture listener)
 to the first animation frame that shows the change. Loopback only; every wait has a timeout and the whole
@@ -312,6 +312,8 @@ def choose_network(pg, name: str) -> None:
             box.press("Enter")
             settle(pg)
     apply = pg.locator(".st-key-sb_apply button").first
+    if apply.is_disabled():  # the session already runs this network (the default preset): nothing to apply
+        return
     apply.click()
     pg.get_by_text("Rebuilt:").first.wait_for(timeout=60_000)
     settle(pg)
@@ -345,12 +347,17 @@ def matrix(browser, url: str, reps: int, errors: list[str], networks: list[str] 
                 add("page switch -> Inside", nav(pg, "Inside"))
                 rnd = pg.locator(".st-key-inside_random button").first
                 add("Inside: Random", rnd.click)
-                pg.get_by_role("tab", name="Convolution step-through").click()
+                block = pg.locator(".st-key-inside_block_2 summary")
+                if block.count():  # conv blocks 2, 3… are built when opened
+                    add("Inside: open conv block 2", block.first.click)
+                step_tab = pg.get_by_role("tab", name="Convolution step-through")
+                add("Inside: tab -> step-through", step_tab.click)  # each tab is built when it opens
                 pg.get_by_text("This image with a learned filter").first.click()
                 settle(pg)
                 slider = pg.get_by_role("slider").first
                 slider.focus()
                 add("Inside: step-through slider move", lambda s=slider: s.press("ArrowRight"))
+                add("Inside: tab -> equations", pg.get_by_role("tab", name="Equations").click)
                 pg.get_by_role("tab", name="Forward pass").click()
                 add("page switch -> Gradients", nav(pg, "Gradients"))
                 more = pg.locator(".st-key-grad_step button").first

@@ -289,6 +289,17 @@ def _app(page: str, preset: str = "classroom", steps: int = 0, drawing: bool = F
     return at
 
 
+def _open(at, key: str, value) -> AppTest:
+    """Open a lazily built tab (its label) or expander (True) of the page, as a click would, and rerun."""
+    at.session_state[key] = value
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+STEP_TAB, EQ_TAB = "Convolution step-through", "Equations with live numbers"
+
+
 def _chart_specs(at) -> list[dict]:
     return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
 
@@ -297,8 +308,12 @@ def _chart_specs(at) -> list[dict]:
 def test_inside_page_runs(preset, steps):
     at = _app("inside", preset, steps)
     specs = _chart_specs(at)
-    assert len(specs) >= 7  # input, filters, maps..., flattened, probabilities, step-through
+    assert len(specs) >= 6  # input, filters, maps..., flattened, probabilities
     assert all(s["layout"]["title"]["text"] for s in specs)
+    assert not any("Step 1 of" in s["layout"]["title"]["text"] for s in specs)  # built when its tab opens
+    assert not at.latex
+    _open(at, "inside_tab", STEP_TAB)
+    assert any("Step 1 of" in s["layout"]["title"]["text"] for s in _chart_specs(at))
     # The step-through defaults to the tutorial's example: 9, 32, 14, 26.
     assert any("9, 32, 14, 26" in c.value for c in at.caption)
     assert any(r"1\cdot1 + 7\cdot1 + 11\cdot0 + 1\cdot1 = 9" in lat.value for lat in at.latex)
@@ -313,7 +328,7 @@ def test_inside_page_runs(preset, steps):
 
 
 def test_inside_play_advances_the_window():
-    at = _app("inside", "tutorial")
+    at = _open(_app("inside", "tutorial"), "inside_tab", STEP_TAB)
     assert at.slider(key="inside_step_tut").value == 1
     at.button(key="inside_step_playbtn").click().run()
     assert not at.exception and at.session_state["inside_step_play"]
@@ -323,17 +338,22 @@ def test_inside_play_advances_the_window():
 
 
 def test_inside_page_with_a_drawing():
-    at = _app("inside", "classroom", drawing=True)
+    at = _open(_app("inside", "classroom", drawing=True), "inside_tab", EQ_TAB)
     at.radio(key="inside_source").set_value("Your drawing").run()
     assert not at.exception
     assert any("no true label" in i.value for i in at.info)
 
 
 def test_inside_equations_tutorial_and_general():
-    at = _app("inside", "tutorial", 1)
+    at = _open(_app("inside", "tutorial", 1), "inside_tab", EQ_TAB)
     assert any(r"\delta_2" in lat.value for lat in at.latex)
-    at = _app("inside", "deeper")
+    at = _open(_app("inside", "deeper"), "inside_tab", EQ_TAB)
     assert any(r"\operatorname{onehot}" in lat.value for lat in at.latex)
+    at = _open(at, "inside_tab", "Forward pass")
+    titles = [s["layout"]["title"]["text"] for s in _chart_specs(at)]
+    assert not any("convolution 2" in t.lower() for t in titles)  # the second conv block opens on demand
+    at = _open(at, "inside_block_2", True)
+    assert any("Filters of convolution 2" in s["layout"]["title"]["text"] for s in _chart_specs(at))
     at.selectbox(key="inside_chan_3").set_value(2).run()
     assert not at.exception
 
@@ -357,6 +377,9 @@ def test_gradients_page_before_and_after_a_step():
 
 def test_gradients_page_tutorial_comparison():
     at = _app("gradients", "tutorial", 2)
+    assert not any(m.label == "Cosine (filters)" for m in at.metric)  # computed only when asked
+    at.toggle(key="grad_tut_show").set_value(True).run()
+    assert not at.exception
     assert any(m.label == "Cosine (filters)" for m in at.metric)
     assert any("tutorial" in s["layout"]["title"]["text"].lower() or "training images" in
                s["layout"]["title"]["text"] for s in _chart_specs(at))
@@ -454,3 +477,40 @@ def test_gradients_page_shows_the_actual_adam_step():
     spec = _chart_specs(at)[0]
     names = _block_names(spec["layout"])
     assert "actual ΔW" in names and "−η·∂E/∂f" in names
+
+
+def test_inside_pages_through_32_filters_16_at_a_time():
+    kw = {"n_conv": 1, "filters": 32, "kernel": 3}
+    at = AppTest.from_function(_custom_script, args=(kw, "digits", "softmax_ce", "inside"),
+                               default_timeout=60)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+
+    def grids() -> dict[str, list[str]]:  # figure title -> its panel labels
+        return {s["layout"]["title"]["text"]: [a["text"] for a in s["layout"].get("annotations", [])]
+                for s in _chart_specs(at)}
+
+    first = grids()
+    maps = [t for t in first if t.startswith("Convolution 1")]
+    assert maps == ["Convolution 1: 32 filters 3×3 — maps 1–16 of 32, each 26×26"]
+    assert first[maps[0]] == [f"map {k}" for k in range(1, 17)]
+    assert any("filters 1–16 of 32" in t for t in first)
+    at.segmented_control(key="inside_map_page").set_value(1).run()
+    assert not at.exception
+    second = grids()
+    (maps,) = [t for t in second if t.startswith("Convolution 1")]
+    assert "maps 17–32 of 32" in maps and second[maps] == [f"map {k}" for k in range(17, 33)]
+
+
+def test_sigmoid_inputs_match_a_fresh_forward_pass():
+    from cnnviz.viz.activations import sigmoid_preactivations
+
+    net = build("tutorial", rng=0)  # two sigmoid layers
+    img = _image()
+    sp = lesson_math.sample_pass(net, img[None, None], 7, "gt4", "mse")
+    z = lesson_math.sigmoid_inputs(sp["net"], img[None, None], sp["outputs"])
+    np.testing.assert_array_equal(z, sigmoid_preactivations(net, img[None, None]))
+    assert z.size == 3 * 24 * 24 + 1
+    classroom = build("classroom", rng=0)  # no sigmoid at all
+    sp = lesson_math.sample_pass(classroom, img[None, None], 7, "digits", "softmax_ce")
+    assert lesson_math.sigmoid_inputs(sp["net"], img[None, None], sp["outputs"]).size == 0

@@ -202,6 +202,12 @@ def _histogram_section(net, scale: float) -> None:
 def _tutorial_section(trainer, scale: float) -> None:
     """The tutorial's own gradient beside the true one, with the difference and cosine."""
     st.subheader("The tutorial's gradient vs the true gradient")
+    # The comparison runs the tutorial's backward pass and several variants: only when asked, then cached
+    # for this model and step, so a training step on this page does not pay for it.
+    if not st.toggle("Compare with the tutorial's backward pass", key="grad_tut_show",
+                     help="Computes the tutorial's gradient and each of its fixes at the current weights"):
+        st.caption("Turn this on to see how the tutorial's own gradient differs from the true one, and why.")
+        return
     key = ("grad_tut_cmp", state.model_rev(), len(trainer.history),
            trainer.history[-1].step if trainer.history else 0)
     cached = state.app().caches.get("grad_tut_cache")

@@ -14,7 +14,6 @@ import streamlit as st
 from cnnviz.nn.head import Head
 from cnnviz.ui import common, filter_link, state
 from cnnviz.viz import figures
-from cnnviz.viz.activations import sigmoid_preactivations
 from cnnviz.viz.lesson_math import (
     TUTORIAL_FILTER,
     TUTORIAL_IMAGE,
@@ -22,6 +21,7 @@ from cnnviz.viz.lesson_math import (
     general_equations,
     is_tutorial_net,
     sample_pass,
+    sigmoid_inputs,
     stages,
     step_example,
     sum_latex,
@@ -61,22 +61,41 @@ def _pick_image(trainer) -> tuple[np.ndarray, int | None, str, object]:
     return np.asarray(data.x_val[idx, 0], dtype=np.float32), label, desc, cols[2].empty()
 
 
-def _stage_row(stage: dict, key: str, scale: float) -> None:
+PAGE = 16  # maps (and filters) per figure: a 32-filter layer is shown 16 at a time
+
+
+def _shown(n: int, page: int) -> range:
+    """The maps shown of a stage with n maps on pager page ``page`` (0-based): all of them when n ≤ PAGE."""
+    if n <= PAGE:
+        return range(n)
+    start = min(page * PAGE, (n - 1) // PAGE * PAGE)
+    return range(start, min(start + PAGE, n))
+
+
+def _of(idx: range, n: int, what: str) -> str:
+    """ "32 maps" or "maps 17–32 of 32" for a figure title."""
+    return f"{n} {what}s" if len(idx) == n else f"{what}s {idx.start + 1}–{idx.stop} of {n}"
+
+
+def _stage_row(stage: dict, key: str, scale: float, page: int = 0) -> None:
     """One stage of the data flow: a caption on the left, its figure(s) on the right (a conv layer shows
-    its filters above its feature maps)."""
+    its filters above its feature maps); layers with more than PAGE maps show the pager's page."""
     left, right = st.columns([1, 3.2])
     left.markdown(f"**{stage['title']}**")
     left.caption(stage["note"])
     with right:
         if stage["type"] == "Conv2D":
             with left:
-                fig = _filters_figure(stage, scale)
+                fig = _filters_figure(stage, scale, page)
             common.plot(fig, key=f"{key}_filters")
-        maps = stage["data"]
-        cols = _grid_cols(maps.shape[0])
-        fig = figures.map_grid(maps, stage["title"] + f" — {maps.shape[0]} maps of "
-                               f"{maps.shape[1]}×{maps.shape[2]}", kind=stage["colour"],
-                               labels=[f"map {c + 1}" for c in range(maps.shape[0])], cols=cols,
+        maps = stage["data"]  # (C, H, W)
+        idx = _shown(maps.shape[0], page)
+        cols = _grid_cols(len(idx))
+        size = f"{maps.shape[1]}×{maps.shape[2]}"
+        shown = (f"{len(idx)} maps of {size}" if len(idx) == maps.shape[0]
+                 else f"{_of(idx, maps.shape[0], 'map')}, each {size}")
+        fig = figures.map_grid(maps[idx.start:idx.stop], f"{stage['title']} — {shown}", kind=stage["colour"],
+                               labels=[f"map {c + 1}" for c in idx], cols=cols,
                                panel_px=_panel_px(cols), scale=scale,
                                colorbar_title="z" if stage["colour"] == "diverging" else "activation")
         common.plot(fig, key=key)
@@ -92,7 +111,7 @@ def _panel_px(cols: int) -> int:
     return int(min(170, max(56, 470 / cols)))
 
 
-def _filters_figure(stage: dict, scale: float) -> tuple:
+def _filters_figure(stage: dict, scale: float, page: int = 0) -> tuple:
     """The conv layer's filters as a grid (one input channel at a time when the layer has several)."""
     W = stage["filters"]  # (F, C, KH, KW)
     F, C = W.shape[:2]
@@ -101,29 +120,42 @@ def _filters_figure(stage: dict, scale: float) -> tuple:
         c = st.selectbox("Filters: input channel shown", list(range(C)),
                          format_func=lambda i: f"channel {i + 1} of {C}", key=f"inside_chan_{stage['index']}",
                          help="A filter of this layer has one 5×5 slice per input map; pick which to show")
-    cols = _grid_cols(F)
+    idx = _shown(F, page)
+    cols = _grid_cols(len(idx))
+    what = f"{F} ×" if len(idx) == F else f"{_of(idx, F, 'filter')},"
     title = (f"Filters of convolution {stage['conv_number']}" + (f", input channel {c + 1}" if C > 1 else "")
-             + f" — {F} × {W.shape[2]}×{W.shape[3]} (same colour range)")
-    return figures.map_grid(W[:, c], title, kind="diverging", labels=[f"filter {k + 1}" for k in range(F)],
+             + f" — {what} {W.shape[2]}×{W.shape[3]} (same colour range)")
+    return figures.map_grid(W[idx.start:idx.stop, c], title, kind="diverging",
+                            labels=[f"filter {k + 1}" for k in idx],
                             cols=cols, panel_px=_panel_px(cols), colorbar_title="weight", scale=scale)
 
 
-def _flow_section(net, image: np.ndarray, label: int | None, task: str, desc: str, scale: float,
-                  verdict_slot) -> None:
-    """Input → filters → maps before/after the activation → pooled → flattened → output probabilities."""
-    x = image[None, None]  # (1, 1, 28, 28)
+def _forward(net, image: np.ndarray, label: int | None, task: str) -> dict:
+    """The page's one forward pass of the image (on a copy of the model), shared by the verdict and the flow.
+
+    Returns {"work": the copy, "outputs": every layer's output (1, ...), "proba" (classes,), "top", "names",
+    "true_cls"}.
+    """
     work = net.copy()
-    out = work.forward(x)
-    outputs = list(work.outputs)
-    sts = stages(work, outputs)
+    out = work.forward(image[None, None])  # (1, 1, 28, 28) in
     head = Head.for_network(work, task)
     proba = head.class_proba(np.asarray(out, dtype=np.float64))[0]  # (classes,)
-    top = int(np.argmax(proba))
-    names = head.class_names
-    true_cls = None if label is None else class_index(label, task)
+    return {"work": work, "outputs": list(work.outputs), "proba": proba, "top": int(np.argmax(proba)),
+            "names": head.class_names, "true_cls": None if label is None else class_index(label, task)}
+
+
+def _verdict(fw: dict, label: int | None, verdict_slot) -> None:
+    names, top, proba, true_cls = fw["names"], fw["top"], fw["proba"], fw["true_cls"]
     mark = "" if true_cls is None else (" ✓" if top == true_cls else " ✗")
     truth = "" if label is None else f"True digit **{label}** · "
     verdict_slot.markdown(f"{truth}the network says **{names[top]}** ({proba[top]:.0%}){mark}")
+
+
+def _flow_section(fw: dict, image: np.ndarray, desc: str, scale: float) -> None:
+    """Input → filters → maps before/after the activation → pooled → flattened → output probabilities."""
+    work, outputs, proba, top = fw["work"], fw["outputs"], fw["proba"], fw["top"]
+    names, true_cls = fw["names"], fw["true_cls"]
+    sts = stages(work, outputs)
 
     left, right = st.columns([1, 3.2])
     left.markdown("**Input**")
@@ -132,14 +164,32 @@ def _flow_section(net, image: np.ndarray, label: int | None, task: str, desc: st
         fig = figures.map_grid(image, f"Input — {desc}", kind="image", labels=["input"], cols=1,
                                panel_px=150, colorbar_title="grey", scale=scale)
         common.plot(fig, key="inside_input")
+    n_conv = sum(s["type"] == "Conv2D" for s in sts)
+    n_max = max((s["shape"][0] for s in sts if s["kind"] == "maps"), default=0)
+    page = 0
+    if n_max > PAGE:  # half the figures' cells per run; a person pages through the rest
+        pages = list(range(-(-n_max // PAGE)))
+        page = st.segmented_control(
+            "Maps and filters shown", pages, default=0, key="inside_map_page",
+            format_func=lambda p: f"{p * PAGE + 1}–{min(p * PAGE + PAGE, n_max)} of {n_max}",
+            help=f"Layers with more than {PAGE} filters show {PAGE} at a time")
+        page = 0 if page is None else int(page)
+    block = None  # the expander of conv block 2, 3…: built only when a person opens it
     for s in sts:
         key = f"inside_stage_{s['index']}"
-        if s["type"] == "Conv2D":
+        if s["type"] == "Conv2D" and s["conv_number"] > 1:
+            block = st.expander(f"↓ {s['title']}: its filters and feature maps ({s['shape'][0]} maps of "
+                                f"{s['shape'][1]}×{s['shape'][2]})", key=f"inside_block_{s['conv_number']}",
+                                on_change="rerun")
+        if s["kind"] == "maps" and block is not None:
+            if block.open:  # a closed block costs neither figures nor browser time
+                with block:
+                    _stage_row(s, key, scale, page)
+            continue
+        block = None
+        if s["type"] == "Conv2D" or s["kind"] == "maps":
             st.markdown("↓")
-            _stage_row(s, key, scale)
-        elif s["kind"] == "maps":
-            st.markdown("↓")
-            _stage_row(s, key, scale)
+            _stage_row(s, key, scale, page)
         elif s["kind"] == "vector":
             st.markdown("↓")
             left, right = st.columns([1, 3.2])
@@ -158,6 +208,8 @@ def _flow_section(net, image: np.ndarray, label: int | None, task: str, desc: st
             left.markdown(f"**{s['title']}**")
             left.caption(s["note"])
             right.markdown(f"Z = [{vals}]" if s["data"].size > 1 else f"Z₂ = {vals}")
+    if n_conv > 1:
+        st.caption("Open a convolution block above to see its filters and feature maps.")
     st.markdown("↓")
     left, right = st.columns([1, 3.2])
     left.markdown("**Output probabilities**")
@@ -229,14 +281,13 @@ def _step_through_section(net, image: np.ndarray, scale: float) -> None:
     _view()
 
 
-def _equations_section(net, image: np.ndarray, label: int | None, config) -> None:
+def _equations_section(net, fw: dict, image: np.ndarray, label: int | None, config) -> None:
     """Forward and backward equations with this sample's numbers."""
     if label is None:
         st.info("Your drawing has no true label, so there is no error E to back-propagate. The equations use "
                 "the class the network predicts as the target.")
-        work = net.copy()
-        out = work.forward(image[None, None])
-        cls = int(np.argmax(Head.for_network(work, config.task, config.loss).class_proba(out)[0]))
+        out = fw["outputs"][-1]  # (1, K): the page's forward pass of this image
+        cls = int(np.argmax(Head.for_network(fw["work"], config.task, config.loss).class_proba(out)[0]))
         label = cls if config.task == "digits" else (7 if cls == 1 else 2)  # a digit of the predicted class
     sp = sample_pass(net, image[None, None], label, config.task, config.loss)
     if is_tutorial_net(sp["net"], config.loss):
@@ -257,10 +308,13 @@ def _equations_section(net, image: np.ndarray, label: int | None, config) -> Non
             a, b = st.columns([3, 2], vertical_alignment="center")
             a.latex(tex)
             b.markdown(note)
-    z = sigmoid_preactivations(net, image[None, None])  # (M,): every z entering a sigmoid, this image
+    z = sigmoid_inputs(sp["net"], image[None, None], sp["outputs"])  # (M,): the z of this very pass
     if z.size:
         common.plot(figures.sigmoid_figure(z, "σ(z) and σ′(z) = σ(1 − σ) with this image's z",
                                            scale=common.scale()), key="inside_sigmoid")
+
+
+TABS = ["Forward pass", "Convolution step-through", "Equations with live numbers"]
 
 
 def render() -> None:
@@ -271,11 +325,17 @@ def render() -> None:
     scale = common.scale()
     net, config = trainer.net, trainer.config
     image, label, desc, verdict_slot = _pick_image(trainer)
-    flow, stepper, eqs = st.tabs(["Forward pass", "Convolution step-through", "Equations with live numbers"])
-    with flow:
-        _flow_section(net, image, label, config.task, desc, scale, verdict_slot)
-        filter_link.inspect_link(net, key="inside")
-    with stepper:
-        _step_through_section(net, image, scale)
-    with eqs:
-        _equations_section(net, image, label, config)
+    fw = _forward(net, image, label, config.task)
+    _verdict(fw, label, verdict_slot)
+    # Only the open tab is built: each tab switch reruns the page, and a run draws one tab's figures.
+    flow, stepper, eqs = st.tabs(TABS, key="inside_tab", on_change="rerun")
+    if flow.open:
+        with flow:
+            _flow_section(fw, image, desc, scale)
+            filter_link.inspect_link(net, key="inside")
+    if stepper.open:
+        with stepper:
+            _step_through_section(net, image, scale)
+    if eqs.open:
+        with eqs:
+            _equations_section(net, fw, image, label, config)

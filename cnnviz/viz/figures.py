@@ -15,7 +15,6 @@ import math
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 DIVERGING = "RdBu_r"  # blue = negative, red = positive; readable with red-green colour blindness
 IMAGE = "gray"
@@ -667,24 +666,23 @@ def conv_step_figure(image: np.ndarray, kernel: np.ndarray, steps: list[dict], i
         ("patch ⊙ filter", np.asarray(s["product"], dtype=np.float64), "diverging", True),
         (f"output  (Σ = {s['value']:.4g})", out, "output", show_big),
     ]
+    # One figure built from plain dicts with the panel domains computed here: make_subplots and per-axis
+    # updates cost more than the whole rest of a slider move.
     if small:
         widths = [max(p[1].shape[1], 4) for p in panels]
-        fig = make_subplots(rows=1, cols=5, column_widths=widths, subplot_titles=[p[0] for p in panels],
-                            horizontal_spacing=0.04)
-        place = [(1, j + 1) for j in range(5)]
+        gap = 0.04
+        avail = 1.0 - gap * (len(panels) - 1)
+        x0s = np.concatenate([[0.0], np.cumsum([w / sum(widths) * avail + gap for w in widths])])
+        domains = [((x0s[j], x0s[j] + widths[j] / sum(widths) * avail), (0.0, 1.0)) for j in range(5)]
         height = min(round(1000 * max(widths) / sum(widths)), 330) + 120
-    else:
-        order = [0, 4, 1, 2, 3]  # subplot order: image, output, then the three small panels
-        fig = make_subplots(rows=2, cols=6, specs=[[{"colspan": 3}, None, None, {"colspan": 3}, None, None],
-                                                   [{"colspan": 2}, None, {"colspan": 2}, None,
-                                                    {"colspan": 2}, None]],
-                            subplot_titles=[panels[j][0] for j in order], horizontal_spacing=0.06,
-                            vertical_spacing=0.13, row_heights=[0.55, 0.45])
-        place = [(1, 1), (2, 1), (2, 3), (2, 5), (1, 4)]
+    else:  # first row: image | output; second row: patch | filter | product
+        top, bottom = (0.5215, 1.0), (0.0, 0.3915)  # rows 0.55 : 0.45 of the height with a 0.13 gap
+        domains = [((0.0, 0.47), top), ((0.0, 0.2933), bottom), ((0.3533, 0.6467), bottom),
+                   ((0.7067, 1.0), bottom), ((0.53, 1.0), top)]
         height = 700
-    axis_of = {}  # panel index -> the suffix of its axes ("1", "2", ...)
     img_range = (min(0.0, float(image.min())), max(1.0, float(image.max())))
     r_out = symmetric_range(values)
+    traces, layout, titles = [], {}, []
     for j, (name, z, kind, show_numbers) in enumerate(panels):
         if kind == "image":
             colour = {"colorscale": "Greys", "reversescale": True, "zmin": img_range[0], "zmax": img_range[1]}
@@ -692,34 +690,36 @@ def conv_step_figure(image: np.ndarray, kernel: np.ndarray, steps: list[dict], i
             r = r_out if kind == "output" else symmetric_range(z)
             colour = {"colorscale": DIVERGING, "zmin": -r, "zmax": r, "zmid": 0.0}
         big_cells = max(z.shape) <= 4
-        fig.add_trace(go.Heatmap(
-            z=z, showscale=False, texttemplate=fmt if show_numbers else None,
-            textfont={"size": _px(28 if big_cells else 14, scale)},  # readable from the back
-            hovertemplate=f"{name.split('  ')[0]}<br>row %{{y}}, col %{{x}}<br>%{{z:.4g}}<extra></extra>",
-            xgap=1, ygap=1, hoverongaps=False, **colour,
-        ), row=place[j][0], col=place[j][1])
-        axis_of[j] = fig.data[-1].xaxis[1:] or "1"  # "x2" -> "2": the axes this panel was placed on
-    _hide_ticks(fig)
-    _square(fig, 5)
-    for j, (_, z, _, _) in enumerate(panels):  # full extent even where the output is not computed yet (NaN)
-        fig.update_xaxes(range=[-0.5, z.shape[1] - 0.5], row=place[j][0], col=place[j][1])
-        fig.update_yaxes(range=[z.shape[0] - 0.5, -0.5], autorange=False, row=place[j][0], col=place[j][1])
-
-    def ref(j: int) -> dict:
-        n = axis_of[j]
-        return {"xref": "x" if n == "1" else f"x{n}", "yref": "y" if n == "1" else f"y{n}"}
-
-    fig.add_shape(type="rect", x0=c0 - 0.5, x1=c0 + kw - 0.5, y0=r0 - 0.5, y1=r0 + kh - 0.5,
-                  line={"color": HIGHLIGHT, "width": 3}, **ref(0))
-    fig.add_shape(type="rect", x0=s["col"] - 0.5, x1=s["col"] + 0.5, y0=s["row"] - 0.5, y1=s["row"] + 0.5,
-                  line={"color": HIGHLIGHT, "width": 3}, **ref(4))
-    fig.update_xaxes(title_text="column", row=1, col=1)
-    fig.update_yaxes(title_text="row", row=1, col=1)
+        sfx = "" if j == 0 else str(j + 1)  # panel j on axes x{j+1}, y{j+1}
+        traces.append({
+            "type": "heatmap", "z": z, "showscale": False, "texttemplate": fmt if show_numbers else None,
+            "textfont": {"size": _px(28 if big_cells else 14, scale)},  # readable from the back
+            "hovertemplate": f"{name.split('  ')[0]}<br>row %{{y}}, col %{{x}}<br>%{{z:.4g}}<extra></extra>",
+            "xgap": 1, "ygap": 1, "hoverongaps": False, "xaxis": f"x{sfx}", "yaxis": f"y{sfx}", **colour})
+        (xa, xb), (ya, yb) = domains[j]
+        hide = {"showticklabels": False, "ticks": "", "showgrid": False, "zeroline": False,
+                "constrain": "domain"}
+        # full extent even where the output is not computed yet (NaN); row 0 at the top
+        layout[f"xaxis{sfx}"] = {"domain": [xa, xb], "anchor": f"y{sfx}", "range": [-0.5, z.shape[1] - 0.5],
+                                 **hide}
+        layout[f"yaxis{sfx}"] = {"domain": [ya, yb], "anchor": f"x{sfx}", "range": [z.shape[0] - 0.5, -0.5],
+                                 "autorange": False, "scaleanchor": f"x{sfx}", **hide}
+        titles.append({"text": name, "x": (xa + xb) / 2, "y": yb, "xref": "paper", "yref": "paper",
+                       "xanchor": "center", "yanchor": "bottom", "showarrow": False,
+                       "font": {"size": _px(12, scale)}})
+    layout["xaxis"]["title"] = {"text": "column"}
+    layout["yaxis"]["title"] = {"text": "row"}
+    layout["annotations"] = titles
+    layout["shapes"] = [
+        {"type": "rect", "x0": c0 - 0.5, "x1": c0 + kw - 0.5, "y0": r0 - 0.5, "y1": r0 + kh - 0.5,
+         "line": {"color": HIGHLIGHT, "width": 3}, "xref": "x", "yref": "y"},
+        {"type": "rect", "x0": s["col"] - 0.5, "x1": s["col"] + 0.5, "y0": s["row"] - 0.5,
+         "y1": s["row"] + 0.5, "line": {"color": HIGHLIGHT, "width": 3}, "xref": "x5", "yref": "y5"}]
+    fig = go.Figure({"data": traces, "layout": layout})
     title = (f"Step {index + 1} of {len(steps)}: window at row {r0}, column {c0} → "
              f"output[{s['row']}, {s['col']}] = Σ patch ⊙ filter = {s['value']:.4g}")
     style(fig, title, height=height, scale=scale)
     fig.update_layout(plot_bgcolor="#e9edf3")  # grey behind the cells: white and empty cells stay visible
-    fig.update_annotations(font_size=_px(12, scale))
     return fig
 
 
@@ -743,22 +743,28 @@ def series_figure(steps: np.ndarray, series: dict[str, np.ndarray], title: str, 
     that gradients that shrink by orders of magnitude (sigmoid saturating) stay visible. ``reference`` draws a
     dashed horizontal guide (e.g. an update/parameter ratio of 1e-3). A log chart with nothing to draw says
     why in its middle (``log_empty_message``: ``what`` names the values, ``empty_reason`` explains zeros)."""
-    fig = go.Figure()
+    # Built as one dict: per-axis update calls re-validate the layout each time and cost more than the data.
+    steps = np.asarray(steps)
+    traces = []
     for name, values in series.items():
         v = np.asarray(values, dtype=np.float64)
         if log_y:
             v = np.where(v > 0, v, np.nan)  # log axis: zeros and negatives cannot be drawn
-        fig.add_trace(go.Scatter(x=np.asarray(steps), y=v, mode="lines+markers" if len(v) < 30 else "lines",
-                                 name=name,
-                                 hovertemplate=f"{name}<br>step %{{x}}<br>%{{y:.3g}}<extra></extra>"))
-    if reference is not None:
-        fig.add_hline(y=reference, line={"dash": "dash", "color": MUTED},
-                      annotation_text=reference_label, annotation_position="top right")
-    steps = np.asarray(steps)
+        traces.append({"type": "scatter", "x": steps, "y": v, "name": name,
+                       "mode": "lines+markers" if len(v) < 30 else "lines",
+                       "hovertemplate": f"{name}<br>step %{{x}}<br>%{{y:.3g}}<extra></extra>"})
     # Whole steps only; on a log axis label only the powers of ten once the data spans a few of them.
-    fig.update_xaxes(title_text="step", dtick=1 if steps.size and steps.max() - steps.min() <= 10 else None,
-                     tickformat="d")
-    fig.update_yaxes(title_text=y_title, type="log" if log_y else "linear", exponentformat="power")
+    xaxis = {"title": {"text": "step"}, "tickformat": "d",
+             "dtick": 1 if steps.size and steps.max() - steps.min() <= 10 else None}
+    yaxis = {"title": {"text": y_title}, "type": "log" if log_y else "linear", "exponentformat": "power",
+             "automargin": True}
+    shapes, annotations = [], []
+    if reference is not None:
+        shapes.append({"type": "line", "xref": "x domain", "x0": 0, "x1": 1, "yref": "y", "y0": reference,
+                       "y1": reference, "line": {"dash": "dash", "color": MUTED}})
+        annotations.append({"text": reference_label, "xref": "x domain", "x": 1, "yref": "y",
+                            "y": math.log10(reference) if log_y and reference > 0 else reference,
+                            "xanchor": "right", "yanchor": "bottom", "showarrow": False})
     if log_y:
         vals = np.concatenate([np.asarray(v, dtype=np.float64).ravel() for v in series.values()] or [[]])
         vals = vals[np.isfinite(vals) & (vals > 0)]
@@ -766,17 +772,18 @@ def series_figure(steps: np.ndarray, series: dict[str, np.ndarray], title: str, 
             vals = np.append(vals, reference)
         if vals.size:  # our own tick texts: Plotly's log ticks draw exponents and 2s/5s at 70 % size
             tv, tt = log_ticks(float(vals.min()), float(vals.max()))
-            fig.update_yaxes(tickmode="array", tickvals=tv, ticktext=tt)
-    style(fig, title, height=360, scale=scale,
-          legend={"orientation": "h", "yanchor": "top", "y": -0.25, "x": 0, "title": {"text": ""}})
-    fig.update_yaxes(automargin=True)
-    fig.update_layout(margin={"b": round(90 * scale), "l": round(70 * scale)})
+            yaxis.update(tickmode="array", tickvals=tv, ticktext=tt)
     note = log_empty_message(series, what, empty_reason) if log_y else None
     if note:
-        fig.add_annotation(text=note, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
-                           font={"size": _px(14, scale), "color": "#5b6577"}, bgcolor="white")
-        fig.update_yaxes(showticklabels=False, dtick=None)
-    return fig
+        annotations.append({"text": note, "x": 0.5, "y": 0.5, "xref": "paper", "yref": "paper",
+                            "showarrow": False, "font": {"size": _px(14, scale), "color": "#5b6577"},
+                            "bgcolor": "white"})
+        yaxis.update(showticklabels=False, dtick=None)
+    layout = _style_layout(title, 360, scale)
+    layout["margin"].update(b=round(90 * scale), l=round(70 * scale))
+    layout.update(xaxis=xaxis, yaxis=yaxis, shapes=shapes, annotations=annotations,
+                  legend={"orientation": "h", "yanchor": "top", "y": -0.25, "x": 0, "title": {"text": ""}})
+    return go.Figure({"data": traces, "layout": layout})
 
 
 _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
@@ -848,33 +855,42 @@ def histogram_grid(values: dict[str, np.ndarray], title: str, bins: int = 40, co
     names = list(values)
     cols = max(1, min(cols, len(names)))
     rows = -(-len(names) // cols)
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=names, horizontal_spacing=0.08,
-                        vertical_spacing=0.3 / rows)
+    # One dict with the panel domains computed here (as make_subplots would place them): per-panel axis
+    # updates re-validate the whole layout each time.
+    hs, vs = 0.08, 0.3 / rows
+    w, h = (1 - (cols - 1) * hs) / cols, (1 - (rows - 1) * vs) / rows
+    traces, layout, annotations = [], {}, []
+    font = {"size": _px(12, scale)}
     for i, name in enumerate(names):
         v = np.asarray(values[name], dtype=np.float64).ravel()
         v = v[np.isfinite(v)]
         r = symmetric_range(v)
         counts, edges = np.histogram(v, bins=bins, range=(-r, r))
         centres = (edges[:-1] + edges[1:]) / 2
-        fig.add_trace(go.Bar(x=centres, y=counts, width=edges[1] - edges[0], marker_color=TRAIN_COLOUR,
-                             name=name, hovertemplate="%{x:.3g}: %{y} values<extra></extra>"),
-                      row=i // cols + 1, col=i % cols + 1)
+        sfx = "" if i == 0 else str(i + 1)
+        traces.append({"type": "bar", "x": centres, "y": counts, "width": edges[1] - edges[0],
+                       "marker": {"color": TRAIN_COLOUR}, "name": name, "xaxis": f"x{sfx}",
+                       "yaxis": f"y{sfx}",
+                       "hovertemplate": "%{x:.3g}: %{y} values<extra></extra>"})
+        x0, top = (i % cols) * (w + hs), 1 - (i // cols) * (h + vs)
         # our own tick texts (0, ±2.4×10⁻⁴): ".0e" wrote 0 as "0e+0", Plotly's exponents are 70 % size
         e = math.floor(math.log10(r))
         nice = max(m * 10.0**e for m in (1, 2, 5) if m * 10.0**e <= r * 1.0001)  # a round number ≤ r
         ticks = [-nice, 0.0, nice] if np.any(v) else [0.0]  # all zero: the range is only a tiny epsilon
-        fig.update_xaxes(title_text=x_title, tickmode="array", tickvals=ticks,
-                         ticktext=[number(t) for t in ticks], row=i // cols + 1, col=i % cols + 1)
+        layout[f"xaxis{sfx}"] = {"domain": [x0, x0 + w], "anchor": f"y{sfx}", "title": {"text": x_title},
+                                 "tickmode": "array", "tickvals": ticks,
+                                 "ticktext": [number(t) for t in ticks]}
+        layout[f"yaxis{sfx}"] = {"domain": [top - h, top], "anchor": f"x{sfx}", "type": "log", "dtick": 1,
+                                 "title": {"text": "count" if i % cols == 0 else None}}
+        annotations.append({"text": name, "x": x0 + w / 2, "y": top, "xref": "paper", "yref": "paper",
+                            "xanchor": "center", "yanchor": "bottom", "showarrow": False, "font": font})
         if v.size and not np.any(v):
-            fig.add_annotation(text="all exactly 0", x=0, y=math.log10(max(1, int(counts.max()))),  # log axis
-                               showarrow=False,
-                               yanchor="bottom", row=i // cols + 1, col=i % cols + 1,
-                               font={"size": _px(12, scale), "color": "#5b6577"})
-        fig.update_yaxes(type="log", dtick=1, row=i // cols + 1, col=i % cols + 1,
-                         title_text="count" if i % cols == 0 else None)
-    style(fig, title, height=90 + 230 * rows, scale=scale, showlegend=False, bargap=0)
-    fig.update_annotations(font_size=_px(12, scale))
-    return fig
+            annotations.append({"text": "all exactly 0", "x": 0, "y": math.log10(max(1, int(counts.max()))),
+                                "xref": f"x{sfx}", "yref": f"y{sfx}", "showarrow": False, "yanchor": "bottom",
+                                "font": {"size": _px(12, scale), "color": "#5b6577"}})  # y: log axis units
+    layout.update(_style_layout(title, 90 + 230 * rows, scale), annotations=annotations, showlegend=False,
+                  bargap=0)
+    return go.Figure({"data": traces, "layout": layout})
 
 
 def sigmoid_figure(z: np.ndarray, title: str = "σ(z) and σ′(z) with this network's pre-activations",

@@ -67,6 +67,16 @@ def sample_pass(net, x: np.ndarray, label: int, task: str, loss: str) -> dict:
             "out": out}
 
 
+def sigmoid_inputs(net, x: np.ndarray, outputs: list[np.ndarray]) -> np.ndarray:
+    """Every value entering a Sigmoid layer of ``net`` in a forward pass already run: ``x`` (N, C, H, W) its
+    input, ``outputs[i]`` layer i's output. Returns float32 (M,) (empty without a sigmoid); the same values as
+    ``activations.sigmoid_preactivations`` without a second forward pass."""
+    ins = [np.asarray(x, dtype=np.float32), *outputs]  # ins[i] is the input of layer i
+    zs = [np.asarray(ins[i]).ravel() for i, layer in enumerate(net.layers)
+          if type(layer).__name__ == "Sigmoid"]
+    return np.concatenate(zs).astype(np.float32) if zs else np.zeros(0, dtype=np.float32)
+
+
 def stages(net, outputs: list[np.ndarray]) -> list[dict]:
     """What to show for each layer, in the order the data flows (one image: outputs[i] is (1, ...)).
 
