@@ -145,6 +145,12 @@ class AppMachine(RuleBasedStateMachine):
         self.config = json.dumps(_config(self.at).to_dict(), sort_keys=True)
         self.weights = _fingerprint(self.at)
 
+    def _go(self, page: str) -> None:
+        if _page(self.at) != page:
+            self.at.session_state["_page"] = page
+            self.at.run()
+            assert not self.at.exception, self.at.exception
+
     def _run(self, config_may_change: bool, weights_may_change: bool) -> None:
         self.allowed_config, self.allowed_weights = config_may_change, weights_may_change
 
@@ -238,10 +244,10 @@ class AppMachine(RuleBasedStateMachine):
         self.at.run()
         self._run(True, True)
 
-    @precondition(lambda self: _page(self.at) == "train")
     @rule()
     def health_fix(self):
         """A training-health hint's one-click fix (a new config from step 0, or "stop here")."""
+        self._go("train")  # a student opens the page, then clicks
         fixes = [b for b in self.at.button
                  if str(b.key).startswith("health_") and str(b.key).endswith("_fix")]
         if not fixes:
@@ -253,10 +259,10 @@ class AppMachine(RuleBasedStateMachine):
         n = len(_typed(self.at).undo)
         assert n in (n_undo, min(n_undo + 1, UNDO_DEPTH)), "a fix that rebuilds goes on the Undo stack"
 
-    @precondition(lambda self: _page(self.at) == "compare")
     @rule()
     def compare_step(self):
         """One lockstep step of the Compare page's runs: the session's own model must not move."""
+        self._go("compare")  # a student opens the page, then clicks
         cmp = _typed(self.at).compare.cmp
         before = cmp.step_count if cmp is not None else 0
         self.at.button(key="cmp_step").click().run()
@@ -264,10 +270,10 @@ class AppMachine(RuleBasedStateMachine):
         assert cmp is not None and cmp.step_count in (before, before + 1)
         self._run(False, False)
 
-    @precondition(lambda self: _page(self.at) == "inspect")
     @rule(action=hs.sampled_from(["knock out", "scale", "restore", "keep"]))
     def inspect_filter(self, action):
         """Inspect: a draft change (knock out, scale), Restore, or Keep (the only one that moves weights)."""
+        self._go("inspect")  # a student opens the page, then clicks
         mode = [r for r in self.at.radio if r.key == "inspect_mode"]
         if not mode:  # a network without conv layers: nothing to inspect
             return
@@ -285,9 +291,9 @@ class AppMachine(RuleBasedStateMachine):
             assert len(_typed(self.at).undo) == min(n_undo + 1, UNDO_DEPTH) or self.at.error
         self._run(False, action == "keep")
 
-    @precondition(lambda self: _page(self.at) == "lesson")
     @rule(key=hs.sampled_from(["lesson_next", "lesson_back"]))
     def lesson_nav(self, key):
+        self._go("lesson")  # a student opens the page, then clicks
         button = self.at.button(key=key)
         if button.disabled:
             return
@@ -296,9 +302,9 @@ class AppMachine(RuleBasedStateMachine):
         assert _typed(self.at).lesson.step == step + (1 if key == "lesson_next" else -1)
         self._run(False, False)
 
-    @precondition(lambda self: _page(self.at) == "lesson")
     @rule()
     def use_tutorial_network(self):
+        self._go("lesson")  # a student opens the page, then clicks
         buttons = _buttons(self.at, "lesson_use_tutorial")
         if not buttons:  # already the tutorial network
             return
@@ -347,7 +353,7 @@ class AppMachine(RuleBasedStateMachine):
             assert w is not None and w.value == a.ui.presentation
 
 
-AppMachine.TestCase.settings = settings(max_examples=30, stateful_step_count=8, derandomize=True,
+AppMachine.TestCase.settings = settings(max_examples=40, stateful_step_count=15, derandomize=True,
                                         deadline=None, suppress_health_check=list(HealthCheck),
                                         print_blob=True)
 
