@@ -197,6 +197,10 @@ class DrawState:
     user_digits: list = field(default_factory=list)  # [(image (28, 28), label)]
     objects: list = field(default_factory=list)  # the canvas's strokes (to redraw them after a reload)
     canvas_rev: int = 0  # a new canvas key clears the canvas
+    initial: dict | None = None  # the strokes a new canvas starts with ({"objects": [...]}, None: empty)
+    history: dict = field(default_factory=dict)  # stroke count -> the (28, 28) digit seen then (for Undo)
+    label: int = 0  # "This digit is a": the label for "Add to my digits"
+    label_for: str = ""  # the digest of the digit that label was proposed for
     taught_net: Any = None  # this session's fine-tuned copy of the pretrained draw model, once taught
     taught_steps: int = 0
 
