@@ -420,6 +420,8 @@ def page_switched(page: str) -> None:
     if page != "train" and a.playing:
         a.playing = False
         a.notice = "Live training paused: it runs while the Train page is open. Press Play there to continue."
+    if page != "compare":
+        a.compare.playing = False  # the Compare page's runs, too, train only while it is open
     if prev == "draw" and a.ui.draw_model == "pretrained" and page in ("inside", "gradients", "evaluate"):
         tr = a.trainer
         a.ui.model_note = ("This page shows this session's model ("
