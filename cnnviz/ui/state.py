@@ -3,7 +3,10 @@
 Everything a session owns lives here: the settings being edited in the sidebar (``Settings``, pending), the
 applied ``RunConfig``, the trainer, the weights a Reset returns to (``Start``), the drawing and the user's
 digits, the UI choices (presentation mode, speed, replay position, picks on the pages), the play flag, the
-one-shot messages and the Undo stack. This module is the only one that reads or writes it.
+one-shot messages and the Undo stack; per page: the Compare page's runs (``CompareState``), the Inspect page's
+selection and draft (``InspectState``), the Lesson's step and picks (``LessonState``), the shared-link flags
+(``LinkState``); computed page results go in ``caches``. This module is the only one that reads or writes it
+(the pages through its functions, e.g. ``bind``, ``apply_config``, ``replace_weights``, ``undo``).
 
 Widgets display the state and write back through ``on_change`` callbacks (``bind``): before a widget is
 drawn its Streamlit key is set from the typed state, and its callback copies the new value back. A widget key
