@@ -741,6 +741,8 @@ def reset(a: AppState | None = None) -> None:
 def _copy_trainer(tr: Trainer) -> Trainer:
     """A deep copy of ``tr`` (weights, optimiser, history) sharing its dataset (shared, never copied)."""
     memo: dict = {id(tr.data): tr.data}
+    if getattr(tr, "parallel", None) is not None:  # a worker pool (threads, locks): shared, not copied
+        memo[id(tr.parallel)] = tr.parallel
     for v in vars(tr.data).values():
         memo[id(v)] = v
     for name in ("_x", "_y_digits"):  # the dataset's own arrays when no user digits were added
