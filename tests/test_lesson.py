@@ -160,7 +160,7 @@ def test_a_reload_with_the_link_in_the_address_bar_keeps_the_restored_work(monke
     monkeypatch.setattr(state, "_cookie_token", lambda: a.token)  # the reloaded tab brings the cookie
     reloaded = _app_with(params)
     assert app_state(reloaded) is a and a.trainer is tr and tr.step_count == 3 and len(a.undo) == n_undo
-    assert not any("Opened a shared link" in i.value for i in reloaded.info)
+    assert any("which is kept" in i.value for i in reloaded.info)  # says so, and rebuilds nothing
     other = _app_with({"preset": "classroom", "seed": "7"})
     assert app_state(other) is a and a.config == preset_config("classroom", seed=7)
     assert a.undo[-1].trainer is tr and a.undo[-1].what == "the shared link"

@@ -51,7 +51,10 @@ def open_link(pages: list, current) -> None:
                 + "\n".join(f"- {p}" for p in res.problems),
             )
         )
-    if res.config is not None and res.config.to_dict() != a.config.to_dict():
+    if res.config is not None and res.config.to_dict() == a.config.to_dict():
+        msgs.append(("info", f"Opened a shared link: {res.config.describe()}. These are the settings of your "
+                     "current model, which is kept."))
+    elif res.config is not None:
         cfg = state.apply_config(res.config.to_dict(), "the shared link")
         if cfg is not None:
             msgs.append(("info", f"Opened a shared link: {cfg.describe()}. Undo brings your previous model "
