@@ -28,3 +28,10 @@ def plotly_array(v) -> np.ndarray:
         a = np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"]))
         return a.reshape([int(n) for n in str(v["shape"]).split(",")]) if "shape" in v else a
     return np.asarray(v)
+
+
+def app_state(at):
+    """The session's typed state (``cnnviz.ui.state.AppState``) of an AppTest run."""
+    from cnnviz.ui import state
+
+    return at.session_state[state.STATE_KEY]

@@ -13,7 +13,7 @@ from conftest import wait_idle
 
 pytestmark = pytest.mark.browser
 
-PAGES = ["Train", "Inside", "Gradients", "Draw", "Evaluate", "Compare", "Inspect a filter"]
+PAGES = ["Train", "Inside", "Gradients", "Draw", "Evaluate", "Compare", "Lesson", "Inspect a filter"]
 
 # The first conv layer's figure on the Train page: (step in its title, sum |w| of its heatmap), or null.
 FILTERS_JS = """() => {

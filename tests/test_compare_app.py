@@ -3,7 +3,7 @@ success message for a stuck run, no hint for the presets) and the Compare page (
 
 from __future__ import annotations
 
-from apptest_helpers import chart_spec
+from apptest_helpers import app_state, chart_spec
 from test_app import page_test
 
 LR10 = ("from cnnviz.ui import state\n"
@@ -18,23 +18,25 @@ def _boxes(at) -> str:
 def test_lr_10_shows_learning_rate_too_high_within_20_steps_and_the_fix_learns():
     at = page_test("train", LR10).run()
     assert not at.exception, at.exception
-    assert at.session_state["config"].lr == 10.0
+    assert app_state(at).config.lr == 10.0
     assert "Learning rate too high" not in _boxes(at)  # nothing to say before training
     for _ in range(2):
         at.button(key="btn_step10").click().run()
     assert not at.exception, at.exception
-    assert at.session_state["trainer"].step_count <= 20
+    assert app_state(at).trainer.step_count <= 20
     text = _boxes(at)
     assert "Learning rate too high" in text and "jumped" in text
     fix = at.button(key="health_diverged_fix")
     assert "learning rate" in fix.label.lower()
     fix.click().run()
     assert not at.exception, at.exception
-    cfg, tr = at.session_state["config"], at.session_state["trainer"]
+    cfg, tr = app_state(at).config, app_state(at).trainer
     assert cfg.lr == 0.08 and tr.step_count == 0
+    undo = app_state(at).undo[-1]  # the fix can be undone: the diverged run is on the Undo stack
+    assert undo.config.lr == 10.0 and undo.trainer.step_count > 0 and "fix" in undo.what
     for _ in range(6):
         at.button(key="btn_step10").click().run()
-    tr = at.session_state["trainer"]
+    tr = app_state(at).trainer
     assert tr.step_count == 60 and tr.last_val[2] > 0.6  # it learns
     assert "Learning rate too high" not in _boxes(at)
     assert "health_diverged_fix" not in [b.key for b in at.button]
@@ -61,7 +63,7 @@ def test_preset_defaults_show_no_hint_and_get_their_success_message():
         assert not at.exception, at.exception
         assert not at.error and not at.warning, _boxes(at)
         assert any("Trained" in str(s.value) for s in at.success)
-    assert at.session_state["trainer"].step_count == 48
+    assert app_state(at).trainer.step_count == 48
 
 
 def test_compare_sigmoid_vs_relu_two_colours_same_first_batch():
@@ -71,8 +73,10 @@ def test_compare_sigmoid_vs_relu_two_colours_same_first_batch():
     at.button(key="cmp_step").click().run()
     at.button(key="cmp_step10").click().run()
     assert not at.exception, at.exception
-    cmp = at.session_state["cmp"]
+    cmp = app_state(at).compare.cmp
     assert [r.trainer.step_count for r in cmp.runs] == [11, 11]
+    tr = app_state(at).trainer
+    assert tr is None or tr.step_count == 0  # the session's own model is untouched
     first = [r.first_batch for r in cmp.runs]
     assert first[0] is not None and (first[0] == first[1]).all()
     spec = chart_spec(at, "cmp_curves")
@@ -91,16 +95,25 @@ def test_compare_lesson_switch_reset_and_pin():
     at = page_test("compare").run()
     at.selectbox(key="cmp_source").set_value("learning rate ×0.1 / ×1 / ×10").run()
     assert not at.exception, at.exception
-    assert at.session_state["cmp"].labels == ["lr 0.008", "lr 0.08", "lr 0.8"]
+    assert app_state(at).compare.cmp.labels == ["lr 0.008", "lr 0.08", "lr 0.8"]
     at.button(key="cmp_step10").click().run()
     at.button(key="cmp_reset").click().run()
-    assert at.session_state["cmp"].step_count == 0
+    assert app_state(at).compare.cmp.step_count == 0
     at.selectbox(key="cmp_source").set_value("pin the current run and change settings").run()
     at.selectbox(key="cmp_activation").set_value("sigmoid").run()
     at.button(key="cmp_pin").click().run()
     assert not at.exception, at.exception
-    cmp = at.session_state["cmp"]
+    cmp = app_state(at).compare.cmp
     assert cmp.labels[0] == "pinned" and len(cmp.runs) == 2
     at.select_slider(key="cmp_lr").set_value(0.5).run()
     at.button(key="cmp_add").click().run()
-    assert len(at.session_state["cmp"].runs) == 3
+    assert len(app_state(at).compare.cmp.runs) == 3
+    # the page's values live in the typed state (a hidden widget loses nothing), and the reload store's
+    # memory estimate counts the comparison's three trainers
+    from cnnviz.ui import state
+
+    a = app_state(at)
+    assert (a.compare.source, a.compare.activation, a.compare.lr) == (
+        "pin the current run and change settings", "sigmoid", 0.5)
+    runs = sum(state._trainer_bytes(r.trainer) for r in a.compare.cmp.runs)
+    assert runs > 0 and state.weigh(a) >= state._trainer_bytes(a.trainer) + runs

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from apptest_helpers import chart_spec, plotly_array
+from apptest_helpers import app_state, chart_spec, plotly_array
 from streamlit.testing.v1 import AppTest
 
 TIMEOUT = 90
@@ -52,7 +52,7 @@ def _accuracy(at: AppTest) -> float:
 
 
 def _trained_W(at: AppTest) -> np.ndarray:
-    return at.session_state["trainer"].net.layers[0].params["W"].copy()
+    return app_state(at).trainer.net.layers[0].params["W"].copy()
 
 
 @pytest.mark.parametrize("start", ["train", "inside", "gradients"])
@@ -63,7 +63,7 @@ def test_open_a_filter_from_each_page(start):
     at.button(key=f"inspect_go_{start}").click().run()
     assert not at.exception, at.exception
     assert [t.value for t in at.title] == ["Inspect a filter"]
-    assert at.session_state["inspect_filter"] == (0, 2)
+    assert app_state(at).inspect.selection == (0, 2)
     assert at.selectbox(key="inspect_filter_w").value == 2
     assert "Filter 3 of conv 1" in " ".join(m.value for m in at.markdown)
     bars = chart_spec(at, "inspect_classes")["data"][0]
@@ -96,16 +96,27 @@ def test_knock_out_changes_accuracy_restore_brings_it_back_keep_writes_the_model
     at.radio(key="inspect_mode").set_value("scale").run()
     at.slider(key="inspect_factor").set_value(-1.0).run()
     np.testing.assert_array_equal(_trained_W(at), W0)
-    rev = at.session_state["model_rev"]
+    rev = app_state(at).model_rev
     at.button(key="inspect_keep").click().run()
     assert not at.exception, at.exception
     W1 = _trained_W(at)
     np.testing.assert_allclose(W1[2], -W0[2], rtol=1e-6)
     np.testing.assert_array_equal(np.delete(W1, 2, axis=0), np.delete(W0, 2, axis=0))
-    assert at.session_state["model_rev"] == rev + 1
-    tr = at.session_state["trainer"]
+    assert app_state(at).model_rev == rev + 1
+    tr = app_state(at).trainer
     assert tr.val_history[-1][2] == pytest.approx(tr.evaluate(tr.data.x_val, tr.data.y_val)[1])
     assert at.radio(key="inspect_mode").value == "learned"
+    # Keep went on the Undo stack: Undo brings the learned weights back (and the model revision moves on)
+    from cnnviz.ui import state
+
+    a = app_state(at)
+    assert a.undo and "filter 3 of conv 1" in a.undo[-1].what
+    steps = a.trainer.step_count
+    assert state.undo(a)
+    np.testing.assert_array_equal(_trained_W(at), W0)
+    assert app_state(at).trainer.step_count == steps and app_state(at).model_rev == rev + 2
+    at.run()
+    assert not at.exception, at.exception
 
 
 def test_paint_a_preset_and_deeper_layer_views():
@@ -113,7 +124,7 @@ def test_paint_a_preset_and_deeper_layer_views():
     at.selectbox(key="inspect_link_inside").set_value((1, 4)).run()
     at.button(key="inspect_go_inside").click().run()
     assert not at.exception, at.exception
-    assert at.session_state["inspect_filter"] == (1, 4)
+    assert app_state(at).inspect.selection == (1, 4)
     # a conv-2 filter: an input that maximises it, and its 14x14 receptive field
     mx = chart_spec(at, "inspect_max")
     values = plotly_array(mx["data"][1]["y"])  # the filter's output over the ascent steps
@@ -123,20 +134,20 @@ def test_paint_a_preset_and_deeper_layer_views():
     at.selectbox(key="inspect_channel").set_value(2).run()
     at.button(key="inspect_preset_vertical edge").click().run()
     assert not at.exception, at.exception
-    d = at.session_state["inspect_edit"]
+    d = app_state(at).inspect.draft
     assert d["mode"] == "paint" and d["channel"] == 2
     k = d["kernel"]
     assert (k[:, :2] < 0).all() and (k[:, 3:] > 0).all()
-    W_learned = at.session_state["trainer"].net.layers[3].params["W"][4, 2]
+    W_learned = app_state(at).trainer.net.layers[3].params["W"][4, 2]
     assert np.linalg.norm(k) == pytest.approx(float(np.linalg.norm(W_learned)), rel=1e-5)
-    assert not np.allclose(at.session_state["trainer"].net.layers[3].params["W"][4, 2], k)
+    assert not np.allclose(app_state(at).trainer.net.layers[3].params["W"][4, 2], k)
 
 
 def test_tutorial_network_with_a_drawing():
     """The tutorial's sigmoid net (one output, task 0-4 vs 5-9): the drawing's prediction names the two
     classes, and knocking out a filter moves its probability."""
     at = _app("gradients", preset="tutorial")
-    at.session_state["drawing"] = np.pad(np.ones((20, 4), np.float32), ((4, 4), (12, 12)))  # a "1"
+    app_state(at).draw.drawing = np.pad(np.ones((20, 4), np.float32), ((4, 4), (12, 12)))  # a "1"
     at.button(key="inspect_go_gradients").click().run()
     assert not at.exception, at.exception
     assert "never fires" not in " ".join(m.value for m in at.markdown), "sigmoid filters are never dead"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from apptest_helpers import app_state
 from streamlit.testing.v1 import AppTest
 
 from cnnviz.train.config import preset_config
@@ -25,7 +26,7 @@ def lesson_script(preset: str, seed: int, step: int) -> None:
     if not st.session_state.get("_setup"):
         st.session_state["_setup"] = True
         state.apply_config(preset_config(preset, seed=seed).to_dict())
-        st.session_state["lesson_step"] = step
+        state.app().lesson.step = step
     sidebar.render()
     lesson.render()
 
@@ -93,8 +94,10 @@ def test_use_tutorial_network_button():
     at = run_lesson("classroom", seed=4, step=3)
     at.button(key="lesson_use_tutorial").click().run()
     assert not at.exception
-    cfg = at.session_state["config"]
+    cfg = app_state(at).config
     assert (cfg.preset, cfg.seed) == ("tutorial", 4)
+    undo = app_state(at).undo[-1]  # the switch can be undone: the classroom model is on the Undo stack
+    assert undo.config.preset == "classroom" and "tutorial" in undo.what
     assert "of the 3 filters" in " ".join(m.value for m in at.markdown)
 
 
@@ -115,7 +118,7 @@ def _app_with(params: dict) -> AppTest:
 
 def test_app_opens_a_link():
     at = _app_with({"preset": "tutorial", "lr": "0.01", "seed": "3"})
-    cfg = at.session_state["config"]
+    cfg = app_state(at).config
     assert cfg == preset_config("tutorial", lr=0.01, seed=3)
     assert any("Opened a shared link" in i.value for i in at.info)
     assert not at.warning
@@ -124,7 +127,7 @@ def test_app_opens_a_link():
 
 def test_app_tampered_link_message_and_defaults():
     at = _app_with({"lr": "1e9", "filters": "-3", "foo": "1"})
-    assert at.session_state["config"] == preset_config("classroom")
+    assert app_state(at).config == preset_config("classroom")
     text = " ".join(w.value for w in at.warning)
     assert "lr = 1000000000.0 is out of range" in text and "filters = -3" in text and "'foo'" in text
 
@@ -137,3 +140,28 @@ def test_copy_link_writes_the_settings():
     assert "preset=tutorial" in code and "seed=5" in code
     assert "page=" not in code  # the Train page is the default: a link to it needs no page
     assert at.query_params["preset"] == ["tutorial"] or at.query_params["preset"] == "tutorial"
+
+
+def test_a_reload_with_the_link_in_the_address_bar_keeps_the_restored_work(monkeypatch):
+    """After "Copy link" the address bar holds a link; a reload restores the session from the server's store
+    (the cookie names it) and must not apply that link over it. A different link opened later in the same
+    browser does apply, and Undo brings the model before it back."""
+    from cnnviz.ui import state
+
+    at = _app_with({"preset": "tutorial", "seed": "5"})
+    at.button(key="share_copy").click().run()
+    a = app_state(at)
+    for _ in range(3):
+        a.trainer.step()
+    tr, n_undo = a.trainer, len(a.undo)
+    params = {k: at.query_params[k] for k in at.query_params}
+    params = {k: v if isinstance(v, str) else v[0] for k, v in params.items()}
+    assert params["preset"] == "tutorial" and params["seed"] == "5"
+    monkeypatch.setattr(state, "_cookie_token", lambda: a.token)  # the reloaded tab brings the cookie
+    reloaded = _app_with(params)
+    assert app_state(reloaded) is a and a.trainer is tr and tr.step_count == 3 and len(a.undo) == n_undo
+    assert any("which is kept" in i.value for i in reloaded.info)  # says so, and rebuilds nothing
+    other = _app_with({"preset": "classroom", "seed": "7"})
+    assert app_state(other) is a and a.config == preset_config("classroom", seed=7)
+    assert a.undo[-1].trainer is tr and a.undo[-1].what == "the shared link"
+    assert any("Opened a shared link" in i.value for i in other.info)

@@ -1,11 +1,15 @@
 """Model-based random test of the app's state: random sequences of what a student might click, over AppTest.
 
 A Hypothesis ``RuleBasedStateMachine`` toggles presentation mode, changes sidebar fields, applies, resets,
-steps, switches pages, uploads a config or a model, starts from pretrained weights and undoes, in any order.
-After every action it checks that nothing raised, that the applied config changed only on Apply / upload /
-pretrained / Undo, that the weights changed only by training / Apply / Reset / upload / pretrained / Undo,
-and that every sidebar widget on screen shows the session's settings. Bugs like "presentation mode, then
-Apply: no key sb_task" took three clicks to find by hand; this finds them in a few seconds.
+steps, switches pages, uploads a config or a model, starts from pretrained weights and undoes; on the other
+pages it steps the Compare page's runs, knocks out / scales / restores / keeps a filter on the Inspect page,
+goes Next / Back in the Lesson and switches to the tutorial network there, and clicks a training-health fix;
+all in any order. After every action it checks that nothing raised, that the applied config changed only on
+Apply / upload / pretrained / Undo / health fix / the lesson's switch, that the weights changed only by
+training / Apply / Reset / upload / pretrained / Undo / Keep (and those), that every sidebar widget on
+screen shows the session's settings, and that the reload store can weigh the session. Bugs like
+"presentation mode, then Apply: no key sb_task" took three clicks to find by hand; this finds them in a few
+seconds.
 
 The machine reads the model through ``_config`` / ``_trainer``, which also understand the session-state
 layout before the typed state (keys "config" and "trainer"), so the same file shows those bugs on old code.
@@ -23,10 +27,18 @@ from hypothesis import strategies as hs
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from streamlit.testing.v1 import AppTest
 
+from cnnviz.ui.state import UNDO_DEPTH
+
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "assets" / "models"
 TIMEOUT = 60
-PAGES = ["train", "inside", "gradients", "evaluate", "draw"]
+PAGES = ["train", "inside", "gradients", "evaluate", "draw", "compare", "lesson", "inspect"]
+# a run that diverges within 20 steps (so that a health fix appears); small to stay cheap
+DIVERGING = {"preset": "custom", "loss": "mse", "optimizer": "sgd", "lr": 10.0, "momentum": 0.9,
+             "train_size": 500, "layers": [
+                 {"type": "Conv2D", "in_channels": 1, "out_channels": 4, "kernel_size": 5},
+                 {"type": "ReLU"}, {"type": "MaxPool2D", "size": 2}, {"type": "Flatten"},
+                 {"type": "Dense", "in_features": 576, "out_features": 10}]}
 
 
 def machine_script() -> None:
@@ -106,6 +118,14 @@ def _applied_fields(cfg) -> dict:
     return {**d, **arch_of(cfg.layers)}
 
 
+def _page(at) -> str:
+    return at.session_state["_page"] if "_page" in at.session_state else "train"
+
+
+def _buttons(at, key: str) -> list:
+    return [b for b in at.button if b.key == key]
+
+
 def _presentation(at) -> bool:
     a = _typed(at)
     return bool(a.ui.presentation) if a is not None else bool(at.session_state["presentation"]) \
@@ -124,6 +144,12 @@ class AppMachine(RuleBasedStateMachine):
         assert not self.at.exception, self.at.exception
         self.config = json.dumps(_config(self.at).to_dict(), sort_keys=True)
         self.weights = _fingerprint(self.at)
+
+    def _go(self, page: str) -> None:
+        if _page(self.at) != page:
+            self.at.session_state["_page"] = page
+            self.at.run()
+            assert not self.at.exception, self.at.exception
 
     def _run(self, config_may_change: bool, weights_may_change: bool) -> None:
         self.allowed_config, self.allowed_weights = config_may_change, weights_may_change
@@ -174,11 +200,10 @@ class AppMachine(RuleBasedStateMachine):
         self.at.button(key="btn_reset").click().run()
         self._run(False, True)
 
-    @precondition(lambda self: self.at.session_state["_page"] == "train"
-                  if "_page" in self.at.session_state else True)
-    @rule()
-    def step(self):
-        self.at.button(key="btn_step").click().run()
+    @precondition(lambda self: _page(self.at) == "train")
+    @rule(key=hs.sampled_from(["btn_step", "btn_step10"]))
+    def step(self, key):
+        self.at.button(key=key).click().run()
         self.at.run()  # the click reran only the live fragment; a full run draws the sidebar again
         self._run(False, True)
 
@@ -189,12 +214,13 @@ class AppMachine(RuleBasedStateMachine):
         self._run(False, False)
 
     @precondition(lambda self: _typed(self.at) is not None)
-    @rule(preset=hs.sampled_from(["tutorial", "classroom"]), bad=hs.booleans())
+    @rule(preset=hs.sampled_from(["tutorial", "classroom", "diverging"]), bad=hs.booleans())
     def upload_config(self, preset, bad):
         from cnnviz.train.config import preset_config
         from cnnviz.ui import state
 
-        raw = b'{"lr": -1}' if bad else json.dumps(preset_config(preset).to_dict()).encode()
+        good = DIVERGING if preset == "diverging" else preset_config(preset).to_dict()
+        raw = b'{"lr": -1}' if bad else json.dumps(good).encode()
         state.load_config_bytes(f"{preset}.json", raw, _typed(self.at))
         self.at.run()
         self._run(True, True)
@@ -219,6 +245,76 @@ class AppMachine(RuleBasedStateMachine):
         self._run(True, True)
 
     @rule()
+    def health_fix(self):
+        """A training-health hint's one-click fix (a new config from step 0, or "stop here")."""
+        self._go("train")  # a student opens the page, then clicks
+        fixes = [b for b in self.at.button
+                 if str(b.key).startswith("health_") and str(b.key).endswith("_fix")]
+        if not fixes:
+            return
+        n_undo = len(_typed(self.at).undo)
+        fixes[0].click().run()
+        self.at.run()
+        self._run(True, True)
+        n = len(_typed(self.at).undo)
+        assert n in (n_undo, min(n_undo + 1, UNDO_DEPTH)), "a fix that rebuilds goes on the Undo stack"
+
+    @rule()
+    def compare_step(self):
+        """One lockstep step of the Compare page's runs: the session's own model must not move."""
+        self._go("compare")  # a student opens the page, then clicks
+        cmp = _typed(self.at).compare.cmp
+        before = cmp.step_count if cmp is not None else 0
+        self.at.button(key="cmp_step").click().run()
+        cmp = _typed(self.at).compare.cmp
+        assert cmp is not None and cmp.step_count in (before, before + 1)
+        self._run(False, False)
+
+    @rule(action=hs.sampled_from(["knock out", "scale", "restore", "keep"]))
+    def inspect_filter(self, action):
+        """Inspect: a draft change (knock out, scale), Restore, or Keep (the only one that moves weights)."""
+        self._go("inspect")  # a student opens the page, then clicks
+        mode = [r for r in self.at.radio if r.key == "inspect_mode"]
+        if not mode:  # a network without conv layers: nothing to inspect
+            return
+        if action in ("knock out", "scale"):
+            mode[0].set_value(action).run()
+            self._run(False, False)
+            return
+        button = self.at.button(key="inspect_restore" if action == "restore" else "inspect_keep")
+        if button.disabled:  # the learned weights are shown: nothing to restore or keep
+            return
+        n_undo = len(_typed(self.at).undo)
+        button.click().run()
+        assert self.at.radio(key="inspect_mode").value == "learned"
+        if action == "keep":
+            assert len(_typed(self.at).undo) == min(n_undo + 1, UNDO_DEPTH) or self.at.error
+        self._run(False, action == "keep")
+
+    @rule(key=hs.sampled_from(["lesson_next", "lesson_back"]))
+    def lesson_nav(self, key):
+        self._go("lesson")  # a student opens the page, then clicks
+        button = self.at.button(key=key)
+        if button.disabled:
+            return
+        step = _typed(self.at).lesson.step
+        button.click().run()
+        assert _typed(self.at).lesson.step == step + (1 if key == "lesson_next" else -1)
+        self._run(False, False)
+
+    @rule()
+    def use_tutorial_network(self):
+        self._go("lesson")  # a student opens the page, then clicks
+        buttons = _buttons(self.at, "lesson_use_tutorial")
+        if not buttons:  # already the tutorial network
+            return
+        buttons[0].click().run()
+        self._run(True, True)
+        if not self.at.error:
+            assert _config(self.at).preset == "tutorial"
+            assert _typed(self.at).undo, "the switch can be undone"
+
+    @rule()
     def undo(self):
         buttons = [b for b in self.at.button if b.key == "sb_undo"]
         if buttons:
@@ -239,6 +335,9 @@ class AppMachine(RuleBasedStateMachine):
             assert weights == self.weights, "the weights changed without training, Apply, Reset, upload, Undo"
         self.config, self.weights = config, weights
         self.allowed_config = self.allowed_weights = False
+        from cnnviz.ui import state
+
+        assert state.weigh(_typed(self.at)) > 0  # the reload store can estimate what this session holds
 
     @invariant()
     def widgets_show_the_settings(self):
@@ -254,7 +353,7 @@ class AppMachine(RuleBasedStateMachine):
             assert w is not None and w.value == a.ui.presentation
 
 
-AppMachine.TestCase.settings = settings(max_examples=30, stateful_step_count=8, derandomize=True,
+AppMachine.TestCase.settings = settings(max_examples=40, stateful_step_count=15, derandomize=True,
                                         deadline=None, suppress_health_check=list(HealthCheck),
                                         print_blob=True)
 
@@ -294,3 +393,40 @@ def test_optimiser_then_apply_works_the_first_time():
     at.button(key="sb_apply").click().run()
     assert not at.exception, at.exception
     assert _config(at).optimizer == _widget(at, "sb_optimizer").value
+
+
+def test_machine_scenario_health_fix_keep_and_lesson_switch_are_undoable():
+    """A fixed path through the machine's rules that random sequences reach rarely: a diverging run, its
+    health fix, Undo; Keep on the Inspect page; the lesson's switch to the tutorial network. Invariants are
+    checked after every action, as Hypothesis does."""
+    m = AppMachine()
+
+    def do(rule, **kw):
+        rule(**kw)
+        m.nothing_raised_and_nothing_changed_by_itself()
+        m.widgets_show_the_settings()
+
+    do(m.upload_config, preset="diverging", bad=False)
+    for _ in range(2):
+        do(m.step, key="btn_step10")
+    fixes = [b.key for b in m.at.button if str(b.key).endswith("_fix")]
+    assert fixes, "the diverging run shows a health fix"
+    lr_before = _config(m.at).lr
+    do(m.health_fix)
+    assert _config(m.at).lr < lr_before and _trainer(m.at).step_count == 0
+    do(m.undo)
+    assert _config(m.at).lr == lr_before
+    do(m.start_from_pretrained, preset="classroom")
+    do(m.switch_page, page="inspect")
+    do(m.inspect_filter, action="knock out")
+    weights = _fingerprint(m.at)
+    do(m.inspect_filter, action="keep")
+    assert _fingerprint(m.at) != weights
+    do(m.undo)
+    assert _fingerprint(m.at) == weights
+    do(m.switch_page, page="lesson")
+    do(m.lesson_nav, key="lesson_next")
+    do(m.use_tutorial_network)
+    assert _config(m.at).preset == "tutorial"
+    do(m.switch_page, page="compare")
+    do(m.compare_step)

@@ -5,11 +5,14 @@ changed copies of it. The live part (Step, Step ×10, the run cards, curves, fil
 table of differences) is a fragment; Play gives it a ``run_every`` timer, and each tick trains for a bounded
 time inside one of the server's fair CPU slots, as the Train page does (a lockstep step of four runs costs
 four steps). Every run is checked with ``serving.check_server_cost`` before it is built.
+
+What the page keeps (the comparison, its source, its play flag, the next pinned run's settings) lives in the
+session's typed state, ``AppState.compare`` (``cnnviz.ui.state``); its runs train under the session's model
+lock. Widget keys only mirror those values.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 
 import numpy as np
@@ -22,7 +25,6 @@ from cnnviz.train.config import ACTIVATIONS, POOLINGS
 from cnnviz.ui import common, resources, session_guard, state
 from cnnviz.viz import figures_compare as FC
 
-CMP, SOURCE, PLAYING, LOCK = "cmp", "cmp_source", "cmp_playing", "cmp_lock"
 PIN = "pin the current run and change settings"
 DEFAULT_LESSON = "sigmoid vs ReLU"
 TICK_S, TICK_BUDGET_S, MAX_TICK_STEPS = 0.3, 0.15, 50  # live: interval, training time per tick, steps cap
@@ -36,11 +38,13 @@ INIT_LABELS = {"default": "He / Glorot", "tutorial": "uniform(0, 1)"}
 # ----------------------------------------------------------------------------------------------------------
 # Session objects
 # ----------------------------------------------------------------------------------------------------------
-def _lock() -> threading.Lock:
-    ss = st.session_state
-    if LOCK not in ss:
-        ss[LOCK] = threading.Lock()
-    return ss[LOCK]
+def _cs() -> state.CompareState:
+    return state.app().compare
+
+
+def _lock():
+    """The session's model lock: a comparison's runs are this session's too, trained one thing at a time."""
+    return state.lock()
 
 
 def _build(specs: list[C.RunSpec], name: str) -> bool:
@@ -52,38 +56,39 @@ def _build(specs: list[C.RunSpec], name: str) -> bool:
         state.set_error(f"Comparison not built: {e}")
         return False
     with _lock():
-        st.session_state[CMP] = cmp
-        st.session_state[PLAYING] = False
+        cs = _cs()
+        cs.cmp, cs.playing = cmp, False
     return True
 
 
 def comparison() -> C.Comparison:
     """The session's comparison (the default lesson on a first visit)."""
-    ss = st.session_state
-    if ss.get(CMP) is None:
-        ss.setdefault(SOURCE, DEFAULT_LESSON)
-        if not _build(C.lesson(DEFAULT_LESSON), DEFAULT_LESSON):
+    cs = _cs()
+    if cs.cmp is None:
+        name = cs.source if cs.source in C.LESSONS else DEFAULT_LESSON
+        if not _build(C.lesson(name), name):
             raise RuntimeError("the default comparison could not be built")
-    return ss[CMP]
+    return cs.cmp
 
 
 def _on_source() -> None:
-    name = st.session_state[SOURCE]
+    name = _cs().source
     if name in C.LESSONS:
         _build(C.lesson(name), name)
 
 
 def _changes() -> dict:
-    ss = st.session_state
+    cs = _cs()
     cfg = state.get_config()
     out = {}
-    if ss.get("cmp_lr") is not None and float(ss["cmp_lr"]) != cfg.lr:
-        out["lr"] = float(ss["cmp_lr"])
-    for key, field in (("cmp_activation", "activation"), ("cmp_pooling", "pooling")):
-        if ss.get(key) and ss[key] != _current_arch(cfg)[field]:
-            out[field] = ss[key]
-    if ss.get("cmp_init") and ss["cmp_init"] != cfg.init:
-        out["init"] = ss["cmp_init"]
+    if cs.lr is not None and float(cs.lr) != cfg.lr:
+        out["lr"] = float(cs.lr)
+    for field in ("activation", "pooling"):
+        v = getattr(cs, field)
+        if v and v != _current_arch(cfg)[field]:
+            out[field] = v
+    if cs.init and cs.init != cfg.init:
+        out["init"] = cs.init
     return out
 
 
@@ -102,8 +107,7 @@ def _pin(add: bool) -> None:
         state.set_error("Change at least one setting for the new run: it would be the pinned run again.")
         return
     cfg = state.get_config()
-    ss = st.session_state
-    cur = ss.get(CMP)
+    cur = _cs().cmp
     previous = [r.spec for r in cur.runs] if add and cur is not None and cur.name == PIN else None
     try:
         if previous:
@@ -140,7 +144,7 @@ def _train(max_steps: int, budget_s: float | None, live: bool, status=None) -> i
             t0 = last = time.perf_counter()
             while done < max_steps:
                 if not cmp.step(1):
-                    st.session_state[PLAYING] = False
+                    _cs().playing = False
                     break
                 done += 1
                 now = time.perf_counter()
@@ -158,12 +162,13 @@ def _step(n: int) -> None:
 
 
 def _set_playing(on: bool) -> None:
-    st.session_state[PLAYING] = on
+    if state.owns_session():
+        _cs().playing = on
 
 
 def _reset() -> None:
     with session_guard.heavy_work(), _lock():
-        st.session_state[PLAYING] = False
+        _cs().playing = False
         comparison().reset()
 
 
@@ -172,11 +177,11 @@ def _reset() -> None:
 # ----------------------------------------------------------------------------------------------------------
 def _run_hints(cmp: C.Comparison) -> list[list[health.Hint]]:
     """Each run's health hints, cached per lockstep step."""
-    ss = st.session_state
+    caches = state.app().caches
     key = (id(cmp), tuple(r.stopped for r in cmp.runs))
-    cached = ss.get("_cmp_health")
+    cached = caches.get("compare_health")
     if cached is not None and cached[0] == key and (
-            cached[2] == cmp.step_count or (ss.get(PLAYING) and 0 <= cmp.step_count - cached[2] < 10)):
+            cached[2] == cmp.step_count or (_cs().playing and 0 <= cmp.step_count - cached[2] < 10)):
         return cached[1]  # while playing, the runs are probed every 10 steps
     x_val, _ = resources.validation_images()
     with _lock():
@@ -192,7 +197,7 @@ def _run_hints(cmp: C.Comparison) -> list[list[health.Hint]]:
                                             health.Probe(np.zeros(2, dtype=np.int64), ()),
                                             r.trainer.config.to_dict(), {}, 2, r.trainer.n_train,
                                             divergence=r.stopped)])
-    ss["_cmp_health"] = (key, out, cmp.step_count)
+    caches["compare_health"] = (key, out, cmp.step_count)
     return out
 
 
@@ -272,19 +277,19 @@ def _differences_table(cmp: C.Comparison, rows: list[dict]) -> str:
 
 
 def _live(interval: float | None) -> None:
-    ss = st.session_state
+    cs = _cs()
     status = st.empty()
     cpu0, trained = time.thread_time(), 0
-    if ss.get(PLAYING):
+    if cs.playing:
         if session_guard.unattended():  # nobody has touched the page for a long time: leave the CPU
-            ss[PLAYING] = False
+            cs.playing = False
             session_guard.leave_line()
             state.set_notice("Live training paused after a long time without any interaction. Press Play "
                              "to continue.")
             st.rerun()
         # a lockstep step of four runs costs four steps: the time budget per tick is the Train page's
         trained = _train(MAX_TICK_STEPS, TICK_BUDGET_S, live=True, status=status)
-        if not ss.get(PLAYING):
+        if not cs.playing:
             st.rerun()  # every run stopped: the timer goes
     cmp = comparison()
     row = st.container(horizontal=True, vertical_alignment="center", gap="small")
@@ -327,31 +332,37 @@ def _live_paused(interval: float | None) -> None:
 
 
 def _source_controls() -> None:
-    ss = st.session_state
-    ss.setdefault(SOURCE, DEFAULT_LESSON)
+    cs = _cs()
     options = [*C.LESSONS, PIN]
-    st.selectbox("Lesson", options, key=SOURCE, on_change=_on_source,
+    if cs.source not in options:
+        cs.source = DEFAULT_LESSON
+    st.selectbox("Lesson", options, **state.bind("compare.source", "cmp_source", after=_on_source),
                  help="A ready-made comparison, or your current run (the sidebar's settings) beside changed "
                       "copies of it")
-    if ss[SOURCE] in C.LESSONS:
-        st.caption(C.LESSONS[ss[SOURCE]][1])
+    if cs.source in C.LESSONS:
+        st.caption(C.LESSONS[cs.source][1])
         return
     cfg = state.get_config()
     arch = _current_arch(cfg)
-    ss.setdefault("cmp_lr", cfg.lr if cfg.lr in LRS else min(LRS, key=lambda v: abs(v - cfg.lr)))
-    ss.setdefault("cmp_activation", arch["activation"])
-    ss.setdefault("cmp_pooling", arch["pooling"])
-    ss.setdefault("cmp_init", cfg.init)
+    if cs.lr not in LRS:  # first time (None), or a value no longer offered: the current run's, rounded
+        cs.lr = cfg.lr if cfg.lr in LRS else min(LRS, key=lambda v: abs(v - cfg.lr))
+    cs.activation = cs.activation if cs.activation in ACTIVATIONS else arch["activation"]
+    cs.pooling = cs.pooling if cs.pooling in POOLINGS else arch["pooling"]
+    cs.init = cs.init if cs.init in INIT_LABELS else cfg.init
     st.caption(f"Pinned: your current run ({cfg.describe()}). Choose what the next run changes:")
     c1, c2, c3, c4 = st.columns(4)
-    c1.select_slider("Learning rate", LRS, key="cmp_lr", format_func=lambda v: f"{v:g}")
-    c2.selectbox("Activation", list(ACTIVATIONS), key="cmp_activation", format_func=ACT_LABELS.get)
-    c3.selectbox("Pooling", list(POOLINGS), key="cmp_pooling", format_func=POOL_LABELS.get)
-    c4.selectbox("Initial weights", list(INIT_LABELS), key="cmp_init", format_func=INIT_LABELS.get)
+    c1.select_slider("Learning rate", LRS, format_func=lambda v: f"{v:g}",
+                     **state.bind("compare.lr", "cmp_lr"))
+    c2.selectbox("Activation", list(ACTIVATIONS), format_func=ACT_LABELS.get,
+                 **state.bind("compare.activation", "cmp_activation"))
+    c3.selectbox("Pooling", list(POOLINGS), format_func=POOL_LABELS.get,
+                 **state.bind("compare.pooling", "cmp_pooling"))
+    c4.selectbox("Initial weights", list(INIT_LABELS), format_func=INIT_LABELS.get,
+                 **state.bind("compare.init", "cmp_init"))
     row = st.container(horizontal=True, gap="small")
     row.button("Compare with the pinned run", key="cmp_pin", on_click=_pin, args=(False,), type="primary",
                icon=":material/push_pin:")
-    cur = ss.get(CMP)
+    cur = cs.cmp
     if cur is not None and cur.name == PIN and len(cur.runs) < C.MAX_RUNS:
         row.button("Add as another run", key="cmp_add", on_click=_pin, args=(True,), icon=":material/add:",
                    help=f"Up to {C.MAX_RUNS} runs, all trained on the same minibatches")
@@ -359,8 +370,7 @@ def _source_controls() -> None:
 
 def render() -> None:
     """The Compare page."""
-    ss = st.session_state
-    ss.setdefault(PLAYING, False)
+    cs = _cs()
     st.title("Compare runs")
     st.caption("Up to four runs trained in lockstep on the same minibatches from the same seed, so that any "
                "difference comes from the settings. One colour per run in every figure.")
@@ -371,7 +381,7 @@ def render() -> None:
         common.show_error()
         return
     row = st.container(horizontal=True, vertical_alignment="center", gap="small")
-    if ss[PLAYING]:
+    if cs.playing:
         row.button("Pause", key="cmp_pause", on_click=_set_playing, args=(False,), type="primary",
                    icon=":material/pause:")
     else:
@@ -379,6 +389,6 @@ def render() -> None:
                    icon=":material/play_arrow:", help="Train every run continuously, step by step together")
     row.button("Reset", key="cmp_reset", on_click=_reset, icon=":material/restart_alt:",
                help="Every run back to step 0 (same start, same minibatches)")
-    interval = session_guard.redraw_interval(TICK_S) if ss[PLAYING] else None
+    interval = session_guard.redraw_interval(TICK_S) if cs.playing else None
     body = _live_playing if interval else _live_paused
     st.fragment(body, run_every=interval, key=LIVE_KEY + ("_playing" if interval else ""))(interval)

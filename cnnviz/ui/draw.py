@@ -56,11 +56,11 @@ def _on_canvas_change() -> None:
 
 def _clear() -> None:
     """Our own Clear: a new canvas key gives an empty canvas (and forgets the uploaded image)."""
-    ss, d = st.session_state, state.app().draw
+    d = state.app().draw
     d.canvas_rev += 1
-    ss["draw_initial"] = None
+    d.initial = None
     d.objects = []
-    ss["draw_history"] = {}
+    d.history = {}
     d.drawing = None
     d.source = "canvas"
     d.upload_error = None
@@ -70,15 +70,15 @@ def _undo() -> None:
     """Our own Undo: remount the canvas with every stroke but the last one.
 
     A remounted canvas sends no pixels until the next stroke, so the 28×28 digit of the remaining strokes is
-    taken from ``draw_history`` (the digit seen after each stroke count, recorded as the user drew).
+    taken from ``draw.history`` (the digit seen after each stroke count, recorded as the user drew).
     """
-    ss, d = st.session_state, state.app().draw
+    d = state.app().draw
     objects = list(d.objects)[:-1]
     d.canvas_rev += 1
-    ss["draw_initial"] = {"objects": objects} if objects else None
+    d.initial = {"objects": objects} if objects else None
     d.objects = objects
     d.source = "canvas"
-    d.drawing = (ss.get("draw_history") or {}).get(len(objects)) if objects else None
+    d.drawing = d.history.get(len(objects)) if objects else None
 
 
 def _on_upload(key: str) -> None:
@@ -289,16 +289,15 @@ def _open_inside() -> None:
 
 
 def _teach_section(image: np.ndarray | None, scale: float, suggested: int | None = None) -> None:
-    ss = st.session_state
     a = state.app()
     digits = a.draw.user_digits
     on_pretrained = a.ui.draw_model == PRETRAINED and resources.pretrained("draw") is not None
     if image is not None:
         digest = hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=8).hexdigest()
-        if ss.get("draw_label_for") != digest:  # a new digit: propose the model's answer as its label
-            ss["draw_label_for"] = digest
+        if a.draw.label_for != digest:  # a new digit: propose the model's answer as its label
+            a.draw.label_for = digest
             if suggested is not None:
-                ss["draw_label"] = int(suggested)
+                a.draw.label = int(suggested)
     binary = not on_pretrained and state.get_trainer().config.task == "gt4"
     who = "the pretrained draw model (this session's copy)" if on_pretrained else "the session's model"
     left, right = st.columns([1, 1.6], gap="medium")
@@ -306,7 +305,8 @@ def _teach_section(image: np.ndarray | None, scale: float, suggested: int | None
         st.markdown("Label your drawing with the right digit, add it to **your digits**, then train the "
                     f"model shown above, {who}, a few steps and see its answer change.")
         row = st.container(horizontal=True, vertical_alignment="bottom", gap="small")
-        label = row.selectbox("This digit is a", list(range(10)), key="draw_label", width=130)
+        label = row.selectbox("This digit is a", list(range(10)), width=130,
+                              **state.bind("draw.label", "draw_label", convert=int))
         row.button("Add to my digits", key="draw_add", icon=":material/add:", disabled=image is None,
                    on_click=_add_digit,
                    help="Adds the 28×28 image with this label to the session model's training data")
@@ -334,11 +334,20 @@ def _teach_section(image: np.ndarray | None, scale: float, suggested: int | None
             st.caption("Your digits will appear here.")
 
 
+def _label(a: state.AppState) -> int:
+    """The chosen label. A button's callback may run before the label box's own (both changed in one run):
+    take the box's new value into the state first."""
+    v = st.session_state.get("draw_label")
+    if v is not None:
+        a.draw.label = int(v)
+    return int(a.draw.label)
+
+
 def _add_digit() -> None:
     """Button callback: add the current digit with the chosen label to the user's digits (and to the session
     model's training data, which keeps them across rebuilds)."""
     a = state.app()
-    image, label = a.draw.drawing, int(st.session_state.get("draw_label", 0))
+    image, label = a.draw.drawing, _label(a)
     if image is None:
         return
     image = np.asarray(image, dtype=np.float32)
@@ -386,7 +395,7 @@ def _train_steps(n: int) -> None:
     """Button callback: train the model the page shows ``n`` steps; report how its answer for this drawing
     moved."""
     a = state.app()
-    image, label = a.draw.drawing, int(st.session_state.get("draw_label", 0))
+    image, label = a.draw.drawing, _label(a)
     if a.ui.draw_model == PRETRAINED and resources.pretrained("draw") is not None:
         net, _ = _pretrained_copy()
         before = _label_proba(net, image, label) if image is not None else None
@@ -418,12 +427,13 @@ def _train_steps(n: int) -> None:
 # ----------------------------------------------------------------------------------------------------------
 def _current_image(canvas_rgba: np.ndarray | None, n_strokes: int) -> tuple[np.ndarray | None, str]:
     """The digit to classify and where it came from, keeping the state's ``draw.drawing`` up to date."""
-    ss, d = st.session_state, state.app().draw
+    a = state.app()
+    d = a.draw
     source = d.source
     if source != "upload":
         if canvas_rgba is not None and n_strokes:
             digest = hashlib.blake2b(np.ascontiguousarray(canvas_rgba).tobytes(), digest_size=12).hexdigest()
-            cached = ss.get("draw_canvas_cache")  # (digest, 28×28): the same pixels are converted once
+            cached = a.caches.get("draw_canvas")  # (digest, 28×28): the same pixels are converted once
             if cached is not None and cached[0] == digest:
                 drawing = cached[1]
             else:
@@ -431,9 +441,9 @@ def _current_image(canvas_rgba: np.ndarray | None, n_strokes: int) -> tuple[np.n
                     drawing = canvas_to_mnist(canvas_rgba)
                 except ValueError:  # strokes outside the canvas, or all black
                     drawing = None
-                ss["draw_canvas_cache"] = (digest, drawing)
+                a.caches["draw_canvas"] = (digest, drawing)
             d.drawing = drawing
-            ss.setdefault("draw_history", {})[n_strokes] = drawing
+            d.history[n_strokes] = drawing
             return drawing, "your drawing"
         if canvas_rgba is not None or (source == "canvas" and not n_strokes and not d.objects):
             d.drawing = None  # reset with the toolbar, every stroke undone, or cleared
@@ -468,8 +478,8 @@ def _body() -> None:
         key = f"draw_canvas_{d.canvas_rev}"
         if key not in ss and d.objects and d.source != "upload":
             # back on this page after visiting another (or a reload): put the strokes back on the new canvas
-            ss["draw_initial"] = {"objects": d.objects}
-        rgba, objects, _side = digit_canvas(key, ss.get("draw_initial"), on_change=_on_canvas_change)
+            d.initial = {"objects": d.objects}
+        rgba, objects, _side = digit_canvas(key, d.initial, on_change=_on_canvas_change)
         if objects or rgba is not None:  # a canvas that has not sent anything yet keeps the strokes we know
             d.objects = objects
         objects = d.objects

@@ -1,7 +1,7 @@
 """"Inspect a filter" from any page: one call draws a filter picker and a button that opens the Inspect page.
 
 A page calls ``inspect_link(net, key)`` once, where it shows filters. The choice is written to
-``st.session_state[inspect.INSPECT_KEY]`` (see ``cnnviz.ui.inspect``), then the app switches page.
+the session's typed state (``inspect.select``, see ``cnnviz.ui.inspect``), then the app switches page.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def inspect_link(net, key: str, conv: int = 0) -> None:
     if not convs:
         return
     options = [(ci, f) for ci in range(len(convs)) for f in range(net.layers[convs[ci]].out_channels)]
-    current = st.session_state.get(inspect_page.INSPECT_KEY)
+    current = inspect_page.selection()
     start = options.index(current) if current in options else next(
         (i for i, o in enumerate(options) if o[0] == min(conv, len(convs) - 1)), 0)
     row = st.container(horizontal=True, vertical_alignment="bottom")
@@ -39,5 +39,5 @@ def inspect_link(net, key: str, conv: int = 0) -> None:
                        help="Open this filter: the patches that excite it, the digits it fires for, an input "
                             "that maximises it; knock it out or repaint it and see what changes")
     if go:
-        st.session_state[inspect_page.INSPECT_KEY] = tuple(choice)
+        inspect_page.select(*choice)
         st.switch_page(inspect_page.page())

@@ -16,27 +16,26 @@ from cnnviz.ui import common, resources, state
 from cnnviz.viz import figures_compare
 from cnnviz.viz.names import describe_config
 
-CACHE_KEY = "_health_cache"
-FIXED_KEY = "_health_fixed"
+CACHE_KEY = "health"  # in the AppState's caches
 LIVE_EVERY = 10  # steps between two health checks while playing (every step otherwise)
 
 
 def hints(tr) -> list[health.Hint]:
     """The session trainer's hints, cached for (model revision, step)."""
-    ss = st.session_state
-    key = (ss.get("model_rev", 0), id(tr), len(tr.val_history), tr.last_divergence)
-    cached = ss.get(CACHE_KEY)
+    a = state.app()
+    key = (a.model_rev, id(tr), len(tr.val_history), tr.last_divergence)
+    cached = a.caches.get(CACHE_KEY)
     if cached is not None and cached[0] == key and (
-            cached[2] == tr.step_count or (ss.get("playing") and tr.step_count - cached[2] < LIVE_EVERY)):
+            cached[2] == tr.step_count or (a.playing and tr.step_count - cached[2] < LIVE_EVERY)):
         return cached[1]  # while playing, a probe every LIVE_EVERY steps keeps the live ticks light
     if tr.step_count == 0 and tr.last_divergence is None:
         result: list[health.Hint] = []
     else:
         x_val, _ = resources.validation_images()
-        with ss["train_lock"]:  # a consistent copy of the weights, never half-updated
+        with state.reading():  # a consistent copy of the weights, never half-updated
             net = tr.net.copy()
         result = health.trainer_health(tr, x_val, net=net)
-    ss[CACHE_KEY] = (key, result, tr.step_count)
+    a.caches[CACHE_KEY] = (key, result, tr.step_count)
     return result
 
 
@@ -46,11 +45,11 @@ def _apply(fix: dict, title: str) -> None:
         state.app().playing = False
         state.set_notice(f"Stopped here ({title.split(':')[0].lower()}).")
         return
-    new = state.apply_config(health.apply_fix(cfg.to_dict(), fix))
+    new = state.apply_config(health.apply_fix(cfg.to_dict(), fix), f"the fix \"{title}\"")
     if new is not None:
         state.set_notice("Fixed and restarted from step 0 (Undo brings the old run back): "
                          f"{describe_config(new)}")
-    st.session_state[FIXED_KEY] = True  # the sidebar shows the settings: a full rerun redraws it
+    state.app().health_fixed = True  # the sidebar shows the settings: a full rerun redraws it
 
 
 def _class_names(n: int) -> list[str]:
@@ -66,7 +65,9 @@ def show_hint(h: health.Hint) -> None:
 def render(tr) -> None:
     """The hints for the session's run, if any (nothing at all for a healthy run): the boxes, the histogram
     of predicted classes beside them for a stuck run, and one button per distinct fix."""
-    if st.session_state.pop(FIXED_KEY, False) and _in_fragment():
+    a = state.app()
+    fixed, a.health_fixed = a.health_fixed, False
+    if fixed and _in_fragment():
         st.rerun()  # a fix clicked inside the live fragment: redraw the whole app (sidebar included)
     found = hints(tr)
     if not found:

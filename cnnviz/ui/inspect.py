@@ -1,15 +1,17 @@
 """Inspect a filter: what one conv filter responds to, and what happens if you change it.
 
-Session keys owned by this page (the lead moves them into the typed session state):
-  "inspect_filter"  (conv, filter): the filter on show, both from 0 — ``conv`` counts the network's conv
-                    layers (0 = "conv 1"), ``filter`` is that layer's output channel. Other pages set it
-                    through ``cnnviz.ui.filter_link.inspect_link`` before switching here.
-  "inspect_edit"    the draft change of that filter: {"mode": one of ``inspect.EDIT_MODES``, "factor": float,
-                    "kernel": (KH, KW) float32 or None, "channel": int, "rev": int, "target": (conv, filter,
-                    model_rev)}. It is a proposal only: the session's trained weights change on "Keep these
-                    weights" alone.
-  "_inspect_cache"  computed views of the current weights (conv outputs on the validation images, maximised
-                    inputs, predictions) with the hash of those weights; emptied when the weights change.
+What this page keeps lives in the session's typed state (``cnnviz.ui.state``):
+  ``AppState.inspect.selection``  (conv, filter): the filter on show, both from 0 — ``conv`` counts the
+                    network's conv layers (0 = "conv 1"), ``filter`` is that layer's output channel. Other
+                    pages set it through ``cnnviz.ui.filter_link.inspect_link`` before switching here.
+  ``AppState.inspect.draft``  the draft change of that filter: {"mode": one of ``inspect.EDIT_MODES``,
+                    "factor": float, "kernel": (KH, KW) float32 or None, "channel": int, "rev": int, "target":
+                    (conv, filter, model_rev)}. It is a proposal only: the session's trained weights change on
+                    "Keep these weights" alone (``state.replace_weights``, which Undo reverts).
+  ``AppState.caches["inspect"]``  computed views of the current weights (conv outputs on the validation
+                    images, maximised inputs, predictions) with the hash of those weights; emptied when the
+                    weights change.
+Widget keys only mirror these values (set from the state before each widget is drawn).
 
 All computing is done by ``cnnviz.viz.inspect`` on copies of the session's network.
 """
@@ -25,9 +27,7 @@ from cnnviz.ui import common, resources, state
 from cnnviz.viz import figures_inspect as figs
 from cnnviz.viz import inspect as insp
 
-INSPECT_KEY = "inspect_filter"
-EDIT_KEY = "inspect_edit"
-CACHE_KEY = "_inspect_cache"
+CACHE_KEY = "inspect"  # in the AppState's caches
 URL_PATH = "inspect"
 TITLE = "Inspect a filter"
 N_PATCHES = 12
@@ -42,76 +42,104 @@ def page() -> st.Page:
 # ----------------------------------------------------------------------------------------------------------
 # Selection and draft (session state)
 # ----------------------------------------------------------------------------------------------------------
+def _ins() -> state.InspectState:
+    return state.app().inspect
+
+
+def select(ci: int, f: int) -> None:
+    """Show filter ``f`` of conv layer ``ci`` (both from 0) when the page opens next."""
+    _ins().selection = (int(ci), int(f))
+
+
+def selection() -> tuple[int, int]:
+    return _ins().selection
+
+
 def _session_net():
     """A copy of the session's network (taken under the training lock: never half-updated), its config."""
     tr = state.get_trainer()
-    lock = state.lock()
-    if lock is not None and lock.acquire(timeout=5.0):
-        try:
-            return tr.net.copy(), tr.config
-        finally:
-            lock.release()
-    return tr.net.copy(), tr.config
+    with state.reading():
+        return tr.net.copy(), tr.config
 
 
 def _selection(net) -> tuple[int, int]:
     """The (conv, filter) on show, clamped to this network (a new model may have fewer layers or filters)."""
     convs = insp.conv_layers(net)
-    ci, f = st.session_state.get(INSPECT_KEY) or (0, 0)
+    ci, f = _ins().selection
     ci = min(max(int(ci), 0), len(convs) - 1)
     f = min(max(int(f), 0), net.layers[convs[ci]].out_channels - 1)
-    st.session_state[INSPECT_KEY] = (ci, f)
+    _ins().selection = (ci, f)
     return ci, f
 
 
 def _draft(target: tuple[int, int, int]) -> dict:
     """The draft edit for ``target`` (conv, filter, model_rev); a new target starts from the learned one."""
-    ss = st.session_state
-    d = ss.get(EDIT_KEY)
+    ins = _ins()
+    d = ins.draft
     if not d or d.get("target") != target:
         d = {"mode": "learned", "factor": 0.5, "kernel": None, "channel": 0, "rev": 0, "target": target}
-        ss[EDIT_KEY] = d
+        ins.draft = d
     return d
 
 
+def _widget(key: str, needs_draft: bool = True):
+    """A widget's new value in its on_change callback, to copy into the state (None: nothing to copy — the
+    widget is gone, another tab took the session over, or there is no draft to change)."""
+    v = st.session_state.get(key)
+    if v is None or not state.owns_session() or (needs_draft and _ins().draft is None):
+        return None
+    return v
+
+
 def _on_layer() -> None:
-    st.session_state[INSPECT_KEY] = (int(st.session_state["inspect_layer_w"]), 0)
+    v = _widget("inspect_layer_w", needs_draft=False)
+    if v is not None:
+        _ins().selection = (int(v), 0)
 
 
 def _on_filter() -> None:
-    ci, _ = st.session_state.get(INSPECT_KEY) or (0, 0)
-    st.session_state[INSPECT_KEY] = (ci, int(st.session_state["inspect_filter_w"]))
+    v = _widget("inspect_filter_w", needs_draft=False)
+    if v is not None:
+        _ins().selection = (_ins().selection[0], int(v))
 
 
 def _on_mode() -> None:
-    st.session_state[EDIT_KEY]["mode"] = st.session_state["inspect_mode"]
+    v = _widget("inspect_mode")
+    if v is not None:
+        _ins().draft["mode"] = v
 
 
 def _on_factor() -> None:
-    st.session_state[EDIT_KEY]["factor"] = float(st.session_state["inspect_factor"])
+    v = _widget("inspect_factor")
+    if v is not None:
+        _ins().draft["factor"] = float(v)
 
 
 def _on_channel() -> None:
-    d = st.session_state[EDIT_KEY]
-    d["channel"], d["kernel"] = int(st.session_state["inspect_channel"]), None
-    d["rev"] += 1
+    v = _widget("inspect_channel")
+    if v is not None:
+        d = _ins().draft
+        d["channel"], d["kernel"] = int(v), None
+        d["rev"] += 1
 
 
 def _restore() -> None:
-    d = st.session_state[EDIT_KEY]
+    d = _ins().draft
+    if d is None:
+        return
     d.update(mode="learned", kernel=None)
     d["rev"] += 1
 
 
 def _load_preset(name: str, norm: float, size: int) -> None:
-    d = st.session_state[EDIT_KEY]
+    d = _ins().draft
     d.update(mode="paint", kernel=insp.preset_kernel(name, size) * np.float32(norm))
     d["rev"] += 1
 
 
 def _on_kernel_edit(key: str, base: np.ndarray) -> None:
     """Apply the grid's edited cells to the draft kernel (the grid restarts from it under a new key)."""
-    d = st.session_state[EDIT_KEY]
+    d = _ins().draft
     k = np.array(base, dtype=np.float32)
     for row, cells in (st.session_state.get(key) or {}).get("edited_rows", {}).items():
         for col, value in cells.items():
@@ -131,10 +159,10 @@ def _on_kernel_edit(key: str, base: np.ndarray) -> None:
 def _cached(fp: str, key: tuple, compute):
     """``compute()`` once per weights: the cache holds the views of ONE set of weights (fingerprint ``fp``)
     and is emptied when they change, so a session keeps at most a few layers' outputs in memory."""
-    ss = st.session_state
-    c = ss.get(CACHE_KEY)
+    caches = state.app().caches
+    c = caches.get(CACHE_KEY)
     if not c or c.get("fp") != fp:
-        c = ss[CACHE_KEY] = {"fp": fp}
+        c = caches[CACHE_KEY] = {"fp": fp}
     if key not in c:
         c[key] = compute()
     return c[key]
@@ -183,12 +211,10 @@ def _summary(name: str, dead: bool, means: np.ndarray, first: bool, top, low) ->
 
 def _on_strip_click() -> None:
     """A click on a filter of the strip (its invisible marker, point index = filter) selects that filter."""
-    ss = st.session_state
-    points = getattr(getattr(ss.get("inspect_strip"), "selection", None), "points", None) or []
+    points = getattr(getattr(st.session_state.get("inspect_strip"), "selection", None), "points", None) or []
     idx = points[0].get("point_index") if points else None
-    if isinstance(idx, int) and idx >= 0:
-        ci, _ = ss.get(INSPECT_KEY) or (0, 0)
-        ss[INSPECT_KEY] = (ci, idx)
+    if isinstance(idx, int) and idx >= 0 and state.owns_session():
+        _ins().selection = (_ins().selection[0], idx)
 
 
 def _strip(net, li: int, ci: int, f: int, fp: str) -> None:
@@ -278,25 +304,12 @@ def _confidence(p: np.ndarray, c: int) -> float:
     return float(p[0, c])
 
 
-def _keep(edited) -> None:
-    """Make the changed weights the session's model (the one place where this page writes the model)."""
-    tr = state.get_trainer()
-    lock = state.lock()
-    if lock is None or not lock.acquire(timeout=5.0):
-        state.set_error("The model is busy (training); the change was not kept. Pause and try again.")
-        return
-    try:
-        tr.net.set_params(dict(edited.named_params()))
-        # the validation entry of this step described the old weights: measure the kept ones instead
-        loss, acc, _ = tr.evaluate(tr.data.x_val, tr.data.y_val)
-        if tr.val_history and tr.val_history[-1][0] == tr.step_count:
-            tr.val_history[-1] = (tr.step_count, loss, acc)
-        else:
-            tr.val_history.append((tr.step_count, loss, acc))
-        st.session_state["model_rev"] = st.session_state.get("model_rev", 0) + 1
-    finally:
-        lock.release()
-    state.set_notice("The changed filter is now part of the model: training continues from these weights.")
+def _keep(edited, what: str) -> None:
+    """Make the changed weights the session's model (the one place where this page writes the model), through
+    the state's ``replace_weights``: under the model lock, on the Undo stack."""
+    if state.replace_weights(edited, what):
+        state.set_notice("The changed filter is now part of the model: training continues from these "
+                         "weights. Undo brings the previous weights back.")
 
 
 def _paint_controls(W_f: np.ndarray, d: dict) -> np.ndarray:
@@ -304,7 +317,7 @@ def _paint_controls(W_f: np.ndarray, d: dict) -> np.ndarray:
     C, KH, KW = W_f.shape
     ch = min(int(d.get("channel", 0)), C - 1)
     if C > 1:
-        st.session_state["inspect_channel"] = ch
+        st.session_state["inspect_channel"] = ch  # the widget mirrors the draft
         st.selectbox("Input channel to paint", range(C), key="inspect_channel", on_change=_on_channel,
                      format_func=lambda i: f"channel {i + 1}")
     learned = W_f[ch]
@@ -327,7 +340,7 @@ def _change_tab(net, cfg, convs: list[int], ci: int, f: int, fp: str) -> None:
     li = convs[ci]
     s = common.scale()
     ss = st.session_state
-    d = _draft((ci, f, ss.get("model_rev", 0)))
+    d = _draft((ci, f, state.model_rev()))
     W_f = net.layers[li].params["W"][f]  # (C, KH, KW)
     left, right = st.columns([1, 1.3], gap="large")
     with left:
@@ -354,7 +367,7 @@ def _change_tab(net, cfg, convs: list[int], ci: int, f: int, fp: str) -> None:
     edited = insp.edit_filter(net, li, f, mode, factor=d["factor"], kernel=kernel,
                               channel=min(int(d["channel"]), W_f.shape[0] - 1) if mode == "paint" else None)
     if keep:
-        _keep(edited)
+        _keep(edited, f"{MODE_LABELS[mode].lower()} filter {f + 1} of conv {ci + 1}")
         _restore()
         st.rerun()
     x, y = _val()
@@ -370,7 +383,7 @@ def _change_tab(net, cfg, convs: list[int], ci: int, f: int, fp: str) -> None:
                     f"with this filter as shown; the learned weights give {acc0:.1%}")
         m[1].metric("Answers changed", f"{changed:,}", help="Validation images whose predicted class "
                     "differs from the learned network's")
-        drawing = ss.get("drawing")
+        drawing = state.app().draw.drawing
         names = _class_names(cfg.task, 10)
         if drawing is not None:
             xd = np.asarray(drawing, dtype=np.float32).reshape(1, 1, 28, 28)

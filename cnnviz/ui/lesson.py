@@ -16,29 +16,41 @@ from cnnviz.ui import common, resources, state
 from cnnviz.viz import figures, figures_lesson
 from cnnviz.viz import lesson as L
 
-STEP_KEY = "lesson_step"
-PICK_KEY = "lesson_pick"  # (seed, validation index) of the digit chosen with "Another digit"
+
+def _ls() -> state.LessonState:
+    """The page's state in the session's typed state: step, picked digit, window positions."""
+    return state.app().lesson
 
 
 def _step() -> int:
-    return min(max(int(st.session_state.get(STEP_KEY, 1)), 1), L.N_STEPS)
+    return min(max(int(_ls().step), 1), L.N_STEPS)
+
+
+def set_step(step: int) -> None:
+    """Show lesson step ``step`` (1..N_STEPS, clamped) next (a shared link's ``step=``)."""
+    _ls().step = min(max(int(step), 1), L.N_STEPS)
 
 
 def _go(delta: int) -> None:
-    st.session_state[STEP_KEY] = min(max(_step() + delta, 1), L.N_STEPS)
+    if state.owns_session():
+        set_step(_step() + delta)
 
 
 def _another_digit(n_val: int, seed: int, current: int) -> None:
-    st.session_state[PICK_KEY] = (
+    _ls().pick = (
         seed,
         (current + 1 + int(np.random.default_rng([seed, current]).integers(n_val - 1))) % n_val,
     )
 
 
 def _use_preset(name: str) -> None:
+    """Switch the session's model to the ``name`` preset's network (through ``state.apply_config``: the
+    model before goes on the Undo stack)."""
     seed = state.get_config().seed
-    if state.apply_config(preset_config(name, seed=seed).to_dict()) is not None:
-        state.set_notice(f"The model is now the {name} network (seed {seed}), at step 0.")
+    what = f"the lesson's switch to the {name} network"
+    if state.apply_config(preset_config(name, seed=seed).to_dict(), what) is not None:
+        state.set_notice(f"The model is now the {name} network (seed {seed}), at step 0. Undo brings the "
+                         "previous model back.")
 
 
 def _nav(step: int) -> None:
@@ -150,7 +162,10 @@ def _fig_1(s: L.Step, d: dict, lesson: L.Lesson, trainer, scale: float) -> None:
 def _fig_2(s: L.Step, d: dict, lesson: L.Lesson, trainer, scale: float) -> None:
     st.markdown("**The tutorial's example: a 3 × 3 image, a 2 × 2 filter**")
     steps = d["tutorial_steps"]
-    pos = st.slider("Window position (tutorial example)", 1, len(steps), key="lesson_tut_pos")
+    ls = _ls()
+    ls.tut_pos = min(max(int(ls.tut_pos), 1), len(steps))
+    pos = st.slider("Window position (tutorial example)", 1, len(steps), **state.bind("lesson.tut_pos",
+                                                                                        "lesson_tut_pos"))
     common.plot(
         figures.conv_step_figure(
             d["tutorial_image"], d["tutorial_filter"], steps, pos - 1, numbers=True, scale=scale
@@ -160,9 +175,11 @@ def _fig_2(s: L.Step, d: dict, lesson: L.Lesson, trainer, scale: float) -> None:
     if "steps" in d:
         st.markdown("**The digit with the network's filter 1**")
         rsteps = d["steps"]
-        st.session_state.setdefault("lesson_real_pos", d["best"] + 1)
-        st.session_state["lesson_real_pos"] = min(st.session_state["lesson_real_pos"], len(rsteps))
-        rpos = st.slider("Window position (digit)", 1, len(rsteps), key="lesson_real_pos")
+        if ls.real_pos is None:
+            ls.real_pos = d["best"] + 1
+        ls.real_pos = min(max(int(ls.real_pos), 1), len(rsteps))
+        rpos = st.slider("Window position (digit)", 1, len(rsteps), **state.bind("lesson.real_pos",
+                                                                                 "lesson_real_pos"))
         common.plot(
             figures.conv_step_figure(d["image"], d["kernel"], rsteps, rpos - 1, scale=scale),
             key="lesson_fig_2b",
@@ -379,7 +396,7 @@ def render() -> None:
     _preset_note(cfg)
     _nav(step)
     n_val = len(trainer.data.y_val)
-    pick = st.session_state.get(PICK_KEY)
+    pick = _ls().pick
     index = pick[1] if pick and pick[0] == cfg.seed else L.default_index(trainer.data.y_val, cfg.seed)
     # a consistent copy of the weights: never half-way through a training step of this session
     with state.lock():

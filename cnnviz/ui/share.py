@@ -11,21 +11,25 @@ from urllib.parse import urlencode
 import streamlit as st
 
 from cnnviz.train import links
-from cnnviz.ui import resources, state
+from cnnviz.ui import lesson as lesson_page
+from cnnviz.ui import resources, session_guard, state
 from cnnviz.viz.lesson import N_STEPS
-
-_OPENED = "link_opened"  # session flag: a link is read once, on the session's first run
-_MESSAGES = "link_messages"
 
 
 def open_link(pages: list, current) -> None:
-    """On the session's first run, apply the configuration, page and lesson step in the URL's query
+    """On a browser tab's first run, apply the configuration, page and lesson step in the URL's query
     parameters (validated; bad or unknown ones give a message and their defaults). Call it from app.py after
-    ``st.navigation(pages)`` returned ``current``, before the sidebar is drawn."""
-    ss = st.session_state
-    if ss.get(_OPENED):
+    ``st.navigation(pages)`` returned ``current``, before the sidebar is drawn.
+
+    Everything goes through the state API: a new configuration is applied with ``state.apply_config`` (Undo
+    brings the model before back). A reload that restored this session from the server's store (the URL may
+    still hold the link the share box wrote) does not rebuild anything: a link whose configuration is already
+    the session's applied one changes nothing but the page and lesson step."""
+    a = state.app()
+    tab = session_guard.session_key()
+    if a.link.read_by == tab or not state.owns_session():
         return
-    ss[_OPENED] = True
+    a.link.read_by = tab
     qp = st.query_params
     params = {k: qp.get_all(k) for k in qp.keys()}
     if not params:
@@ -47,13 +51,17 @@ def open_link(pages: list, current) -> None:
                 + "\n".join(f"- {p}" for p in res.problems),
             )
         )
-    if res.config is not None:
-        cfg = state.apply_config(res.config.to_dict())
+    if res.config is not None and res.config.to_dict() == a.config.to_dict():
+        msgs.append(("info", f"Opened a shared link: {res.config.describe()}. These are the settings of your "
+                     "current model, which is kept."))
+    elif res.config is not None:
+        cfg = state.apply_config(res.config.to_dict(), "the shared link")
         if cfg is not None:
-            msgs.append(("info", f"Opened a shared link: {cfg.describe()}."))
+            msgs.append(("info", f"Opened a shared link: {cfg.describe()}. Undo brings your previous model "
+                         "back."))
     if res.step is not None:
-        ss["lesson_step"] = res.step
-    ss[_MESSAGES] = msgs
+        lesson_page.set_step(res.step)
+    a.link.messages = msgs
     st.query_params.clear()  # the settings now live in the session; the address bar keeps no stale copy
     if res.page and res.page != current.url_path:
         st.switch_page(by_path[res.page])
@@ -61,7 +69,9 @@ def open_link(pages: list, current) -> None:
 
 def link_messages() -> None:
     """Show (once) what opening a link did, at the top of the page."""
-    for kind, text in st.session_state.pop(_MESSAGES, None) or []:
+    a = state.app()
+    msgs, a.link.messages = a.link.messages, []
+    for kind, text in msgs:
         (st.warning if kind == "warning" else st.info)(text, icon=":material/link:")
 
 
@@ -75,14 +85,15 @@ def _base_url(current) -> str:
 
 
 def _on_copy() -> None:
-    st.session_state["share_on"] = True
+    if state.owns_session():
+        state.app().link.share_on = True
 
 
 def link_box(current) -> None:
     """Sidebar box: "Copy link" writes the current configuration, page and lesson step into the address bar
     and shows the link (with Streamlit's copy button) to hand to a class."""
-    ss = st.session_state
-    with st.sidebar.expander("Share a setting (link)", expanded=bool(ss.get("share_on"))):
+    a = state.app()
+    with st.sidebar.expander("Share a setting (link)", expanded=a.link.share_on):
         st.button(
             "Copy link",
             key="share_copy",
@@ -92,9 +103,9 @@ def link_box(current) -> None:
             help="A link with this configuration, this page and the lesson step: settings only, "
             "never your model or your session",
         )
-        if not ss.get("share_on"):
+        if not a.link.share_on:
             return
-        step = ss.get("lesson_step") if current.url_path == "lesson" else None
+        step = a.lesson.step if current.url_path == "lesson" else None
         try:
             params = links.to_params(state.get_config(), page=current.url_path or None, step=step)
         except ValueError as e:

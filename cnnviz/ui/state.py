@@ -3,7 +3,10 @@
 Everything a session owns lives here: the settings being edited in the sidebar (``Settings``, pending), the
 applied ``RunConfig``, the trainer, the weights a Reset returns to (``Start``), the drawing and the user's
 digits, the UI choices (presentation mode, speed, replay position, picks on the pages), the play flag, the
-one-shot messages and the Undo stack. This module is the only one that reads or writes it.
+one-shot messages and the Undo stack; per page: the Compare page's runs (``CompareState``), the Inspect page's
+selection and draft (``InspectState``), the Lesson's step and picks (``LessonState``), the shared-link flags
+(``LinkState``); computed page results go in ``caches``. This module is the only one that reads or writes it
+(the pages through its functions, e.g. ``bind``, ``apply_config``, ``replace_weights``, ``undo``).
 
 Widgets display the state and write back through ``on_change`` callbacks (``bind``): before a widget is
 drawn its Streamlit key is set from the typed state, and its callback copies the new value back. A widget key
@@ -22,6 +25,7 @@ Training and every read of the weights that may race with a live tick run under 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import os
@@ -196,8 +200,58 @@ class DrawState:
     user_digits: list = field(default_factory=list)  # [(image (28, 28), label)]
     objects: list = field(default_factory=list)  # the canvas's strokes (to redraw them after a reload)
     canvas_rev: int = 0  # a new canvas key clears the canvas
+    initial: dict | None = None  # the strokes a new canvas starts with ({"objects": [...]}, None: empty)
+    history: dict = field(default_factory=dict)  # stroke count -> the (28, 28) digit seen then (for Undo)
+    label: int = 0  # "This digit is a": the label for "Add to my digits"
+    label_for: str = ""  # the digest of the digit that label was proposed for
     taught_net: Any = None  # this session's fine-tuned copy of the pretrained draw model, once taught
     taught_steps: int = 0
+
+
+@dataclass
+class CompareState:
+    """The Compare page: its comparison (up to four runs with their trainers), the lesson or pinned source,
+    its own play flag, and the settings chosen for the next pinned run (None: the current run's)."""
+
+    cmp: Any = None  # cnnviz.train.compare.Comparison, built on the first visit
+    source: str = "sigmoid vs ReLU"
+    playing: bool = False
+    lr: float | None = None
+    activation: str | None = None
+    pooling: str | None = None
+    init: str | None = None
+
+
+@dataclass
+class InspectState:
+    """The Inspect page: the filter on show (conv, filter), both from 0, and the draft change of it (a
+    proposal only: the model changes on "Keep these weights" alone, through ``replace_weights``)."""
+
+    selection: tuple[int, int] = (0, 0)
+    # {"mode", "factor", "kernel" (KH, KW) or None, "channel", "rev", "target": (conv, filter, model_rev)}
+    draft: dict | None = None
+
+
+@dataclass
+class LessonState:
+    """The Lesson page: the step shown, the digit picked with "Another digit" (seed, validation index), and
+    the window positions of step 2's sliders."""
+
+    step: int = 1
+    pick: tuple[int, int] | None = None
+    tut_pos: int = 1
+    real_pos: int | None = None  # None: the position where the filter responds most
+
+
+@dataclass
+class LinkState:
+    """Shared links: which browser tab already read its URL (a link is read once per tab, and a reload that
+    restores this session must not apply it again over the restored work), the messages of opening one, and
+    whether the share box shows a link."""
+
+    read_by: str = ""  # the Streamlit session key of the tab that read the URL
+    messages: list = field(default_factory=list)  # [(kind, text)]
+    share_on: bool = False
 
 
 @dataclass
@@ -216,6 +270,11 @@ class AppState:
     model_rev: int = 0
     ui: UI = field(default_factory=UI)
     draw: DrawState = field(default_factory=DrawState)
+    compare: CompareState = field(default_factory=CompareState)
+    inspect: InspectState = field(default_factory=InspectState)
+    lesson: LessonState = field(default_factory=LessonState)
+    link: LinkState = field(default_factory=LinkState)
+    health_fixed: bool = False  # a health fix was clicked in the live fragment: redraw the whole app
     caches: dict = field(default_factory=dict)  # per-page computed results, keyed by what they depend on
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     token: str = ""  # the cookie's value (never shown, never in a URL)
@@ -237,6 +296,21 @@ def store() -> SessionStore:
                         weigh=weigh)
 
 
+def _nbytes(obj, depth: int = 0) -> int:
+    """Bytes of the arrays in a cache value (arrays, or tuples/lists/dicts/objects holding them)."""
+    if isinstance(obj, np.ndarray):
+        return obj.nbytes
+    if depth > 3:
+        return 0
+    if isinstance(obj, dict):
+        return sum(_nbytes(v, depth + 1) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(_nbytes(v, depth + 1) for v in obj)
+    if hasattr(obj, "__dict__") and not isinstance(obj, type):
+        return sum(_nbytes(v, depth + 1) for v in vars(obj).values())
+    return 0
+
+
 def _trainer_bytes(tr: Trainer | None) -> int:
     if tr is None:
         return 0
@@ -247,18 +321,26 @@ def _trainer_bytes(tr: Trainer | None) -> int:
                 n += v.nbytes
             elif isinstance(v, dict):
                 n += sum(x.nbytes for x in v.values() if isinstance(x, np.ndarray))
-    n += sum(sn.filters.nbytes + sn.grads.nbytes for sn in tr.snapshots)
+    n += sum(sn.filters.nbytes + sn.grads.nbytes for sn in getattr(tr, "snapshots", ()))
     n += len(tr.history) * 400  # a StepRecord with its per-parameter norms
     x = getattr(tr, "_x", None)
-    if x is not None and x is not tr.data.x_train:  # its own copy (user digits added), not the shared data
+    data = getattr(tr, "data", None)
+    # its own copy (user digits added), not the shared data
+    if x is not None and x is not getattr(data, "x_train", None):
         n += x.nbytes
     return n
 
 
 def weigh(a: AppState) -> int:
-    """Estimated bytes a kept session holds: its model and those on its Undo stack."""
+    """Estimated bytes a kept session holds: its model and those on its Undo stack, the Compare page's runs
+    (each a trainer), the taught draw model and the pages' cached results (an Inspect page's layer outputs
+    on the validation images are megabytes)."""
     undone = sum(_trainer_bytes(e.trainer) for e in a.undo if e.trainer is not a.trainer)
-    return _trainer_bytes(a.trainer) + undone
+    cmp = a.compare.cmp
+    runs = sum(_trainer_bytes(r.trainer) for r in cmp.runs) if cmp is not None else 0
+    taught = a.draw.taught_net
+    taught_b = sum(p.nbytes for _, p in taught.named_params()) * 3 if taught is not None else 0
+    return _trainer_bytes(a.trainer) + undone + runs + taught_b + _nbytes(a.caches)
 
 
 def _cookie_token() -> str | None:
@@ -292,6 +374,7 @@ def init() -> AppState:
         store().put(app.token, app)
         if restored:
             app.playing = False  # training waits for the user after a reload
+            app.compare.playing = False
             steps = app.trainer.step_count if app.trainer else 0
             app.notice = " ".join(filter(None, [app.notice, f"Welcome back: your model (step {steps:,}), its "
                                                 "history and your settings were kept."]))
@@ -340,6 +423,8 @@ def page_switched(page: str) -> None:
     if page != "train" and a.playing:
         a.playing = False
         a.notice = "Live training paused: it runs while the Train page is open. Press Play there to continue."
+    if page != "compare":
+        a.compare.playing = False  # the Compare page's runs, too, train only while it is open
     if prev == "draw" and a.ui.draw_model == "pretrained" and page in ("inside", "gradients", "evaluate"):
         tr = a.trainer
         a.ui.model_note = ("This page shows this session's model ("
@@ -651,6 +736,54 @@ def reset(a: AppState | None = None) -> None:
         a.ui.replay_step = None
         a.model_rev += 1
     a.notice = f"Reset: back to step 0 from {a.start.describe()}, history cleared. Undo brings it back."
+
+
+def _copy_trainer(tr: Trainer) -> Trainer:
+    """A deep copy of ``tr`` (weights, optimiser, history) sharing its dataset (shared, never copied)."""
+    memo: dict = {id(tr.data): tr.data}
+    if getattr(tr, "parallel", None) is not None:  # a worker pool (threads, locks): shared, not copied
+        memo[id(tr.parallel)] = tr.parallel
+    for v in vars(tr.data).values():
+        memo[id(v)] = v
+    for name in ("_x", "_y_digits"):  # the dataset's own arrays when no user digits were added
+        v = getattr(tr, name, None)
+        if v is not None and any(v is w for w in vars(tr.data).values()):
+            memo[id(v)] = v
+    return copy.deepcopy(tr, memo)
+
+
+def replace_weights(net, reason: str, a: AppState | None = None) -> bool:
+    """Make ``net``'s parameters (same shapes) the session model's weights: the Inspect page's "Keep these
+    weights". The model before goes on the Undo stack (a copy: the trainer itself continues with the new
+    weights, its history kept); its latest validation entry is measured again for the new weights. Runs under
+    the model lock; returns False (and an error message) when the model is busy or the weights do not fit."""
+    a = a or app()
+    if not owns_session():
+        return False
+    tr = get_trainer()
+    if not a.lock.acquire(timeout=5.0):
+        a.error = "The model is busy (training); the change was not kept. Pause and try again."
+        return False
+    try:
+        before = _copy_trainer(tr)
+        try:
+            tr.net.set_params(dict(net.named_params()))
+        except (ValueError, KeyError) as e:
+            a.error = f"The weights were not kept: {e}."
+            return False
+        # the validation entry of this step described the old weights: measure the kept ones instead
+        loss, acc, _ = tr.evaluate(tr.data.x_val, tr.data.y_val)
+        if tr.val_history and tr.val_history[-1][0] == tr.step_count:
+            tr.val_history[-1] = (tr.step_count, loss, acc)
+        else:
+            tr.val_history.append((tr.step_count, loss, acc))
+        a.undo.append(UndoEntry(reason, a.config, before, a.start))
+        del a.undo[:-UNDO_DEPTH]
+        a.ui.replay_step = None
+        a.model_rev += 1
+    finally:
+        a.lock.release()
+    return True
 
 
 def undo(a: AppState | None = None) -> bool:
