@@ -121,6 +121,25 @@ def test_session_model_is_used_when_chosen():
     assert len(plotly_array(proba["x"])) == 10
 
 
+def test_untrained_session_model_does_not_blame_a_clear_digit():
+    """Browser finding: the untrained session model answers ~10% for everything, and the page said "This does
+    not look like a digit ... Draw one digit" under a clear 1. The drawing is not at fault: the model is."""
+    at = with_drawing(1, "state.app().ui.draw_model = 'session'")
+    at.run()
+    assert not at.exception
+    bodies = [el.proto.body for el in at.get("html")]
+    verdict = next(b for b in bodies if "draw-verdict" in b or "draw-guess" in b)
+    assert "not-digit" in verdict  # the untrained model is unsure of every digit
+    assert "does not look like a digit" not in verdict
+    assert "cannot tell which digit" in verdict and "Train page" in verdict
+    # the shipped draw model, trained on non-digits, keeps its "not a digit" wording
+    from cnnviz.drawing.reading import verdict_from_proba
+    from cnnviz.ui.reading_view import reading_html
+
+    flat = np.full(10, 0.1)
+    assert "does not look like a digit" in reading_html(verdict_from_proba(flat, 0.41))
+
+
 def test_tutorial_binary_network_is_shown_as_0_4_vs_5_9():
     setup = ("from cnnviz.train.config import preset_config\n"
              "state.apply_config(preset_config('tutorial').to_dict())\n"

@@ -498,7 +498,8 @@ def _body() -> None:
             pretrained = state.app().ui.draw_model == PRETRAINED
             show_reading(verdict_from_proba(result["proba"], not_digit_threshold(pretrained),
                                             too_many_strokes=too_many_strokes(image, pretrained),
-                                            score=not_digit_score(image, net, pretrained)))
+                                            score=not_digit_score(image, net, pretrained)),
+                         knows_non_digits=pretrained)
         else:
             _guess(result, scale)
         input_slot = st.container()
