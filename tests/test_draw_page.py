@@ -273,3 +273,14 @@ def test_feature_maps_figure_tiles_every_map_with_labels():
     assert [a.text for a in fig.layout.annotations] == [f"map {k}" for k in range(1, 9)]
     with pytest.raises(ValueError):
         figures.feature_maps_figure(maps[0], "bad")
+
+
+def test_presentation_canvas_fits_its_column_on_a_laptop():
+    """Browser finding (1280×800, presentation mode): the canvas was always 448 px, but its column is ~330 px
+    wide there, so its right third was cut off and strokes drawn there were lost."""
+    from cnnviz.ui.canvas import COLUMN_SHARE, WINDOW_MARGINS, canvas_px
+
+    for width in (1024, 1280, 1366):
+        assert canvas_px(True, width) <= COLUMN_SHARE * (width - WINDOW_MARGINS)
+        assert canvas_px(True, width) == canvas_px(False, width)
+    assert canvas_px(True, 1920) == 448 and canvas_px(True, None) == 448  # a projector still gets the big one
