@@ -284,3 +284,17 @@ def test_presentation_canvas_fits_its_column_on_a_laptop():
         assert canvas_px(True, width) <= COLUMN_SHARE * (width - WINDOW_MARGINS)
         assert canvas_px(True, width) == canvas_px(False, width)
     assert canvas_px(True, 1920) == 448 and canvas_px(True, None) == 448  # a projector still gets the big one
+
+
+def test_adding_the_same_drawing_twice_keeps_one_copy():
+    """Browser finding: three clicks on "Add to my digits" for one drawing put three identical digits in the
+    gallery and in the training data."""
+    at = with_drawing(7)
+    at.run()
+    at.selectbox(key="draw_label").set_value(7)
+    at.button(key="draw_add").click().run()
+    at.button(key="draw_add").click().run()
+    assert not at.exception
+    a = at.session_state["cnnviz"]
+    assert len(a.draw.user_digits) == 1 and a.trainer.n_user_examples == 1
+    assert any("already in your digits" in m.value for m in at.success)
