@@ -121,6 +121,25 @@ def test_session_model_is_used_when_chosen():
     assert len(plotly_array(proba["x"])) == 10
 
 
+def test_untrained_session_model_does_not_blame_a_clear_digit():
+    """Browser finding: the untrained session model answers ~10% for everything, and the page said "This does
+    not look like a digit ... Draw one digit" under a clear 1. The drawing is not at fault: the model is."""
+    at = with_drawing(1, "state.app().ui.draw_model = 'session'")
+    at.run()
+    assert not at.exception
+    bodies = [el.proto.body for el in at.get("html")]
+    verdict = next(b for b in bodies if "draw-verdict" in b or "draw-guess" in b)
+    assert "not-digit" in verdict  # the untrained model is unsure of every digit
+    assert "does not look like a digit" not in verdict
+    assert "cannot tell which digit" in verdict and "Train page" in verdict
+    # the shipped draw model, trained on non-digits, keeps its "not a digit" wording
+    from cnnviz.drawing.reading import verdict_from_proba
+    from cnnviz.ui.reading_view import reading_html
+
+    flat = np.full(10, 0.1)
+    assert "does not look like a digit" in reading_html(verdict_from_proba(flat, 0.41))
+
+
 def test_tutorial_binary_network_is_shown_as_0_4_vs_5_9():
     setup = ("from cnnviz.train.config import preset_config\n"
              "state.apply_config(preset_config('tutorial').to_dict())\n"
@@ -254,3 +273,28 @@ def test_feature_maps_figure_tiles_every_map_with_labels():
     assert [a.text for a in fig.layout.annotations] == [f"map {k}" for k in range(1, 9)]
     with pytest.raises(ValueError):
         figures.feature_maps_figure(maps[0], "bad")
+
+
+def test_presentation_canvas_fits_its_column_on_a_laptop():
+    """Browser finding (1280×800, presentation mode): the canvas was always 448 px, but its column is ~330 px
+    wide there, so its right third was cut off and strokes drawn there were lost."""
+    from cnnviz.ui.canvas import COLUMN_SHARE, WINDOW_MARGINS, canvas_px
+
+    for width in (1280, 1366):
+        assert canvas_px(True, width) <= COLUMN_SHARE * (width - WINDOW_MARGINS)
+        assert canvas_px(True, width) == canvas_px(False, width)
+    assert canvas_px(True, 1920) == 448 and canvas_px(True, None) == 448  # a projector still gets the big one
+
+
+def test_adding_the_same_drawing_twice_keeps_one_copy():
+    """Browser finding: three clicks on "Add to my digits" for one drawing put three identical digits in the
+    gallery and in the training data."""
+    at = with_drawing(7)
+    at.run()
+    at.selectbox(key="draw_label").set_value(7)
+    at.button(key="draw_add").click().run()
+    at.button(key="draw_add").click().run()
+    assert not at.exception
+    a = at.session_state["cnnviz"]
+    assert len(a.draw.user_digits) == 1 and a.trainer.n_user_examples == 1
+    assert any("already in your digits" in m.value for m in at.success)

@@ -262,7 +262,7 @@ def test_drawn_digit_generator_covers_styles_and_sizes():
 def test_canvas_size_grows_with_the_screen_and_the_pen_with_it():
     from cnnviz.ui.canvas import BASE_STROKE, canvas_px, stroke_px
 
-    assert canvas_px(True, None) >= 420 and canvas_px(True, 800) >= 420  # presentation mode
+    assert canvas_px(True, None) >= 420 and canvas_px(True, 1920) >= 420  # presentation mode (projector)
     assert canvas_px(False, 1920) >= 420 and canvas_px(False, 2560) >= 420
     assert canvas_px(False, 800) == canvas_px(False, None) == 280
     assert 280 < canvas_px(False, 1280) <= 0.38 * (1280 - 460)  # fits its column on a laptop

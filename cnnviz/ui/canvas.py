@@ -31,13 +31,13 @@ WINDOW_MARGINS = 460
 
 
 def canvas_px(presentation: bool, window_width: int | None) -> int:
-    """The canvas side in pixels: large in presentation mode; otherwise as large as the canvas column of a
-    window ``window_width`` CSS px wide allows (280 to 448, a multiple of 8), and 280 while the width is not
-    known yet (the first page of a first visit)."""
-    if presentation:
-        return LARGE_PX
+    """The canvas side in pixels: as large as the canvas column of a window ``window_width`` CSS px wide
+    allows (280 to 448, a multiple of 8); in presentation mode 448 while the width is not known yet (a
+    projector), otherwise 280 then (the first page of a first visit). Presentation mode never makes the canvas
+    wider than its column: at 1280 px a 448 px canvas was cut off at ~330 px and strokes on its right third
+    were lost."""
     if window_width is None:
-        return BASE_PX
+        return LARGE_PX if presentation else BASE_PX
     fit = int(COLUMN_SHARE * (window_width - WINDOW_MARGINS)) // 8 * 8
     return int(min(LARGE_PX, max(BASE_PX, fit)))
 

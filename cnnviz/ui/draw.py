@@ -351,6 +351,12 @@ def _add_digit() -> None:
     if image is None:
         return
     image = np.asarray(image, dtype=np.float32)
+    for old, old_label in a.draw.user_digits:
+        # a second click on Add for the same drawing would weigh it twice in every teaching batch
+        if np.array_equal(np.asarray(old, dtype=np.float32), image):
+            a.caches["draw_teach_msg"] = (f"This drawing is already in your digits, as a “{old_label}”: "
+                                          "train a few steps, or draw another one.")
+            return
     tr = state.get_trainer()
     try:
         with state.lock():
@@ -508,7 +514,8 @@ def _body() -> None:
             pretrained = state.app().ui.draw_model == PRETRAINED
             show_reading(verdict_from_proba(result["proba"], not_digit_threshold(pretrained),
                                             too_many_strokes=too_many_strokes(image, pretrained),
-                                            score=not_digit_score(image, net, pretrained)))
+                                            score=not_digit_score(image, net, pretrained)),
+                         knows_non_digits=pretrained)
         else:
             _guess(result, scale)
         input_slot = st.container()

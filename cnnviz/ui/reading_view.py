@@ -97,9 +97,13 @@ def not_digit_threshold(pretrained: bool) -> float:
     return DEFAULT_NOT_DIGIT_BELOW
 
 
-def reading_html(reading: DigitReading) -> str:
+def reading_html(reading: DigitReading, knows_non_digits: bool = True) -> str:
     """The answer as HTML (class names used by the browser tests: .draw-guess .digit for a digit,
-    .draw-verdict.unsure / .draw-verdict.not-digit otherwise)."""
+    .draw-verdict.unsure / .draw-verdict.not-digit otherwise).
+
+    ``knows_non_digits``: the model was trained to spread its answer over the ten digits for non-digits (the
+    shipped draw model). A model that never saw a non-digit (the session's own, above all an untrained one)
+    also answers flat when it simply knows nothing, so its low answer must not be blamed on the drawing."""
     p = reading.proba
     if reading.verdict == "digit":
         d = reading.digit
@@ -111,11 +115,17 @@ def reading_html(reading: DigitReading) -> str:
                 f"<div class='draw-candidates'>{cands}</div>"
                 "<div class='draw-note'>Two or more digits fit this drawing about equally well.</div>")
     best = reading.candidates[0] if reading.candidates else int(p.argmax())
+    if not knows_non_digits:
+        return ("<div class='draw-verdict not-digit'>This model cannot tell which digit this is</div>"
+                f"<div class='draw-note'>No digit gets more than {p[best]:.0%}; its best guess is a {best}. "
+                "This model was never shown anything but digits, so a low answer means it has not learned "
+                "enough yet, not that your drawing is wrong: train it on the Train page, or pick the "
+                "pretrained draw model above.</div>")
     return ("<div class='draw-verdict not-digit'>This does not look like a digit</div>"
             f"<div class='draw-note'>No digit gets more than {p[best]:.0%}; the closest shape is a "
             f"{best}. Draw one digit, 0 to 9, as large as you like.</div>")
 
 
-def show_reading(reading: DigitReading) -> None:
+def show_reading(reading: DigitReading, knows_non_digits: bool = True) -> None:
     """Draw the answer for one drawing (a digit, "not sure" with its candidates, or "not a digit")."""
-    st.html(_CSS + reading_html(reading))
+    st.html(_CSS + reading_html(reading, knows_non_digits))
