@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from apptest_helpers import app_state
 from streamlit.testing.v1 import AppTest
 
 from cnnviz.nn.head import Head
@@ -317,7 +318,7 @@ def test_inside_page_runs(preset, steps):
     # The step-through defaults to the tutorial's example: 9, 32, 14, 26.
     assert any("9, 32, 14, 26" in c.value for c in at.caption)
     assert any(r"1\cdot1 + 7\cdot1 + 11\cdot0 + 1\cdot1 = 9" in lat.value for lat in at.latex)
-    at.slider(key="inside_step_tut").set_value(4).run()
+    at.slider(key="inside_step_pos").set_value(4).run()
     assert not at.exception
     assert any(r"1\cdot1 + 23\cdot1 + 2\cdot0 + 2\cdot1 = 26" in lat.value for lat in at.latex)
     # Another image and the learned-filter step-through.
@@ -329,12 +330,12 @@ def test_inside_page_runs(preset, steps):
 
 def test_inside_play_advances_the_window():
     at = _open(_app("inside", "tutorial"), "inside_tab", STEP_TAB)
-    assert at.slider(key="inside_step_tut").value == 1
+    assert at.slider(key="inside_step_pos").value == 1
     at.button(key="inside_step_playbtn").click().run()
-    assert not at.exception and at.session_state["inside_step_play"]
-    assert at.slider(key="inside_step_tut").value == 2  # each fragment run moves the window one step
+    assert not at.exception and app_state(at).ui.step_playing
+    assert at.slider(key="inside_step_pos").value == 2  # each fragment run moves the window one step
     at.button(key="inside_step_playbtn").click().run()
-    assert not at.session_state["inside_step_play"]
+    assert not app_state(at).ui.step_playing
 
 
 def test_inside_page_with_a_drawing():

@@ -184,6 +184,12 @@ class UI:
     inside_index: int = 0
     draw_model: str = "pretrained"
     eval_which: str = "val"
+    eval_cell: dict = field(default_factory=dict)  # task -> [true, predicted]: the confusion cell shown
+    eval_click: Any = None  # the last confusion-matrix click handled (each click applies once)
+    step_example: str = ""  # the Inside step-through's example ("": the first, the tutorial's)
+    step_filter: int = 0  # its learned filter (0-based index; shown as filter 1..F)
+    step_pos: dict = field(default_factory=dict)  # example kind -> window position (1-based)
+    step_playing: bool = False
     upload_rev: int = 0  # bumped after each handled upload: a fresh uploader accepts the same file again
     model_note: str | None = None  # "which model is shown" after a page switch changed it
     page: str = "train"  # the page of the last full run
