@@ -325,7 +325,7 @@ def test_inside_page_runs(preset, steps):
     at.number_input(key="inside_index").set_value(17).run()
     at.radio(key="inside_step_example").set_value("This image with a learned filter").run()
     assert not at.exception
-    assert any(" of 576: window at row 12" in s["layout"]["title"]["text"] for s in _chart_specs(at))
+    assert any(" of 576: window at row 13" in s["layout"]["title"]["text"] for s in _chart_specs(at))
 
 
 def test_inside_play_advances_the_window():
@@ -515,3 +515,17 @@ def test_sigmoid_inputs_match_a_fresh_forward_pass():
     classroom = build("classroom", rng=0)  # no sigmoid at all
     sp = lesson_math.sample_pass(classroom, img[None, None], 7, "digits", "softmax_ce")
     assert lesson_math.sigmoid_inputs(sp["net"], img[None, None], sp["outputs"]).size == 0
+
+
+def test_step_through_and_equations_count_rows_and_columns_from_1():
+    """Filters are numbered from 1 in text; rows, columns and outputs beside them are too (no "output[0, 0]"
+    next to "filter 1")."""
+    img = np.arange(9, dtype=np.float32).reshape(3, 3)
+    kern = np.ones((2, 2), dtype=np.float32)
+    steps = conv_step_through(img, kern)
+    title = figures.conv_step_figure(img, kern, steps, 0).layout.title.text
+    assert "window at row 1, column 1" in title and "output row 1, column 1" in title, title
+    assert "[0" not in title
+    big = np.ones((4, 4), dtype=np.float32)
+    s = lesson_math.sum_latex(conv_step_through(big, np.ones((3, 3), np.float32))[0], np.ones((3, 3)), 4)
+    assert "output row 1, column 1" in s, s

@@ -250,3 +250,11 @@ def test_config_description_has_no_internal_codes():
         text = names.describe_config(preset_config(p))
         assert "softmax_ce" not in text and "gt4" not in text and "_" not in text, text
     assert "0–4 vs 5–9" in names.describe_config(preset_config("tutorial"))
+    assert names.describe_config(preset_config("classroom")).startswith("Classroom: ")  # not the code
+
+
+def test_activation_and_pooling_named_for_people():
+    from cnnviz.train import config as C
+
+    assert set(names.ACTIVATION_NAMES) == set(C.ACTIVATIONS) and set(names.POOLING_NAMES) == set(C.POOLINGS)
+    assert names.ACTIVATION_NAMES["relu"] == "ReLU" and names.POOLING_NAMES["avg"] == "average-pool"

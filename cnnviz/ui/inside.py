@@ -254,9 +254,6 @@ def _step_through_section(net, image: np.ndarray, scale: float) -> None:
             ui.step_pos[kind] = (len(steps) // w_out // 2) * w_out + w_out // 3 + 1
     n = len(steps)
 
-    def _toggle_play() -> None:
-        ui.step_playing = not ui.step_playing
-
     def _moved() -> None:
         ui.step_pos[kind] = int(st.session_state["inside_step_pos"])
 
@@ -270,7 +267,8 @@ def _step_through_section(net, image: np.ndarray, scale: float) -> None:
         b1, b2 = st.columns([1, 6], vertical_alignment="bottom")
         on = ui.step_playing
         if b1.button("Pause" if on else "Play", key="inside_step_playbtn", width="stretch",
-                     icon=":material/pause:" if on else ":material/play_arrow:", on_click=_toggle_play):
+                     icon=":material/pause:" if on else ":material/play_arrow:"):
+            ui.step_playing = not on
             st.rerun()  # the fragment's timer starts or stops with a full run
         st.session_state["inside_step_pos"] = ui.step_pos[kind]
         pos = b2.slider("Window position", 1, n, key="inside_step_pos", on_change=_moved,
@@ -305,7 +303,8 @@ def _equations_section(net, fw: dict, image: np.ndarray, label: int | None, conf
         eq = tutorial_equations(sp, image, label, config.loss)
         k, i, j = eq["m"]
         st.caption(f"The tutorial's network, this image (digit {label}). The chain rule is followed for one "
-                   f"feature m = (filter {k + 1}, row {i}, column {j}), the one with the largest ∂E/∂Z₁.")
+                   f"feature m = (filter {k + 1}, row {i + 1}, column {j + 1}), the one with the largest "
+                   "∂E/∂Z₁.")
     else:
         eq = general_equations(sp, config.loss)
         st.caption("Every layer of this network (h₀ = x, hₗ = output of layer l) for this image "
