@@ -185,7 +185,7 @@ def test_4_reset_after_pretrained_returns_to_the_pretrained_weights(browser, app
         _click(page, "btn_reset")
         assert _step(page) == 0
         text = _text(page)
-        assert "pretrained classroom weights" in text and "fresh weights from the seed" not in text
+        assert "pretrained Classroom weights" in text and "fresh weights from the seed" not in text
         _no_exception(page)
     finally:
         ctx.close()

@@ -137,7 +137,7 @@ def test_reset_after_pretrained_returns_to_the_pretrained_weights_and_says_so():
         np.testing.assert_array_equal(p, q, err_msg=n)
     assert a.trainer.step_count == 0
     notice = " ".join(s.value for s in at.success)
-    assert "pretrained classroom weights" in notice and "seed" not in notice
+    assert "pretrained Classroom weights" in notice and "seed" not in notice
 
 
 def test_reset_of_a_seeded_run_says_fresh_weights_from_the_seed():
@@ -198,6 +198,7 @@ def test_same_model_file_twice_loads_twice():
         assert not at.exception
         assert len(a.undo) == n and a.start.kind == "upload" and a.start.name == "mine.npz"
         assert "Model loaded from mine.npz" in " ".join(s.value for s in at.success)
+        assert at.button(key="sb_undo").label == "Undo loading mine.npz"  # not "Undo the model mine.npz"
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -257,4 +258,4 @@ def test_activation_and_pooling_named_for_people():
     from cnnviz.train import config as C
 
     assert set(names.ACTIVATION_NAMES) == set(C.ACTIVATIONS) and set(names.POOLING_NAMES) == set(C.POOLINGS)
-    assert names.ACTIVATION_NAMES["relu"] == "ReLU" and names.POOLING_NAMES["avg"] == "average-pool"
+    assert names.ACTIVATION_NAMES["relu"] == "ReLU" and names.POOLING_NAMES["avg"] == "average"

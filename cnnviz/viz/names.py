@@ -13,7 +13,7 @@ TASK_NAMES = {"digits": "10 digits (0–9)", "gt4": "0–4 vs 5–9"}
 OPTIMIZER_NAMES = {"adam": "Adam", "sgd": "SGD"}
 INIT_NAMES = {"default": "He / Glorot", "tutorial": "uniform(0, 1)"}
 ACTIVATION_NAMES = {"relu": "ReLU", "sigmoid": "sigmoid", "tanh": "tanh"}
-POOLING_NAMES = {"max": "max-pool", "avg": "average-pool", "none": "none"}
+POOLING_NAMES = {"max": "max", "avg": "average", "none": "none"}  # short: the selectbox is narrow
 PRESET_NAMES = {"tutorial": "Tutorial", "classroom": "Classroom", "deeper": "Deeper", "custom": "Custom"}
 LAYER_WORDS = {"Conv2D": "conv", "Dense": "dense", "MaxPool2D": "max-pool", "AvgPool2D": "average-pool",
                "ReLU": "ReLU", "Sigmoid": "sigmoid", "Tanh": "tanh", "Flatten": "flatten"}
