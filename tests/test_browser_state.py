@@ -295,3 +295,24 @@ def test_11_speed_keeps_its_selection_across_pages(browser, app_url):
         assert sel.count() >= 1 and "Slow" in sel.first.inner_text()
     finally:
         ctx.close()
+
+
+def test_inside_tab_and_step_through_survive_another_page(browser, app_url):
+    """The Inside page's open tab and the step-through's example were reset to "Forward pass" / the tutorial
+    example after a visit to another page (Streamlit drops the state of widgets it does not draw)."""
+    ctx, page = _open(browser, app_url, "inside")
+    try:
+        page.get_by_role("tab", name="Convolution step-through").first.click()
+        wait_idle(page)
+        page.get_by_text("This image with a learned filter").first.click()
+        wait_idle(page)
+        _goto_page(page, "Evaluate")
+        _goto_page(page, "Inside")
+        page.wait_for_selector(".st-key-inside_step_pos", timeout=60_000)  # the step-through is open again
+        tab = page.get_by_role("tab", name="Convolution step-through").first
+        assert tab.get_attribute("aria-selected") == "true"
+        assert page.locator(".st-key-inside_step_example input[type=radio]").nth(1).is_checked()
+        assert re.search(r"of 576: window at row \d+", _text(page)) is not None  # the learned-filter example
+        _no_exception(page)
+    finally:
+        ctx.close()

@@ -338,6 +338,13 @@ def render() -> None:
     fw = _forward(net, image, label, config.task)
     _verdict(fw, label, verdict_slot)
     # Only the open tab is built: each tab switch reruns the page, and a run draws one tab's figures.
+    ui = state.app().ui
+    if ui.inside_tab not in TABS:
+        ui.inside_tab = TABS[0]
+    if st.session_state.get("inside_tab") in TABS:  # the tab widget is alive: it holds the user's last click
+        ui.inside_tab = st.session_state["inside_tab"]
+    else:  # Streamlit dropped it on another page: open the tab kept in the state
+        st.session_state["inside_tab"] = ui.inside_tab
     flow, stepper, eqs = st.tabs(TABS, key="inside_tab", on_change="rerun")
     if flow.open:
         with flow:

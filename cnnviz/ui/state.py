@@ -190,6 +190,7 @@ class UI:
     step_filter: int = 0  # its learned filter (0-based index; shown as filter 1..F)
     step_pos: dict = field(default_factory=dict)  # example kind -> window position (1-based)
     step_playing: bool = False
+    inside_tab: str = "Forward pass"  # the Inside page's open tab
     upload_rev: int = 0  # bumped after each handled upload: a fresh uploader accepts the same file again
     model_note: str | None = None  # "which model is shown" after a page switch changed it
     page: str = "train"  # the page of the last full run
