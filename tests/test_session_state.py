@@ -259,3 +259,14 @@ def test_activation_and_pooling_named_for_people():
 
     assert set(names.ACTIVATION_NAMES) == set(C.ACTIVATIONS) and set(names.POOLING_NAMES) == set(C.POOLINGS)
     assert names.ACTIVATION_NAMES["relu"] == "ReLU" and names.POOLING_NAMES["avg"] == "average"
+
+
+def test_adam_with_the_sgd_learning_rate_gets_a_hint_and_keeps_the_value():
+    """Optimiser SGD → Adam keeps lr 0.08 (nothing changes by itself), which makes the Classroom net stall at
+    10 %: the sidebar says so before Apply."""
+    at = _app()
+    a = at.session_state["cnnviz"]
+    assert a.settings.lr == 0.08 and "Adam usually learns best" not in _texts(at)
+    at.selectbox(key="sb_optimizer").select("adam").run()
+    assert not at.exception
+    assert a.settings.lr == 0.08 and "Adam usually learns best near 0.001" in _texts(at)

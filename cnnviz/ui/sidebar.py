@@ -121,6 +121,9 @@ def render() -> None:
                          **state.bind("settings.optimizer", "sb_optimizer"))
             st.select_slider("Learning rate (log scale)", _options_with(LRS, s.lr),
                              **state.bind("settings.lr", "sb_lr", convert=float), format_func=_fmt_lr)
+            if s.optimizer == "adam" and s.lr > 0.01:  # a hint only: the user's value is kept
+                st.caption(f"Adam usually learns best near 0.001; with {_fmt_lr(s.lr)} it may stall at "
+                           "chance level.")
             if s.optimizer == "sgd":
                 st.slider("Momentum", 0.0, 0.99, step=0.01,
                           **state.bind("settings.momentum", "sb_momentum", convert=float))
