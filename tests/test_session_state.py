@@ -270,3 +270,15 @@ def test_adam_with_the_sgd_learning_rate_gets_a_hint_and_keeps_the_value():
     at.selectbox(key="sb_optimizer").select("adam").run()
     assert not at.exception
     assert a.settings.lr == 0.08 and "Adam usually learns best near 0.001" in _texts(at)
+
+
+def test_no_emoji_icons_in_the_app():
+    """Chromium without a colour-emoji font drew the "other tab" warning's 🪟 as a box: every icon is a
+    Material icon (":material/...") instead."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    for path in [root / "app.py", *sorted((root / "cnnviz" / "ui").glob("*.py"))]:
+        for m in re.finditer(r"icon=\"([^\"]*)\"", path.read_text(encoding="utf-8")):
+            assert m.group(1).startswith(":material/"), f"{path.name}: icon={m.group(1)!r}"
