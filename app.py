@@ -22,7 +22,7 @@ common.inject_css()
 
 if not state.owns_session():
     st.warning("This session is now open in another tab or window of this browser: it continues there. "
-               "Close this tab, or continue here (the other tab then stops).", icon="🪟")
+               "Close this tab, or continue here (the other tab then stops).", icon=":material/tab:")
     st.button("Continue here", on_click=state.take_over, type="primary", key="take_over")
     st.stop()
 

@@ -185,7 +185,7 @@ def test_4_reset_after_pretrained_returns_to_the_pretrained_weights(browser, app
         _click(page, "btn_reset")
         assert _step(page) == 0
         text = _text(page)
-        assert "pretrained classroom weights" in text and "fresh weights from the seed" not in text
+        assert "pretrained Classroom weights" in text and "fresh weights from the seed" not in text
         _no_exception(page)
     finally:
         ctx.close()
@@ -293,5 +293,26 @@ def test_11_speed_keeps_its_selection_across_pages(browser, app_url):
         sel = page.locator(".st-key-speed button[kind*='Active'], .st-key-speed button[aria-pressed='true'], "
                            ".st-key-speed button[aria-checked='true']")
         assert sel.count() >= 1 and "Slow" in sel.first.inner_text()
+    finally:
+        ctx.close()
+
+
+def test_inside_tab_and_step_through_survive_another_page(browser, app_url):
+    """The Inside page's open tab and the step-through's example were reset to "Forward pass" / the tutorial
+    example after a visit to another page (Streamlit drops the state of widgets it does not draw)."""
+    ctx, page = _open(browser, app_url, "inside")
+    try:
+        page.get_by_role("tab", name="Convolution step-through").first.click()
+        wait_idle(page)
+        page.get_by_text("This image with a learned filter").first.click()
+        wait_idle(page)
+        _goto_page(page, "Evaluate")
+        _goto_page(page, "Inside")
+        page.wait_for_selector(".st-key-inside_step_pos", timeout=60_000)  # the step-through is open again
+        tab = page.get_by_role("tab", name="Convolution step-through").first
+        assert tab.get_attribute("aria-selected") == "true"
+        assert page.locator(".st-key-inside_step_example input[type=radio]").nth(1).is_checked()
+        assert re.search(r"of 576: window at row \d+", _text(page)) is not None  # the learned-filter example
+        _no_exception(page)
     finally:
         ctx.close()

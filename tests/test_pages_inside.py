@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from apptest_helpers import app_state
 from streamlit.testing.v1 import AppTest
 
 from cnnviz.nn.head import Head
@@ -317,24 +318,24 @@ def test_inside_page_runs(preset, steps):
     # The step-through defaults to the tutorial's example: 9, 32, 14, 26.
     assert any("9, 32, 14, 26" in c.value for c in at.caption)
     assert any(r"1\cdot1 + 7\cdot1 + 11\cdot0 + 1\cdot1 = 9" in lat.value for lat in at.latex)
-    at.slider(key="inside_step_tut").set_value(4).run()
+    at.slider(key="inside_step_pos").set_value(4).run()
     assert not at.exception
     assert any(r"1\cdot1 + 23\cdot1 + 2\cdot0 + 2\cdot1 = 26" in lat.value for lat in at.latex)
     # Another image and the learned-filter step-through.
     at.number_input(key="inside_index").set_value(17).run()
     at.radio(key="inside_step_example").set_value("This image with a learned filter").run()
     assert not at.exception
-    assert any(" of 576: window at row 12" in s["layout"]["title"]["text"] for s in _chart_specs(at))
+    assert any(" of 576: window at row 13" in s["layout"]["title"]["text"] for s in _chart_specs(at))
 
 
 def test_inside_play_advances_the_window():
     at = _open(_app("inside", "tutorial"), "inside_tab", STEP_TAB)
-    assert at.slider(key="inside_step_tut").value == 1
+    assert at.slider(key="inside_step_pos").value == 1
     at.button(key="inside_step_playbtn").click().run()
-    assert not at.exception and at.session_state["inside_step_play"]
-    assert at.slider(key="inside_step_tut").value == 2  # each fragment run moves the window one step
+    assert not at.exception and app_state(at).ui.step_playing
+    assert at.slider(key="inside_step_pos").value == 2  # each fragment run moves the window one step
     at.button(key="inside_step_playbtn").click().run()
-    assert not at.session_state["inside_step_play"]
+    assert not app_state(at).ui.step_playing
 
 
 def test_inside_page_with_a_drawing():
@@ -514,3 +515,17 @@ def test_sigmoid_inputs_match_a_fresh_forward_pass():
     classroom = build("classroom", rng=0)  # no sigmoid at all
     sp = lesson_math.sample_pass(classroom, img[None, None], 7, "digits", "softmax_ce")
     assert lesson_math.sigmoid_inputs(sp["net"], img[None, None], sp["outputs"]).size == 0
+
+
+def test_step_through_and_equations_count_rows_and_columns_from_1():
+    """Filters are numbered from 1 in text; rows, columns and outputs beside them are too (no "output[0, 0]"
+    next to "filter 1")."""
+    img = np.arange(9, dtype=np.float32).reshape(3, 3)
+    kern = np.ones((2, 2), dtype=np.float32)
+    steps = conv_step_through(img, kern)
+    title = figures.conv_step_figure(img, kern, steps, 0).layout.title.text
+    assert "window at row 1, column 1" in title and "output row 1, column 1" in title, title
+    assert "[0" not in title
+    big = np.ones((4, 4), dtype=np.float32)
+    s = lesson_math.sum_latex(conv_step_through(big, np.ones((3, 3), np.float32))[0], np.ones((3, 3)), 4)
+    assert "output row 1, column 1" in s, s

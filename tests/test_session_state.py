@@ -137,7 +137,7 @@ def test_reset_after_pretrained_returns_to_the_pretrained_weights_and_says_so():
         np.testing.assert_array_equal(p, q, err_msg=n)
     assert a.trainer.step_count == 0
     notice = " ".join(s.value for s in at.success)
-    assert "pretrained classroom weights" in notice and "seed" not in notice
+    assert "pretrained Classroom weights" in notice and "seed" not in notice
 
 
 def test_reset_of_a_seeded_run_says_fresh_weights_from_the_seed():
@@ -198,6 +198,7 @@ def test_same_model_file_twice_loads_twice():
         assert not at.exception
         assert len(a.undo) == n and a.start.kind == "upload" and a.start.name == "mine.npz"
         assert "Model loaded from mine.npz" in " ".join(s.value for s in at.success)
+        assert at.button(key="sb_undo").label == "Undo loading mine.npz"  # not "Undo the model mine.npz"
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -250,3 +251,34 @@ def test_config_description_has_no_internal_codes():
         text = names.describe_config(preset_config(p))
         assert "softmax_ce" not in text and "gt4" not in text and "_" not in text, text
     assert "0–4 vs 5–9" in names.describe_config(preset_config("tutorial"))
+    assert names.describe_config(preset_config("classroom")).startswith("Classroom: ")  # not the code
+
+
+def test_activation_and_pooling_named_for_people():
+    from cnnviz.train import config as C
+
+    assert set(names.ACTIVATION_NAMES) == set(C.ACTIVATIONS) and set(names.POOLING_NAMES) == set(C.POOLINGS)
+    assert names.ACTIVATION_NAMES["relu"] == "ReLU" and names.POOLING_NAMES["avg"] == "average"
+
+
+def test_adam_with_the_sgd_learning_rate_gets_a_hint_and_keeps_the_value():
+    """Optimiser SGD → Adam keeps lr 0.08 (nothing changes by itself), which makes the Classroom net stall at
+    10 %: the sidebar says so before Apply."""
+    at = _app()
+    a = at.session_state["cnnviz"]
+    assert a.settings.lr == 0.08 and "Adam usually learns best" not in _texts(at)
+    at.selectbox(key="sb_optimizer").select("adam").run()
+    assert not at.exception
+    assert a.settings.lr == 0.08 and "Adam usually learns best near 0.001" in _texts(at)
+
+
+def test_no_emoji_icons_in_the_app():
+    """Chromium without a colour-emoji font drew the "other tab" warning's 🪟 as a box: every icon is a
+    Material icon (":material/...") instead."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    for path in [root / "app.py", *sorted((root / "cnnviz" / "ui").glob("*.py"))]:
+        for m in re.finditer(r"icon=\"([^\"]*)\"", path.read_text(encoding="utf-8")):
+            assert m.group(1).startswith(":material/"), f"{path.name}: icon={m.group(1)!r}"

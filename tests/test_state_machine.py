@@ -430,3 +430,34 @@ def test_machine_scenario_health_fix_keep_and_lesson_switch_are_undoable():
     assert _config(m.at).preset == "tutorial"
     do(m.switch_page, page="compare")
     do(m.compare_step)
+
+
+def test_inside_step_through_and_evaluate_cell_survive_a_visit_to_another_page():
+    """The step-through's example, filter, window position and play flag, and Evaluate's chosen confusion
+    cell, live in the typed state: a page that does not draw their widgets no longer resets them."""
+    at = AppTest.from_function(machine_script, default_timeout=TIMEOUT).run()
+    at.session_state["_page"] = "inside"
+    at.session_state["inside_tab"] = "Convolution step-through"
+    at.run()
+    at.radio(key="inside_step_example").set_value("This image with a learned filter").run()
+    at.selectbox(key="inside_step_filter").select(3).run()
+    at.slider(key="inside_step_pos").set_value(100).run()
+    assert not at.exception
+    at.session_state["_page"] = "evaluate"
+    at.run()
+    at.selectbox(key="eval_true_digits").select(4).run()
+    at.selectbox(key="eval_pred_digits").select(9).run()
+    assert not at.exception
+    at.session_state["_page"] = "train"
+    at.run()
+    at.session_state["_page"] = "inside"
+    at.run()  # no click on the tab: the page opens the step-through again by itself
+    assert not at.exception
+    assert at.session_state["inside_tab"] == "Convolution step-through"
+    assert at.radio(key="inside_step_example").value == "This image with a learned filter"
+    assert at.selectbox(key="inside_step_filter").value == 3
+    assert at.slider(key="inside_step_pos").value == 100
+    at.session_state["_page"] = "evaluate"
+    at.run()
+    assert (at.selectbox(key="eval_true_digits").value, at.selectbox(key="eval_pred_digits").value) == (4, 9)
+    assert not at.exception

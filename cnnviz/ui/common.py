@@ -165,11 +165,13 @@ def load_pretrained(preset: str) -> bool:
 def model_file_box() -> None:
     """Sidebar expander: download the session's model as .npz; upload one back (validated)."""
     from cnnviz.ui import resources, state
+    from cnnviz.viz.names import PRESET_NAMES
 
     with st.sidebar.expander("Model file (.npz)", expanded=False):
         tr, cfg, lock = state.get_trainer(), state.get_config(), state.lock()
         if cfg.preset != "custom" and resources.pretrained(cfg.preset) is not None:
-            st.button(f"Start from pretrained {cfg.preset} weights", key="load_pretrained",
+            st.button(f"Start from pretrained {PRESET_NAMES.get(cfg.preset, cfg.preset)} weights",
+                      key="load_pretrained",
                       on_click=load_pretrained, args=(cfg.preset,), icon=":material/school:",
                       help=f"Replace this session's model by the shipped assets/models/{cfg.preset}.npz "
                            "(trained by `python -m cnnviz assets`), to explore a trained network at once")

@@ -72,19 +72,26 @@ def _gallery_captions(idx: np.ndarray, res: dict, names: list[str]) -> tuple[lis
     return captions, hovers
 
 
-def _cell_from_click(kt: str, kp: str, names: list[str]) -> None:
-    """A click on a confusion-matrix cell selects that (true, predicted) pair in the two selectboxes."""
-    ss = st.session_state
-    event = ss.get("eval_cm")
+def _cell_from_click(task: str, names: list[str]) -> None:
+    """A click on a confusion-matrix cell selects that (true, predicted) pair (in the session's state, so the
+    choice survives a visit to another page)."""
+    ui = state.app().ui
+    event = st.session_state.get("eval_cm")
     points = getattr(getattr(event, "selection", None), "points", None) or []
     if not points:
         return
     idx = points[0].get("point_index")
     if not isinstance(idx, int) or not 0 <= idx < len(names) ** 2:
         return
-    if ss.get("_eval_click") != (kt, idx):
-        ss["_eval_click"] = (kt, idx)  # apply each click once; the selectboxes stay free to change afterwards
-        ss[kt], ss[kp] = divmod(idx, len(names))  # cell (true, predicted) has marker true * K + predicted
+    if ui.eval_click != (task, idx):
+        ui.eval_click = (task, idx)  # apply each click once; the selectboxes stay free to change afterwards
+        ui.eval_cell[task] = list(divmod(idx, len(names)))  # cell (true, pred) has marker true * K + pred
+
+
+def _set_cell(task: str, which: int, key: str) -> None:
+    v = st.session_state.get(key)
+    if v is not None and state.owns_session():
+        state.app().ui.eval_cell[task][which] = int(v)
 
 
 def render() -> None:
@@ -117,16 +124,20 @@ def render() -> None:
     off = cm.copy()
     np.fill_diagonal(off, -1)
     t0, p0 = np.unravel_index(int(np.argmax(off)), off.shape) if off.max() > 0 else (0, 0)
+    ui = state.app().ui
+    _cell_from_click(cfg.task, names)
+    cell = ui.eval_cell.get(cfg.task)
+    if not (isinstance(cell, list) and len(cell) == 2 and all(0 <= int(c) < k for c in cell)):
+        cell = ui.eval_cell[cfg.task] = [int(t0), int(p0)]
     kt, kp = f"eval_true_{cfg.task}", f"eval_pred_{cfg.task}"
-    _cell_from_click(kt, kp, names)
-    ss = st.session_state
-    ss.setdefault(kt, int(t0))
-    ss.setdefault(kp, int(p0))
+    st.session_state[kt], st.session_state[kp] = int(cell[0]), int(cell[1])  # the widgets show the state
     left, right = st.columns([1, 1], gap="large")
     with left:
         c1, c2 = st.columns(2)
-        t_sel = c1.selectbox("True class", range(k), format_func=names.__getitem__, key=kt)
-        p_sel = c2.selectbox("Predicted class", range(k), format_func=names.__getitem__, key=kp)
+        t_sel = c1.selectbox("True class", range(k), format_func=names.__getitem__, key=kt,
+                             on_change=_set_cell, args=(cfg.task, 0, kt))
+        p_sel = c2.selectbox("Predicted class", range(k), format_func=names.__getitem__, key=kp,
+                             on_change=_set_cell, args=(cfg.task, 1, kp))
         common.plot(figures.confusion_matrix(cm, names, selected=(t_sel, p_sel), scale=s), key="eval_cm",
                     on_select="rerun", selection_mode="points")
         st.caption("Click a cell (or pick the classes above) to see its images.")

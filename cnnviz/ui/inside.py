@@ -232,38 +232,47 @@ def _step_through_section(net, image: np.ndarray, scale: float) -> None:
     if conv is not None:
         options.append("This image with a learned filter")
     c1, c2 = st.columns([3, 2], vertical_alignment="bottom")
-    choice = c1.radio("Example", options, horizontal=True, key="inside_step_example")
+    ui = state.app().ui
+    if ui.step_example not in options:
+        ui.step_example = options[0]  # e.g. the learned-filter example of a net that has no conv layer now
+    choice = c1.radio("Example", options, horizontal=True,
+                      **state.bind("ui.step_example", "inside_step_example"))
     if choice == options[0]:
         img, kern, steps = step_example(TUTORIAL_IMAGE, TUTORIAL_FILTER)
-        skey, numbers = "inside_step_tut", True
+        kind, numbers = "tutorial", True
     else:
         W = np.asarray(conv.params["W"])  # (F, C, KH, KW)
+        if not 0 <= ui.step_filter < W.shape[0]:
+            ui.step_filter = 0  # the model now has fewer filters
         k = c2.selectbox("Filter", list(range(W.shape[0])), format_func=lambda i: f"filter {i + 1}",
-                         key="inside_step_filter")
+                         **state.bind("ui.step_filter", "inside_step_filter", convert=int))
         sp = conv.spec()
         img, kern, steps = step_example(image, W[k, 0], stride=sp["stride"], padding=sp["padding"])
-        skey, numbers = "inside_step_real", None
-        if skey not in st.session_state:  # start mid-image, where there is ink, rather than in a blank corner
+        kind, numbers = f"real {img.shape} {sp['stride']}", None  # positions differ with the image grid
+        if kind not in ui.step_pos:  # start mid-image, where there is ink, rather than in a blank corner
             w_out = steps[-1]["col"] + 1
-            st.session_state[skey] = (len(steps) // w_out // 2) * w_out + w_out // 3 + 1
+            ui.step_pos[kind] = (len(steps) // w_out // 2) * w_out + w_out // 3 + 1
     n = len(steps)
-    play_key = "inside_step_play"
-    playing = bool(st.session_state.get(play_key, False))
 
-    @st.fragment(run_every=0.6 if playing else None)
+    def _moved() -> None:
+        ui.step_pos[kind] = int(st.session_state["inside_step_pos"])
+
+    @st.fragment(run_every=0.6 if ui.step_playing else None)
     def _view() -> None:
-        current = int(st.session_state.get(skey, 1))
-        if st.session_state.get(play_key, False):
+        current = int(ui.step_pos.get(kind, 1))
+        if ui.step_playing:
             current = current % n + max(1, n // 48)  # a full pass in about 48 ticks, then start again
             current = min(current, n)
-        st.session_state[skey] = min(max(current, 1), n)
+        ui.step_pos[kind] = min(max(current, 1), n)
         b1, b2 = st.columns([1, 6], vertical_alignment="bottom")
-        on = st.session_state.get(play_key, False)
+        on = ui.step_playing
         if b1.button("Pause" if on else "Play", key="inside_step_playbtn", width="stretch",
                      icon=":material/pause:" if on else ":material/play_arrow:"):
-            st.session_state[play_key] = not st.session_state.get(play_key, False)
-            st.rerun()
-        pos = b2.slider("Window position", 1, n, key=skey, help="Move the window over the image")
+            ui.step_playing = not on
+            st.rerun()  # the fragment's timer starts or stops with a full run
+        st.session_state["inside_step_pos"] = ui.step_pos[kind]
+        pos = b2.slider("Window position", 1, n, key="inside_step_pos", on_change=_moved,
+                        help="Move the window over the image")
         s = steps[pos - 1]
         fig = figures.conv_step_figure(img, kern, steps, pos - 1, numbers=numbers, scale=scale)
         common.plot(fig, key="inside_step_fig")
@@ -294,7 +303,8 @@ def _equations_section(net, fw: dict, image: np.ndarray, label: int | None, conf
         eq = tutorial_equations(sp, image, label, config.loss)
         k, i, j = eq["m"]
         st.caption(f"The tutorial's network, this image (digit {label}). The chain rule is followed for one "
-                   f"feature m = (filter {k + 1}, row {i}, column {j}), the one with the largest ∂E/∂Z₁.")
+                   f"feature m = (filter {k + 1}, row {i + 1}, column {j + 1}), the one with the largest "
+                   "∂E/∂Z₁.")
     else:
         eq = general_equations(sp, config.loss)
         st.caption("Every layer of this network (h₀ = x, hₗ = output of layer l) for this image "
@@ -328,6 +338,13 @@ def render() -> None:
     fw = _forward(net, image, label, config.task)
     _verdict(fw, label, verdict_slot)
     # Only the open tab is built: each tab switch reruns the page, and a run draws one tab's figures.
+    ui = state.app().ui
+    if ui.inside_tab not in TABS:
+        ui.inside_tab = TABS[0]
+    if st.session_state.get("inside_tab") in TABS:  # the tab widget is alive: it holds the user's last click
+        ui.inside_tab = st.session_state["inside_tab"]
+    else:  # Streamlit dropped it on another page: open the tab kept in the state
+        st.session_state["inside_tab"] = ui.inside_tab
     flow, stepper, eqs = st.tabs(TABS, key="inside_tab", on_change="rerun")
     if flow.open:
         with flow:

@@ -17,6 +17,7 @@ import streamlit as st
 from cnnviz.train import config as C
 from cnnviz.ui import common, resources, state
 from cnnviz.ui.state import arch_of  # noqa: F401  (re-exported: tests and scripts read it from here)
+from cnnviz.viz.names import ACTIVATION_NAMES, POOLING_NAMES
 
 PRESET_LABELS = {
     "tutorial": "Tutorial (the article's net)",
@@ -104,9 +105,9 @@ def render() -> None:
             c2.number_input("Filter size", 1, 9, **state.bind("settings.kernel", "sb_kernel", _on_arch, int),
                             help="Kernel size k×k")
             c1.number_input("Conv layers", 1, 3, **state.bind("settings.n_conv", "sb_n_conv", _on_arch, int))
-            c2.selectbox("Activation", list(C.ACTIVATIONS),
+            c2.selectbox("Activation", list(C.ACTIVATIONS), format_func=lambda a: ACTIVATION_NAMES.get(a, a),
                          **state.bind("settings.activation", "sb_activation", _on_arch))
-            c1.selectbox("Pooling", list(C.POOLINGS),
+            c1.selectbox("Pooling", list(C.POOLINGS), format_func=lambda p: POOLING_NAMES.get(p, p),
                          **state.bind("settings.pooling", "sb_pooling", _on_arch),
                          help="2×2 pooling after each conv layer")
             c2.number_input("Padding", 0, 4, **state.bind("settings.padding", "sb_padding", _on_arch, int))
@@ -120,6 +121,9 @@ def render() -> None:
                          **state.bind("settings.optimizer", "sb_optimizer"))
             st.select_slider("Learning rate (log scale)", _options_with(LRS, s.lr),
                              **state.bind("settings.lr", "sb_lr", convert=float), format_func=_fmt_lr)
+            if s.optimizer == "adam" and s.lr > 0.01:  # a hint only: the user's value is kept
+                st.caption(f"Adam usually learns best near 0.001; with {_fmt_lr(s.lr)} it may stall at "
+                           "chance level.")
             if s.optimizer == "sgd":
                 st.slider("Momentum", 0.0, 0.99, step=0.01,
                           **state.bind("settings.momentum", "sb_momentum", convert=float))

@@ -45,7 +45,7 @@ from cnnviz.train import config as C
 from cnnviz.train.config import RunConfig, preset_config
 from cnnviz.train.trainer import Trainer, TrainingDiverged
 from cnnviz.ui import resources, session_guard
-from cnnviz.viz.names import describe_config
+from cnnviz.viz.names import PRESET_NAMES, describe_config
 
 STATE_KEY = "cnnviz"
 DEFAULT_PRESET = "classroom"
@@ -156,7 +156,7 @@ class Start:
 
     def describe(self) -> str:
         if self.kind == "pretrained":
-            return f"the pretrained {self.name} weights"
+            return f"the pretrained {PRESET_NAMES.get(self.name, self.name)} weights"
         if self.kind == "upload":
             return f"the weights uploaded from {self.name}"
         return "fresh weights from the seed"
@@ -184,6 +184,13 @@ class UI:
     inside_index: int = 0
     draw_model: str = "pretrained"
     eval_which: str = "val"
+    eval_cell: dict = field(default_factory=dict)  # task -> [true, predicted]: the confusion cell shown
+    eval_click: Any = None  # the last confusion-matrix click handled (each click applies once)
+    step_example: str = ""  # the Inside step-through's example ("": the first, the tutorial's)
+    step_filter: int = 0  # its learned filter (0-based index; shown as filter 1..F)
+    step_pos: dict = field(default_factory=dict)  # example kind -> window position (1-based)
+    step_playing: bool = False
+    inside_tab: str = "Forward pass"  # the Inside page's open tab
     upload_rev: int = 0  # bumped after each handled upload: a fresh uploader accepts the same file again
     model_note: str | None = None  # "which model is shown" after a page switch changed it
     page: str = "train"  # the page of the last full run
@@ -689,7 +696,7 @@ def load_model_bytes(name: str, raw: bytes, a: AppState | None = None) -> bool:
                              f"{MAX_MODEL_BYTES / 2**20:.0f} MB")
         net, cfg_dict, session = io.session_from_bytes(raw)
         cfg = config_for_network(net, cfg_dict, a)
-        _install(a, cfg, f"the model {name}", net, Start("upload", name))
+        _install(a, cfg, f"loading {name}", net, Start("upload", name))
         if session is not None:  # a file downloaded from cnnviz: its curves and step count continue
             io.restore_session(a.trainer, session)
     except (ValueError, TypeError, KeyError) as e:
@@ -709,13 +716,14 @@ def load_pretrained(preset: str, a: AppState | None = None) -> bool:
         return False
     net, cfg_dict = shipped
     try:
-        _install(a, config_for_network(net, cfg_dict, a), f"the pretrained {preset} model", net.copy(),
+        label = PRESET_NAMES.get(preset, preset)
+        _install(a, config_for_network(net, cfg_dict, a), f"the pretrained {label} weights", net.copy(),
                  Start("pretrained", preset))
     except ValueError as e:
         a.error = f"Pretrained model not loaded: {e}. The current model is kept."
         return False
-    a.notice = (f"Loaded the pretrained {preset} model: training continues from its trained weights. Undo "
-                "brings back the previous model.")
+    a.notice = (f"Loaded the pretrained {PRESET_NAMES.get(preset, preset)} model: training continues from "
+                "its trained weights. Undo brings back the previous model.")
     return True
 
 
@@ -869,4 +877,4 @@ def reading():
 
 def replace_model(net, cfg: RunConfig) -> None:
     """Use an uploaded network (already validated) with its config; Reset returns to these weights."""
-    _install(app(), cfg, "an uploaded model", net, Start("upload", "a file"))
+    _install(app(), cfg, "loading a model file", net, Start("upload", "a file"))

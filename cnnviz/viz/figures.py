@@ -716,8 +716,9 @@ def conv_step_figure(image: np.ndarray, kernel: np.ndarray, steps: list[dict], i
         {"type": "rect", "x0": s["col"] - 0.5, "x1": s["col"] + 0.5, "y0": s["row"] - 0.5,
          "y1": s["row"] + 0.5, "line": {"color": HIGHLIGHT, "width": 3}, "xref": "x5", "yref": "y5"}]
     fig = go.Figure({"data": traces, "layout": layout})
-    title = (f"Step {index + 1} of {len(steps)}: window at row {r0}, column {c0} → "
-             f"output[{s['row']}, {s['col']}] = Σ patch ⊙ filter = {s['value']:.4g}")
+    # rows, columns and outputs counted from 1 in the text, like filters
+    title = (f"Step {index + 1} of {len(steps)}: window at row {r0 + 1}, column {c0 + 1} → "
+             f"output row {s['row'] + 1}, column {s['col'] + 1} = Σ patch ⊙ filter = {s['value']:.4g}")
     style(fig, title, height=height, scale=scale)
     fig.update_layout(plot_bgcolor="#e9edf3")  # grey behind the cells: white and empty cells stay visible
     return fig

@@ -197,12 +197,13 @@ def tutorial_equations(sp: dict, x: np.ndarray, label: int, loss: str) -> dict:
     dZ1_m = float(dZ1[k, i, j])
     df = np.asarray(conv.grads["W"][k, 0], dtype=np.float64)  # (KH, KW)
     u, v = (int(t) for t in np.unravel_index(np.argmax(np.abs(df)), df.shape))
-    E, K = sp["loss"], k + 1
+    E, K, i1, j1 = sp["loss"], k + 1, i + 1, j + 1  # filters, rows and columns counted from 1 in the text
     fwd = [
-        (rf"Z_1[{K},{i},{j}] = \sum_{{u,v}} x_{{{i}+u,\,{j}+v}}\, f_{{{K},u,v}} + b_{{{K}}} = {_f(z1)}",
-         f"Filter {K} on the {KH}×{KW} window whose top-left pixel is row {i}, column {j} (bias b{K} = "
+        (rf"Z_1[{K},{i1},{j1}] = \sum_{{u,v}} x_{{{i1}+u-1,\,{j1}+v-1}}\, f_{{{K},u,v}} + b_{{{K}}} "
+         rf"= {_f(z1)}",
+         f"Filter {K} on the {KH}×{KW} window whose top-left pixel is row {i1}, column {j1} (bias b{K} = "
          f"{_t(b1)})."),
-        (rf"A[{K},{i},{j}] = \sigma(Z_1) = \frac{{1}}{{1 + e^{{-({_f(z1)})}}}} = {_f(a_m)}",
+        (rf"A[{K},{i1},{j1}] = \sigma(Z_1) = \frac{{1}}{{1 + e^{{-({_f(z1)})}}}} = {_f(a_m)}",
          "The sigmoid squashes it into (0, 1)."),
         (rf"Z_2 = W^{{T}} A + b = \sum_{{m=1}}^{{{W.size}}} W_m A_m + b = {_f(z2)}",
          f"All {W.size} activations, flattened, weighted and summed (b = {_t(b2)})."),
@@ -223,13 +224,14 @@ def tutorial_equations(sp: dict, x: np.ndarray, label: int, loss: str) -> dict:
         (rf"\delta_2 = {_d('Z_2')} = {_d('O')}\,{_d('Z_2', 'O')} = {_f(delta2)}",
          "Chain rule: the error signal at the dense output."),
         (rf"{_d('W_m')} = \delta_2\, A_m = {_f(delta2)} \times {_f(a_m)} = {_f(dW_m)}",
-         f"For feature m = (filter {K}, row {i}, column {j}); the bias gets ∂E/∂b = δ₂ = {_t(db)}."),
+         f"For feature m = (filter {K}, row {i1}, column {j1}); the bias gets ∂E/∂b = δ₂ = {_t(db)}."),
         (rf"{_d('A_m')} = \delta_2\, W_m = {_f(delta2)} \times ({_f(W[m])}) = {_f(dA_m)}",
          "The error sent back to that activation through its weight."),
         (rf"{_d('Z_{1,m}')} = {_d('A_m')}\, A_m(1 - A_m) = {_f(dZ1_m)}",
          f"Through the first sigmoid (slope A(1 − A) = {_t(a_m * (1 - a_m))})."),
-        (rf"{_d(f'f_{{{K},u,v}}')} = \sum_{{i,j}} {_d(f'Z_1[{K},i,j]')}\; x_{{i+u,\,j+v}}",
-         f"Every window of the image weighted by its error: for (u, v) = ({u}, {v}) this is {_t(df[u, v])}, "
+        (rf"{_d(f'f_{{{K},u,v}}')} = \sum_{{i,j}} {_d(f'Z_1[{K},i,j]')}\; x_{{i+u-1,\,j+v-1}}",
+         f"Every window of the image weighted by its error: for (u, v) = ({u + 1}, {v + 1}) this is "
+         f"{_t(df[u, v])}, "
          f"the largest entry of filter {K}'s gradient."),
     ]
     numbers = {"Z1": z1, "A": a_m, "Z2": z2, "O": o, "E": E, "y": y, "dE_dO": dE_dO, "dO_dZ2": dO_dZ2,
@@ -344,7 +346,7 @@ def sum_latex(step: dict, kernel: np.ndarray, max_terms: int = 9) -> str:
     kern = np.asarray(kernel).ravel()
     if patch.size > max_terms:
         return (rf"\sum_{{u,v}} \text{{patch}}_{{u,v}}\, f_{{u,v}} = {_f(step['value'])}"
-                rf"\quad\text{{(output row {step['row']}, column {step['col']})}}")
+                rf"\quad\text{{(output row {step['row'] + 1}, column {step['col'] + 1})}}")
     terms = " + ".join(rf"{_f(p)}\cdot{_f(k)}" for p, k in zip(patch, kern, strict=True))
     return terms + rf" = {_f(step['value'])}"
 

@@ -12,6 +12,9 @@ LOSS_NAMES = {"softmax_ce": "softmax cross-entropy", "mse": "mean squared error"
 TASK_NAMES = {"digits": "10 digits (0–9)", "gt4": "0–4 vs 5–9"}
 OPTIMIZER_NAMES = {"adam": "Adam", "sgd": "SGD"}
 INIT_NAMES = {"default": "He / Glorot", "tutorial": "uniform(0, 1)"}
+ACTIVATION_NAMES = {"relu": "ReLU", "sigmoid": "sigmoid", "tanh": "tanh"}
+POOLING_NAMES = {"max": "max", "avg": "average", "none": "none"}  # short: the selectbox is narrow
+PRESET_NAMES = {"tutorial": "Tutorial", "classroom": "Classroom", "deeper": "Deeper", "custom": "Custom"}
 LAYER_WORDS = {"Conv2D": "conv", "Dense": "dense", "MaxPool2D": "max-pool", "AvgPool2D": "average-pool",
                "ReLU": "ReLU", "Sigmoid": "sigmoid", "Tanh": "tanh", "Flatten": "flatten"}
 PARAM_WORDS = {"W": "weights", "b": "bias"}
@@ -63,5 +66,6 @@ def describe_config(cfg) -> str:
     """One line about a RunConfig for the app's text (no internal codes): "classroom: 10 digits (0–9),
     softmax cross-entropy, SGD lr 0.08, batch 32, 2,000 images, seed 0"."""
     batch = "full batch" if cfg.batch_size == 0 else f"batch {cfg.batch_size}"
-    return (f"{cfg.preset}: {task_name(cfg.task)}, {loss_name(cfg.loss)}, {optimizer_name(cfg.optimizer)} "
+    preset = PRESET_NAMES.get(cfg.preset, cfg.preset)
+    return (f"{preset}: {task_name(cfg.task)}, {loss_name(cfg.loss)}, {optimizer_name(cfg.optimizer)} "
             f"lr {cfg.lr:g}, {batch}, {cfg.train_size:,} images, seed {cfg.seed}")
