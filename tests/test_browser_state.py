@@ -122,8 +122,16 @@ def test_2_optimiser_then_apply_works_the_first_time(browser, app_url):
     ctx, page = _open(browser, app_url)
     try:
         _expand(page, "Training")
-        page.locator(".st-key-sb_optimizer").first.click()
-        page.get_by_role("option", name="Adam").first.click()
+        wait_idle(page)
+        option = page.get_by_role("option", name="Adam").first
+        for _ in range(3):  # under load the first click may land before the select is ready to open
+            page.locator(".st-key-sb_optimizer").first.click()
+            try:
+                option.wait_for(timeout=10_000)
+                break
+            except Exception:  # the list did not open: close whatever opened and try again
+                page.keyboard.press("Escape")
+        option.click()
         wait_idle(page)
         assert "Optimiser: SGD → Adam" in _text(page)
         _click(page, "sb_apply")
