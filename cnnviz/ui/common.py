@@ -185,3 +185,13 @@ def model_file_box() -> None:
         st.file_uploader("Load a model (.npz)", type=["npz"], key=key, on_change=pass_upload,
                          args=(load_model_upload, key),
                          help="A model saved by cnnviz; every array is checked, a bad file is rejected")
+
+
+def _elsewhere() -> None:
+    """Never runs: a stand-in body for ``switch_to``'s page (the app's own page with that url path runs)."""
+
+
+def switch_to(url_path: str, title: str) -> None:
+    """Open the app's page at ``url_path``. ``st.navigation`` knows a page by its url path, so a stand-in
+    page with the same path names it, and no page has to import another to link to it."""
+    st.switch_page(st.Page(_elsewhere, title=title, url_path=url_path))

@@ -273,8 +273,6 @@ def _feature_section(image: np.ndarray, result: dict, scale: float) -> None:
 
 def _open_inside() -> None:
     """Switch to the Inside page with the drawing selected as its input."""
-    from cnnviz.ui import inside
-
     a = state.app()
     a.ui.inside_source = "Your drawing"
     tr = state.get_trainer()
@@ -285,7 +283,7 @@ def _open_inside() -> None:
     else:
         a.ui.model_note = f"Inside shows this session's model (step {tr.step_count:,}), as on the Draw page."
     a.ui.page = "inside"  # the note above already says which model is shown
-    st.switch_page(st.Page(inside.render, title="Inside", url_path="inside"))
+    common.switch_to("inside", "Inside")
 
 
 def _teach_section(image: np.ndarray | None, scale: float, suggested: int | None = None) -> None:
