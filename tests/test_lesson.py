@@ -90,6 +90,47 @@ def test_training_step_trains_the_session_model():
     assert "After 10 steps" in after, after
 
 
+def test_step_9_offers_1_10_and_50_steps():
+    at = run_lesson("tutorial", step=9)
+    labels = {k: at.button(key=f"lesson_train{k}").label for k in (1, 10, 50)}
+    assert labels == {1: "Train 1 step", 10: "Train 10 steps", 50: "Train 50 steps"}
+    at.button(key="lesson_train50").click().run()
+    assert not at.exception
+    assert "After 50 steps" in _answer(at)
+
+
+def _chart(at: AppTest, key: str) -> dict:
+    import json
+
+    for el in at.get("plotly_chart"):
+        spec = json.loads(el.proto.spec)
+        if el.proto.id and key in el.proto.id or spec.get("layout", {}).get("_key") == key:
+            return spec
+    specs = [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+    assert len(specs) == 1, len(specs)
+    return specs[0]
+
+
+def test_step_1_digit_hangs_below_its_title():
+    """The square digit in a column narrower than the figure is tall was centred far below its title (a
+    gap of ~300 px on a projector): it is anchored to the top."""
+    at = run_lesson("tutorial", step=1)
+    spec = _chart(at, "lesson_fig_1")
+    assert spec["layout"]["yaxis"]["constraintoward"] == "top"
+    assert spec["layout"]["yaxis"]["scaleanchor"] == "x"
+
+
+def test_sigmoid_share_axis_starts_at_0_in_percent():
+    """The right axis (share of z values) was synced to the left axis's grid: ticks 0.011, 0.118, 0.225…"""
+    import numpy as np
+
+    from cnnviz.viz.figures_lesson import sigmoid_figure
+
+    z = np.random.default_rng(0).normal(size=500).astype(np.float32)  # (500,)
+    ax = sigmoid_figure(z, z + 4, scale=1.5).layout.yaxis2
+    assert (ax.tickmode, ax.rangemode, ax.tickformat) == ("auto", "tozero", ".0%")
+
+
 def test_use_tutorial_network_button():
     at = run_lesson("classroom", seed=4, step=3)
     at.button(key="lesson_use_tutorial").click().run()
