@@ -268,7 +268,7 @@ def _fig_8(s: L.Step, d: dict, lesson: L.Lesson, trainer, scale: float) -> None:
 
 
 def _fig_9(s: L.Step, d: dict, lesson: L.Lesson, trainer, scale: float) -> None:
-    for col, n in zip(st.columns(3), (1, 10, 50)):
+    for col, n in zip(st.columns(3), (1, 10, 50), strict=True):
         col.button(
             f"Train {n} step{'s' if n > 1 else ''}",
             key=f"lesson_train{n}",
