@@ -38,7 +38,7 @@ def compare_curves(runs: list[dict], scale: float = 1.0, height: int = 560) -> g
             y = _smooth(np.asarray(r[key], dtype=np.float64), window)
             xs, ys = _thin(steps, y)
             fig.add_trace(go.Scatter(
-                x=xs, y=ys, mode="lines", line={"color": colour, "width": 2.6}, name=f"{label} (training)",
+                x=xs, y=ys, mode="lines", line={"color": colour, "width": 2.6}, name=label,
                 legendgroup=label, showlegend=row == 1,
                 hovertemplate=f"{label}<br>step %{{x}}<br>training {key} %{{y:.4f}}<extra></extra>"),
                 row=row, col=1)
@@ -46,7 +46,7 @@ def compare_curves(runs: list[dict], scale: float = 1.0, height: int = 560) -> g
                 x=np.asarray(r["val_steps"], dtype=np.float64), y=np.asarray(r[vkey], dtype=np.float64),
                 mode="lines+markers", line={"color": colour, "width": 1.8, "dash": "dot"},
                 marker={"size": round(7 * scale), "symbol": "diamond", "color": colour},
-                name=f"{label} (validation)", legendgroup=label, showlegend=row == 1,
+                name=f"{label} (validation)", legendgroup=label, showlegend=False,
                 hovertemplate=f"{label}<br>step %{{x}}<br>validation {key} %{{y:.4f}}<extra></extra>"),
                 row=row, col=1)
     grid = {"gridcolor": "#eef1f6", "zeroline": False}
@@ -54,8 +54,10 @@ def compare_curves(runs: list[dict], scale: float = 1.0, height: int = 560) -> g
     fig.update_xaxes(title_text="step", row=2, col=1)
     fig.update_yaxes(**grid, rangemode="tozero", title_text="loss", row=1, col=1)
     fig.update_yaxes(**grid, range=[0, 1.02], tickformat=".0%", title_text="accuracy", row=2, col=1)
-    title = "Loss and accuracy" + (f" (training: mean of {window} steps; validation: dotted)" if window > 1
-                                   else " (validation: dotted)")
+    title = "Loss and accuracy" + (f" (training: solid, mean of {window} steps; validation: dotted)"
+                                   if window > 1 else " (training: solid; validation: dotted)")
+    # one legend entry per run (the colour; the title says which line is which): with an entry per curve,
+    # three or four runs wrapped the legend onto three or four lines, over the title in presentation mode
     style(fig, title, height=height, scale=scale,
           legend={"orientation": "h", "yanchor": "bottom", "y": 1.06, "x": 0,
                   "font": {"size": round(13 * scale)}},
