@@ -131,6 +131,32 @@ def test_sigmoid_share_axis_starts_at_0_in_percent():
     assert (ax.tickmode, ax.rangemode, ax.tickformat) == ("auto", "tozero", ".0%")
 
 
+def test_step_8_error_after_one_update_is_not_rounded_to_0():
+    """The classroom network's one update on the seed-0 digit drives the right logit so high that float32
+    gave E = 0 exactly ("E goes from 2.83 to 0"): E is the float64 value, said in words, and explained."""
+    import numpy as np
+
+    from cnnviz.nn.losses import get_loss
+    from cnnviz.train.data import load_dataset
+    from cnnviz.train.trainer import Trainer
+
+    cfg = preset_config("classroom", seed=0)
+    lesson = L.make_lesson(Trainer(cfg, load_dataset(cfg.task, cfg.train_size)))
+    s = L.step_update(lesson)
+    e0, e1 = s.numbers["E_before"], s.numbers["E_after"]
+    assert 0 < e1 < 1e-4 < e0, (e0, e1)
+    assert " to 0 " not in s.answer and "almost 0 (below 0.0001)" in s.answer
+    assert "batch" in s.answer  # why training does not take one digit at a time
+    # the same E as a float64 forward pass of the updated weights
+    net = lesson.net.copy()
+    fb = L.forward_backward(net, lesson)
+    for layer in net.layers:
+        for name, p in layer.params.items():
+            p -= np.float32(lesson.lr) * layer.grads[name]
+    out = net.forward(lesson.image[None, None]).astype(np.float64)  # (1, 10)
+    assert np.isclose(e1, get_loss(lesson.loss).forward(out, fb["target"]), rtol=1e-6)
+
+
 def test_use_tutorial_network_button():
     at = run_lesson("classroom", seed=4, step=3)
     at.button(key="lesson_use_tutorial").click().run()
