@@ -133,4 +133,5 @@ def test_curves_legend_has_one_entry_per_run_so_four_runs_fit_above_the_plot():
     shown = [t for t in fig.data if t.showlegend is not False]
     assert [t.name for t in shown] == [r["label"] for r in runs]
     assert [t.line.color for t in shown] == [run_colour(i) for i in range(4)]
-    assert "validation: dotted" in fig.layout.title.text and "training: solid" in fig.layout.title.text
+    assert fig.layout.title.text == "Loss and accuracy (dotted: validation)"
+    assert fig.layout.legend.title.text.startswith("solid: training")

@@ -54,12 +54,14 @@ def compare_curves(runs: list[dict], scale: float = 1.0, height: int = 560) -> g
     fig.update_xaxes(title_text="step", row=2, col=1)
     fig.update_yaxes(**grid, rangemode="tozero", title_text="loss", row=1, col=1)
     fig.update_yaxes(**grid, range=[0, 1.02], tickformat=".0%", title_text="accuracy", row=2, col=1)
-    title = "Loss and accuracy" + (f" (training: solid, mean of {window} steps; validation: dotted)"
-                                   if window > 1 else " (training: solid; validation: dotted)")
-    # one legend entry per run (the colour; the title says which line is which): with an entry per curve,
-    # three or four runs wrapped the legend onto three or four lines, over the title in presentation mode
+    # short enough for half a projector's width; the legend's title says what the solid lines are
+    title = "Loss and accuracy (dotted: validation)"
+    solid = "solid: training" + (f", mean of {window} steps" if window > 1 else "")
+    # one legend entry per run (its colour): with an entry per curve, three or four runs wrapped the legend
+    # onto three or four lines, over the title in presentation mode
     style(fig, title, height=height, scale=scale,
           legend={"orientation": "h", "yanchor": "bottom", "y": 1.06, "x": 0,
+                  "title": {"text": solid + " ·", "side": "left"},
                   "font": {"size": round(13 * scale)}},
           hovermode="x unified")
     fig.update_layout(margin={"t": round(110 * scale), "l": round(70 * scale)}, title_y=0.985,
