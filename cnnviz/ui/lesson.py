@@ -292,7 +292,7 @@ def _fig_10(s: L.Step, d: dict, lesson: L.Lesson, trainer, scale: float) -> None
     c1, c2 = st.columns(2)
     if importlib.util.find_spec("cnnviz.ui.compare") is not None:
         with c1:
-            _page_link("compare", "Compare", ":material/compare:")
+            _page_link("compare", "Compare", ":material/compare_arrows:")
     else:
         with c1:
             _page_link("train", "Train", ":material/model_training:")
