@@ -72,8 +72,8 @@ def test_link_opens_a_configuration_and_page(ctx, app_url):
     wait_idle(page)
     _no_exception(page, "opened link")
     main = _main(page)
-    assert "Opened a shared link: tutorial: task gt4, loss mse, sgd lr 0.01, full batch, 200 images, seed 3" \
-        in main
+    assert ("Opened a shared link: tutorial: 0–4 vs 5–9, mean squared error, SGD lr 0.01, full batch, "
+            "200 images, seed 3") in main
     assert "cannot be used" not in main
     assert "/inside" in page.url
     side = page.locator('[data-testid="stSidebar"]')

@@ -117,3 +117,21 @@ def test_compare_lesson_switch_reset_and_pin():
         "pin the current run and change settings", "sigmoid", 0.5)
     runs = sum(state._trainer_bytes(r.trainer) for r in a.compare.cmp.runs)
     assert runs > 0 and state.weigh(a) >= state._trainer_bytes(a.trainer) + runs
+
+
+def test_curves_legend_has_one_entry_per_run_so_four_runs_fit_above_the_plot():
+    """With an entry per curve (training and validation), 3–4 runs wrapped the legend over the title."""
+    import numpy as np
+
+    from cnnviz.viz.figures_compare import compare_curves, run_colour
+
+    runs = [{"label": f"lr {lr}", "steps": np.arange(1, 11), "loss": np.linspace(2, 1, 10),
+             "acc": np.linspace(0.1, 0.6, 10), "val_steps": np.array([0, 10]),
+             "val_loss": np.array([2.4, 1.2]), "val_acc": np.array([0.1, 0.5])}
+            for lr in (0.008, 0.08, 0.8, 8)]
+    fig = compare_curves(runs, scale=1.5)
+    shown = [t for t in fig.data if t.showlegend is not False]
+    assert [t.name for t in shown] == [r["label"] for r in runs]
+    assert [t.line.color for t in shown] == [run_colour(i) for i in range(4)]
+    assert fig.layout.title.text == "Loss and accuracy (dotted: validation)"
+    assert fig.layout.legend.title.text.startswith("solid: training")

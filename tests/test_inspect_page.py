@@ -157,3 +157,16 @@ def test_tutorial_network_with_a_drawing():
     assert not at.exception, at.exception
     assert _metric(at, "Your drawing").delta.startswith("learned: ")
     assert "your drawing" in chart_spec(at, "inspect_edit_maps")["layout"]["title"]["text"]
+
+
+def test_receptive_field_and_edit_maps_panel_titles_scale_for_a_projector():
+    """make_subplots' panel titles ("input", "learned filter", …) stayed at 16 px in presentation mode."""
+    from cnnviz.viz import figures_inspect as fi
+
+    img = np.zeros((28, 28), np.float32)  # (H, W)
+    fmap = np.linspace(-1, 1, 24 * 24, dtype=np.float32).reshape(24, 24)  # (H_out, W_out)
+    figs = [fi.receptive_field(img, (2, 3, 6, 7), fmap, (2, 3), "t", scale=1.5),
+            fi.edit_maps(img, fmap, -fmap, "t", scale=1.5)]
+    for fig in figs:
+        sizes = [a.font.size for a in fig.layout.annotations]
+        assert sizes and min(sizes) >= 18, sizes

@@ -90,6 +90,73 @@ def test_training_step_trains_the_session_model():
     assert "After 10 steps" in after, after
 
 
+def test_step_9_offers_1_10_and_50_steps():
+    at = run_lesson("tutorial", step=9)
+    labels = {k: at.button(key=f"lesson_train{k}").label for k in (1, 10, 50)}
+    assert labels == {1: "Train 1 step", 10: "Train 10 steps", 50: "Train 50 steps"}
+    at.button(key="lesson_train50").click().run()
+    assert not at.exception
+    assert "After 50 steps" in _answer(at)
+
+
+def _chart(at: AppTest, key: str) -> dict:
+    import json
+
+    for el in at.get("plotly_chart"):
+        spec = json.loads(el.proto.spec)
+        if el.proto.id and key in el.proto.id or spec.get("layout", {}).get("_key") == key:
+            return spec
+    specs = [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+    assert len(specs) == 1, len(specs)
+    return specs[0]
+
+
+def test_step_1_digit_hangs_below_its_title():
+    """The square digit in a column narrower than the figure is tall was centred far below its title (a
+    gap of ~300 px on a projector): it is anchored to the top."""
+    at = run_lesson("tutorial", step=1)
+    spec = _chart(at, "lesson_fig_1")
+    assert spec["layout"]["yaxis"]["constraintoward"] == "top"
+    assert spec["layout"]["yaxis"]["scaleanchor"] == "x"
+
+
+def test_sigmoid_share_axis_starts_at_0_in_percent():
+    """The right axis (share of z values) was synced to the left axis's grid: ticks 0.011, 0.118, 0.225…"""
+    import numpy as np
+
+    from cnnviz.viz.figures_lesson import sigmoid_figure
+
+    z = np.random.default_rng(0).normal(size=500).astype(np.float32)  # (500,)
+    ax = sigmoid_figure(z, z + 4, scale=1.5).layout.yaxis2
+    assert (ax.tickmode, ax.rangemode, ax.tickformat) == ("auto", "tozero", ".0%")
+
+
+def test_step_8_error_after_one_update_is_not_rounded_to_0():
+    """The classroom network's one update on the seed-0 digit drives the right logit so high that float32
+    gave E = 0 exactly ("E goes from 2.83 to 0"): E is the float64 value, said in words, and explained."""
+    import numpy as np
+
+    from cnnviz.nn.losses import get_loss
+    from cnnviz.train.data import load_dataset
+    from cnnviz.train.trainer import Trainer
+
+    cfg = preset_config("classroom", seed=0)
+    lesson = L.make_lesson(Trainer(cfg, load_dataset(cfg.task, cfg.train_size)))
+    s = L.step_update(lesson)
+    e0, e1 = s.numbers["E_before"], s.numbers["E_after"]
+    assert 0 < e1 < 1e-4 < e0, (e0, e1)
+    assert " to 0 " not in s.answer and "almost 0 (below 0.0001)" in s.answer
+    assert "batch" in s.answer  # why training does not take one digit at a time
+    # the same E as a float64 forward pass of the updated weights
+    net = lesson.net.copy()
+    fb = L.forward_backward(net, lesson)
+    for layer in net.layers:
+        for name, p in layer.params.items():
+            p -= np.float32(lesson.lr) * layer.grads[name]
+    out = net.forward(lesson.image[None, None]).astype(np.float64)  # (1, 10)
+    assert np.isclose(e1, get_loss(lesson.loss).forward(out, fb["target"]), rtol=1e-6)
+
+
 def test_use_tutorial_network_button():
     at = run_lesson("classroom", seed=4, step=3)
     at.button(key="lesson_use_tutorial").click().run()
@@ -120,7 +187,10 @@ def test_app_opens_a_link():
     at = _app_with({"preset": "tutorial", "lr": "0.01", "seed": "3"})
     cfg = app_state(at).config
     assert cfg == preset_config("tutorial", lr=0.01, seed=3)
-    assert any("Opened a shared link" in i.value for i in at.info)
+    opened = [i.value for i in at.info if "Opened a shared link" in i.value]
+    # the settings in words, never the config's codes (gt4, mse, sgd)
+    assert opened and "tutorial: 0–4 vs 5–9, mean squared error, SGD lr 0.01" in opened[0], opened
+    assert "gt4" not in opened[0] and "sgd" not in opened[0]
     assert not at.warning
     assert at.session_state["sb_preset"] == "tutorial" and at.session_state["sb_seed"] == 3
 

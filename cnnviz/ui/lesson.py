@@ -137,18 +137,19 @@ def _page_link(url_path: str, title: str, icon: str) -> None:
     )
 
 
+_DIGIT_PX = 460  # step 1's digit: about the width of its half of the figure column on a 1920-px screen
+
+
 def _fig_1(s: L.Step, d: dict, lesson: L.Lesson, trainer, scale: float) -> None:
     a, b = st.columns([1, 1])
+    fig = figures.digit_input_figure(
+        d["image"], f"Validation image {lesson.index}: a {lesson.label}", scale=scale, height=_DIGIT_PX
+    )
+    # the square image fills the column's width; a column narrower than the figure is tall would centre it
+    # far below its title, so it hangs from the top instead
+    fig.update_yaxes(constraintoward="top")
     with a:
-        common.plot(
-            figures.digit_input_figure(
-                d["image"],
-                f"Validation image {lesson.index}: a {lesson.label}",
-                scale=scale,
-                height=int(430 * scale),
-            ),
-            key="lesson_fig_1",
-        )
+        common.plot(fig, key="lesson_fig_1")
     r0, r1, c0, c1 = d["box"]
     crop = d["image"][r0 : r1 + 1, c0 : c1 + 1]
     b.caption(
@@ -267,31 +268,15 @@ def _fig_8(s: L.Step, d: dict, lesson: L.Lesson, trainer, scale: float) -> None:
 
 
 def _fig_9(s: L.Step, d: dict, lesson: L.Lesson, trainer, scale: float) -> None:
-    b1, b2, b3 = st.columns(3)
-    b1.button(
-        "Train 1 step",
-        key="lesson_train1",
-        on_click=_train,
-        args=(1,),
-        width="stretch",
-        icon=":material/skip_next:",
-    )
-    b2.button(
-        "Train 10 steps",
-        key="lesson_train10",
-        on_click=_train,
-        args=(10,),
-        width="stretch",
-        icon=":material/fast_forward:",
-    )
-    b3.button(
-        "Train 50 steps",
-        key="lesson_train50",
-        on_click=_train,
-        args=(50,),
-        width="stretch",
-        icon=":material/fast_forward:",
-    )
+    for col, n in zip(st.columns(3), (1, 10, 50), strict=True):
+        col.button(
+            f"Train {n} step{'s' if n > 1 else ''}",
+            key=f"lesson_train{n}",
+            on_click=_train,
+            args=(n,),
+            width="stretch",
+            icon=":material/skip_next:" if n == 1 else ":material/fast_forward:",
+        )
     common.plot(figures.filter_replay(d["W"], d["W0"], d["step"], scale=scale), key="lesson_fig_9")
 
 
@@ -307,7 +292,7 @@ def _fig_10(s: L.Step, d: dict, lesson: L.Lesson, trainer, scale: float) -> None
     c1, c2 = st.columns(2)
     if importlib.util.find_spec("cnnviz.ui.compare") is not None:
         with c1:
-            _page_link("compare", "Compare", ":material/compare:")
+            _page_link("compare", "Compare", ":material/compare_arrows:")
     else:
         with c1:
             _page_link("train", "Train", ":material/model_training:")

@@ -14,6 +14,7 @@ from cnnviz.train import links
 from cnnviz.ui import lesson as lesson_page
 from cnnviz.ui import resources, session_guard, state
 from cnnviz.viz.lesson import N_STEPS
+from cnnviz.viz.names import describe_config
 
 
 def open_link(pages: list, current) -> None:
@@ -52,13 +53,13 @@ def open_link(pages: list, current) -> None:
             )
         )
     if res.config is not None and res.config.to_dict() == a.config.to_dict():
-        msgs.append(("info", f"Opened a shared link: {res.config.describe()}. These are the settings of your "
-                     "current model, which is kept."))
+        msgs.append(("info", f"Opened a shared link: {describe_config(res.config)}. These are the settings "
+                     "of your current model, which is kept."))
     elif res.config is not None:
         cfg = state.apply_config(res.config.to_dict(), "the shared link")
         if cfg is not None:
-            msgs.append(("info", f"Opened a shared link: {cfg.describe()}. Undo brings your previous model "
-                         "back."))
+            msgs.append(("info", f"Opened a shared link: {describe_config(cfg)}. Undo brings your previous "
+                         "model back."))
     if res.step is not None:
         lesson_page.set_step(res.step)
     a.link.messages = msgs

@@ -38,7 +38,7 @@ def compare_curves(runs: list[dict], scale: float = 1.0, height: int = 560) -> g
             y = _smooth(np.asarray(r[key], dtype=np.float64), window)
             xs, ys = _thin(steps, y)
             fig.add_trace(go.Scatter(
-                x=xs, y=ys, mode="lines", line={"color": colour, "width": 2.6}, name=f"{label} (training)",
+                x=xs, y=ys, mode="lines", line={"color": colour, "width": 2.6}, name=label,
                 legendgroup=label, showlegend=row == 1,
                 hovertemplate=f"{label}<br>step %{{x}}<br>training {key} %{{y:.4f}}<extra></extra>"),
                 row=row, col=1)
@@ -46,7 +46,7 @@ def compare_curves(runs: list[dict], scale: float = 1.0, height: int = 560) -> g
                 x=np.asarray(r["val_steps"], dtype=np.float64), y=np.asarray(r[vkey], dtype=np.float64),
                 mode="lines+markers", line={"color": colour, "width": 1.8, "dash": "dot"},
                 marker={"size": round(7 * scale), "symbol": "diamond", "color": colour},
-                name=f"{label} (validation)", legendgroup=label, showlegend=row == 1,
+                name=f"{label} (validation)", legendgroup=label, showlegend=False,
                 hovertemplate=f"{label}<br>step %{{x}}<br>validation {key} %{{y:.4f}}<extra></extra>"),
                 row=row, col=1)
     grid = {"gridcolor": "#eef1f6", "zeroline": False}
@@ -54,10 +54,14 @@ def compare_curves(runs: list[dict], scale: float = 1.0, height: int = 560) -> g
     fig.update_xaxes(title_text="step", row=2, col=1)
     fig.update_yaxes(**grid, rangemode="tozero", title_text="loss", row=1, col=1)
     fig.update_yaxes(**grid, range=[0, 1.02], tickformat=".0%", title_text="accuracy", row=2, col=1)
-    title = "Loss and accuracy" + (f" (training: mean of {window} steps; validation: dotted)" if window > 1
-                                   else " (validation: dotted)")
+    # short enough for half a projector's width; the legend's title says what the solid lines are
+    title = "Loss and accuracy (dotted: validation)"
+    solid = "solid: training" + (f", mean of {window} steps" if window > 1 else "")
+    # one legend entry per run (its colour): with an entry per curve, three or four runs wrapped the legend
+    # onto three or four lines, over the title in presentation mode
     style(fig, title, height=height, scale=scale,
           legend={"orientation": "h", "yanchor": "bottom", "y": 1.06, "x": 0,
+                  "title": {"text": solid + " ·", "side": "left"},
                   "font": {"size": round(13 * scale)}},
           hovermode="x unified")
     fig.update_layout(margin={"t": round(110 * scale), "l": round(70 * scale)}, title_y=0.985,

@@ -200,6 +200,12 @@ def filter_weights(W_f: np.ndarray, title: str, scale: float = 1.0, height: int 
     return fig
 
 
+def _subplot_titles(fig: go.Figure, scale: float) -> None:
+    """make_subplots writes its panel titles at a fixed 16 px; scale them like the rest of the figure text
+    (≥ 18 px in presentation mode)."""
+    fig.update_annotations(font_size=round(13 * scale))
+
+
 def receptive_field(image: np.ndarray, box: tuple[int, int, int, int], fmap: np.ndarray,
                     unit: tuple[int, int], title: str, scale: float = 1.0, height: int = 280) -> go.Figure:
     """Which input pixels reach one output: the digit (H, W) with the receptive field of output ``unit``
@@ -220,6 +226,7 @@ def receptive_field(image: np.ndarray, box: tuple[int, int, int, int], fmap: np.
           shapes=[_rect(max(top, 0), max(left, 0), min(bottom, H - 1), min(right, W - 1)),
                   _rect(r, c, r, c, xref="x2", yref="y2")],
           margin={"l": 10, "r": 10, "t": round(60 * scale), "b": 10})
+    _subplot_titles(fig, scale)
     _image_axes(fig)
     fig.update_yaxes(scaleanchor="x", row=1, col=1)
     fig.update_yaxes(scaleanchor="x2", row=1, col=2)
@@ -241,6 +248,7 @@ def edit_maps(image: np.ndarray, learned: np.ndarray, edited: np.ndarray, title:
                                  hovertemplate="row %{y}, col %{x}<br>%{z:.3f}<extra></extra>"),
                       row=1, col=col)
     _style(fig, title, height=height, scale=scale, margin={"l": 10, "r": 10, "t": round(60 * scale), "b": 10})
+    _subplot_titles(fig, scale)
     _image_axes(fig)
     for col in (1, 2, 3):
         fig.update_yaxes(scaleanchor=f"x{'' if col == 1 else col}", row=1, col=col)

@@ -71,7 +71,9 @@ def sigmoid_figure(
         barmode="overlay",
         xaxis={"title": "z", "range": [lo, hi]},
         yaxis={"title": "σ(z), σ'(z)", "range": [-0.02, 1.05]},
-        yaxis2={"title": "share of values", "overlaying": "y", "side": "right", "showgrid": False},
+        # its own ticks from 0 (not synced to the left axis's grid, which gave 0.011, 0.118, …), in percent
+        yaxis2={"title": "share of values", "overlaying": "y", "side": "right", "showgrid": False,
+                "tickmode": "auto", "rangemode": "tozero", "tickformat": ".0%"},
         legend={"orientation": "h", "y": -0.22},
     )
     fig.update_layout(margin_r=round(90 * scale))  # room for the right axis and its title

@@ -496,7 +496,8 @@ def step_chain_rule(lesson: Lesson) -> Step:
         "one weight with this digit's numbers.",
     ]
     answer = (
-        f"Filter {k + 1}, row {u}, column {v}: ∂E/∂f = {_fmt(g, 4)} (the weight is {_fmt(w, 4)}). The "
+        f"Filter {k + 1}, row {u}, column {v} (counted from 0): ∂E/∂f = {_fmt(g, 4)} (the weight is "
+        f"{_fmt(w, 4)}). The "
         f"gradient is {'positive' if g > 0 else 'negative'}, so the update f − η·∂E/∂f {direction} it."
     )
     return Step(
@@ -522,7 +523,9 @@ def step_update(lesson: Lesson) -> Step:
         for name, p in layer.params.items():
             p -= np.float32(lesson.lr) * layer.grads[name]
     after = np.array(net.layers[c].params["W"], dtype=np.float32)  # (F, C, KH, KW)
-    E1 = float(get_loss(lesson.loss).forward(net.forward(lesson.image[None, None]), fb["target"]))
+    # in float64: after a large step float32 rounds the right class's probability to exactly 1 and E to 0
+    out1 = net.forward(lesson.image[None, None]).astype(np.float64)  # (1, K)
+    E1 = float(get_loss(lesson.loss).forward(out1, fb["target"]))
     delta = np.abs(after - before)  # (F, C, KH, KW)
     k, ch, u, v = (int(t) for t in np.unravel_index(np.argmax(delta), delta.shape))
     text = [
@@ -532,11 +535,16 @@ def step_update(lesson: Lesson) -> Step:
         "The rows: the filters before the update, after it, and the change (on its own colour scale, because "
         "it is small).",
     ]
+    e1 = "almost 0 (below 0.0001)" if E1 < 1e-4 else _fmt(E1, 5)
     answer = (
-        f"E goes from {_fmt(E0, 5)} to {_fmt(E1, 5)} ({'lower' if E1 < E0 else 'not lower'}). The largest "
-        f"change is filter {k + 1}, row {u}, column {v}: {_fmt(before[k, ch, u, v], 4)} → "
+        f"E goes from {_fmt(E0, 5)} to {e1} ({'lower' if E1 < E0 else 'not lower'}). The largest "
+        f"change is filter {k + 1}, row {u}, column {v} (counted from 0): {_fmt(before[k, ch, u, v], 4)} → "
         f"{_fmt(after[k, ch, u, v], 4)}."
     )
+    if E1 < 0.1 * E0:
+        answer += (" One step on one digit nearly erased its error: the step fits this digit alone, and may "
+                   "undo what other digits taught. That is why training averages the gradient over a batch "
+                   "of images (step 9).")
     return Step(
         8,
         TITLES[7],
