@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from cnnviz.ui import inspect as inspect_page
+from cnnviz.ui import common, state
 from cnnviz.viz.inspect import conv_layers
+
+INSPECT_PATH = "inspect"  # the Inspect page's url path (cnnviz/ui/inspect.py)
 
 
 def _label(net, convs: list[int], ci: int, f: int) -> str:
@@ -27,7 +29,7 @@ def inspect_link(net, key: str, conv: int = 0) -> None:
     if not convs:
         return
     options = [(ci, f) for ci in range(len(convs)) for f in range(net.layers[convs[ci]].out_channels)]
-    current = inspect_page.selection()
+    current = state.app().inspect.selection
     start = options.index(current) if current in options else next(
         (i for i, o in enumerate(options) if o[0] == min(conv, len(convs) - 1)), 0)
     row = st.container(horizontal=True, vertical_alignment="bottom")
@@ -39,5 +41,5 @@ def inspect_link(net, key: str, conv: int = 0) -> None:
                        help="Open this filter: the patches that excite it, the digits it fires for, an input "
                             "that maximises it; knock it out or repaint it and see what changes")
     if go:
-        inspect_page.select(*choice)
-        st.switch_page(inspect_page.page())
+        state.app().inspect.selection = (int(choice[0]), int(choice[1]))
+        common.switch_to(INSPECT_PATH, "Inspect a filter")

@@ -46,15 +46,6 @@ def _ins() -> state.InspectState:
     return state.app().inspect
 
 
-def select(ci: int, f: int) -> None:
-    """Show filter ``f`` of conv layer ``ci`` (both from 0) when the page opens next."""
-    _ins().selection = (int(ci), int(f))
-
-
-def selection() -> tuple[int, int]:
-    return _ins().selection
-
-
 def _session_net():
     """A copy of the session's network (taken under the training lock: never half-updated), its config."""
     tr = state.get_trainer()

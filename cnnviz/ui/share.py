@@ -11,7 +11,6 @@ from urllib.parse import urlencode
 import streamlit as st
 
 from cnnviz.train import links
-from cnnviz.ui import lesson as lesson_page
 from cnnviz.ui import resources, session_guard, state
 from cnnviz.viz.lesson import N_STEPS
 from cnnviz.viz.names import describe_config
@@ -61,7 +60,7 @@ def open_link(pages: list, current) -> None:
             msgs.append(("info", f"Opened a shared link: {describe_config(cfg)}. Undo brings your previous "
                          "model back."))
     if res.step is not None:
-        lesson_page.set_step(res.step)
+        state.app().lesson.step = min(max(int(res.step), 1), N_STEPS)
     a.link.messages = msgs
     st.query_params.clear()  # the settings now live in the session; the address bar keeps no stale copy
     if res.page and res.page != current.url_path:
