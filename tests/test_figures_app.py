@@ -76,6 +76,8 @@ def test_filter_replay_shows_filters_and_change():
     assert fig.data[1].zmin == -fig.data[1].zmax  # change centred on 0
     with pytest.raises(ValueError):
         figures.filter_replay(W1, W0[:2], step=1)
+    at_start = figures.filter_replay(W0, W0, step=0)  # no change yet: the change panel keeps a readable range
+    assert at_start.data[1].zmax == pytest.approx(float(np.abs(W0).max()))
 
 
 def test_training_curves_train_and_validation_on_a_step_axis():

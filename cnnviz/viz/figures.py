@@ -294,7 +294,9 @@ def filter_replay(W_then: np.ndarray, W_init: np.ndarray, step: int, scale: floa
     delta = W_then - W_init  # (F, C, KH, KW)
     ncols = max(1, min(ncols or filter_cols(F * C), F * C))
     labels = _filter_labels(F, C)
-    za, zd = (float(zmax) if zmax else symmetric_range(W_then)), symmetric_range(delta)
+    za = float(zmax) if zmax else symmetric_range(W_then)
+    # no change yet (step 0): the filters' own range, so the colour bar reads weights, not "±1p"
+    zd = symmetric_range(delta) if np.any(delta) else za
     blocks = [{"stack": W_then.reshape(F * C, KH, KW), "labels": labels, "name": f"filters at step {step}",
                "cbar": "w", "hover": "w", "colour": {"colorscale": DIVERGING, "zmin": -za, "zmax": za,
                                                       "zmid": 0.0}},
