@@ -189,7 +189,7 @@ def test_app_opens_a_link():
     assert cfg == preset_config("tutorial", lr=0.01, seed=3)
     opened = [i.value for i in at.info if "Opened a shared link" in i.value]
     # the settings in words, never the config's codes (gt4, mse, sgd)
-    assert opened and "tutorial: 0–4 vs 5–9, mean squared error, SGD lr 0.01" in opened[0], opened
+    assert opened and "Tutorial: 0–4 vs 5–9, mean squared error, SGD lr 0.01" in opened[0], opened
     assert "gt4" not in opened[0] and "sgd" not in opened[0]
     assert not at.warning
     assert at.session_state["sb_preset"] == "tutorial" and at.session_state["sb_seed"] == 3

@@ -57,6 +57,7 @@ def open_link(pages: list, current) -> None:
     elif res.config is not None:
         cfg = state.apply_config(res.config.to_dict(), "the shared link")
         if cfg is not None:
+            a.notice = None  # this message replaces "Rebuilt" and a reload's "Welcome back": one true story
             msgs.append(("info", f"Opened a shared link: {describe_config(cfg)}. Undo brings your previous "
                          "model back."))
     if res.step is not None:
