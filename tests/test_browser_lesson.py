@@ -72,7 +72,7 @@ def test_link_opens_a_configuration_and_page(ctx, app_url):
     wait_idle(page)
     _no_exception(page, "opened link")
     main = _main(page)
-    assert ("Opened a shared link: tutorial: 0–4 vs 5–9, mean squared error, SGD lr 0.01, full batch, "
+    assert ("Opened a shared link: Tutorial: 0–4 vs 5–9, mean squared error, SGD lr 0.01, full batch, "
             "200 images, seed 3") in main
     assert "cannot be used" not in main
     assert "/inside" in page.url
@@ -105,6 +105,6 @@ def test_tampered_link_gets_a_message_and_the_defaults(ctx, app_url):
     assert "lr = 1000000000.0 is out of range" in main
     assert "filters = -3 is out of range" in main
     assert "unknown parameter 'foo'" in main
-    assert "classroom: task digits, loss softmax_ce, sgd lr 0.08, batch 32, 4000 images, seed 0" in main
+    assert "Classroom: 10 digits (0–9), softmax cross-entropy, SGD lr 0.08, batch 32, 4,000 images, seed 0" in main
     fields = _sidebar(page)
     assert fields["Preset"] == "Classroom (8 filters)" and fields["Seed"] == "0", fields
