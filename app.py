@@ -5,6 +5,8 @@ Page config, session state, navigation only; the pages live in cnnviz/ui/.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from cnnviz.ui import common, compare, draw, evaluate, gradients, inside, session_guard, sidebar, state, train
@@ -12,7 +14,8 @@ from cnnviz.ui import inspect as inspect_page
 from cnnviz.ui import lesson as lesson_page
 from cnnviz.ui import share as share_link
 
-st.set_page_config(page_title="cnnviz · watch a CNN learn", page_icon=":material/neurology:", layout="wide",
+# a shipped favicon: an emoji or Material icon would make the browser fetch it from an outside host
+st.set_page_config(page_title="cnnviz · watch a CNN learn", page_icon=str(Path(__file__).parent / "assets" / "favicon.png"), layout="wide",
                    initial_sidebar_state="expanded")
 
 state.init()  # this session's AppState (or the one a reload left in the server's store)
