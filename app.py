@@ -14,8 +14,9 @@ from cnnviz.ui import inspect as inspect_page
 from cnnviz.ui import lesson as lesson_page
 from cnnviz.ui import share as share_link
 
-# a shipped favicon: an emoji or Material icon would make the browser fetch it from an outside host
-st.set_page_config(page_title="cnnviz · watch a CNN learn", page_icon=str(Path(__file__).parent / "assets" / "favicon.png"), layout="wide",
+FAVICON = Path(__file__).parent / "assets" / "favicon.png"  # an emoji or Material icon is fetched from outside
+
+st.set_page_config(page_title="cnnviz · watch a CNN learn", page_icon=str(FAVICON), layout="wide",
                    initial_sidebar_state="expanded")
 
 state.init()  # this session's AppState (or the one a reload left in the server's store)

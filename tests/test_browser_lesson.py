@@ -105,6 +105,7 @@ def test_tampered_link_gets_a_message_and_the_defaults(ctx, app_url):
     assert "lr = 1000000000.0 is out of range" in main
     assert "filters = -3 is out of range" in main
     assert "unknown parameter 'foo'" in main
-    assert "Classroom: 10 digits (0–9), softmax cross-entropy, SGD lr 0.08, batch 32, 4,000 images, seed 0" in main
+    assert ("Classroom: 10 digits (0–9), softmax cross-entropy, SGD lr 0.08, batch 32, 4,000 images, seed 0"
+            in main)
     fields = _sidebar(page)
     assert fields["Preset"] == "Classroom (8 filters)" and fields["Seed"] == "0", fields
