@@ -14,7 +14,7 @@ from cnnviz.ui import inspect as inspect_page
 from cnnviz.ui import lesson as lesson_page
 from cnnviz.ui import share as share_link
 
-FAVICON = Path(__file__).parent / "assets" / "favicon.png"  # an emoji or Material icon is fetched from outside
+FAVICON = Path(__file__).parent / "assets" / "favicon.png"  # an emoji or Material icon is fetched online
 
 st.set_page_config(page_title="cnnviz · watch a CNN learn", page_icon=str(FAVICON), layout="wide",
                    initial_sidebar_state="expanded")
