@@ -24,6 +24,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from cnnviz.nn import tutorial as T
+from cnnviz.train import health
 from cnnviz.train.config import RunConfig, custom_layers, output_layers, preset_config
 from cnnviz.train.data import Dataset
 from cnnviz.train.trainer import Trainer, TrainingDiverged
@@ -440,3 +441,108 @@ def pinned(config: RunConfig, changed: list[dict], labels: list[str] | None = No
                                                   for k, v in ch.items()) or f"run {i + 2}"
         specs.append(RunSpec(label, variant(config, ch)))
     return specs
+
+
+# ----------------------------------------------------------------------------------------------------------
+# What the Compare page shows, as data (the page only lays it out)
+# ----------------------------------------------------------------------------------------------------------
+_ACT_CODES = {"ReLU": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh"}
+
+
+def current_arch(config: RunConfig) -> dict:
+    """The run's activation ("relu", "sigmoid", "tanh") and pooling ("max", "avg", "none"), as the page's
+    pickers name them."""
+    acts = [s["type"] for s in config.layers[:-1] if s["type"] in _ACT_CODES]
+    pools = [s["type"] for s in config.layers if s["type"].endswith("Pool2D")]
+    return {"activation": _ACT_CODES.get(acts[0] if acts else "", "relu"),
+            "pooling": ("max" if pools[0] == "MaxPool2D" else "avg") if pools else "none"}
+
+
+def pin_changes(config: RunConfig, lr, activation, pooling, init) -> dict:
+    """The chosen settings that differ from the pinned run's ``config`` (None or "": not chosen)."""
+    out = {}
+    if lr is not None and float(lr) != config.lr:
+        out["lr"] = float(lr)
+    arch = current_arch(config)
+    for name, v in (("activation", activation), ("pooling", pooling)):
+        if v and v != arch[name]:
+            out[name] = v
+    if init and init != config.init:
+        out["init"] = init
+    return out
+
+
+def pin_specs(config: RunConfig, changes: dict, previous: list[RunSpec] | None) -> list[RunSpec]:
+    """The runs of a pinned comparison: ``config`` beside a copy with ``changes``, or ``previous`` runs plus
+    one more such copy. Raises ValueError past MAX_RUNS or for a run already there."""
+    if not previous:
+        return pinned(config, [changes])
+    if len(previous) >= MAX_RUNS:
+        raise ValueError(f"at most {MAX_RUNS} runs")
+    new = pinned(config, [changes])[1]
+    if new.label in [s.label for s in previous]:
+        raise ValueError(f"a run with {new.label} is already there")
+    return previous + [new]
+
+
+def curve_series(cmp: Comparison) -> list[dict]:
+    """Each run's training and validation curves: label, steps, loss, acc, val_steps, val_loss, val_acc."""
+    runs = []
+    for r in cmp.runs:
+        h = r.trainer.history
+        v = np.asarray(r.trainer.val_history, dtype=np.float64).reshape(-1, 3)  # (n_val, step/loss/acc)
+        runs.append({"label": r.spec.label, "steps": [x.step for x in h], "loss": [x.loss for x in h],
+                     "acc": [x.acc for x in h], "val_steps": v[:, 0], "val_loss": v[:, 1],
+                     "val_acc": v[:, 2]})
+    return runs
+
+
+def first_filters(cmp: Comparison) -> list[tuple[str, np.ndarray | None]]:
+    """Each run's label and a copy of its first conv layer's weights (F, C, KH, KW) (None: no conv layer)."""
+    items = []
+    for r in cmp.runs:
+        W = next((lay.params["W"] for lay in r.trainer.net.layers if type(lay).__name__ == "Conv2D"), None)
+        items.append((r.spec.label, None if W is None else W.copy()))
+    return items
+
+
+def grad_norm_series(cmp: Comparison) -> list[dict]:
+    """Each run's weight-gradient norms per step: label, steps, and {layer name for people: norms}."""
+    runs = []
+    for r in cmp.runs:
+        h, specs = r.trainer.history, r.trainer.config.layers
+        keys = [k for k in (h[-1].grad_norms if h else {}) if k.endswith(".W")]
+        runs.append({"label": r.spec.label, "steps": [x.step for x in h],
+                     "series": {health.param_name(specs, k): [x.grad_norms.get(k, np.nan) for x in h]
+                                for k in keys}})
+    return runs
+
+
+def batches_note(cmp: Comparison) -> str:
+    """One sentence on the minibatches the runs saw."""
+    if cmp.step_count == 0:
+        return ("Every run starts from the same seed: the same minibatches in the same order (and, for "
+                "the same architecture, the same initial weights).")
+    if cmp.same_batches():
+        first = cmp.runs[0].first_batch
+        n = len(first) if first is not None else 0
+        return (f"✓ Same images for every run: the same {n:,} images in step 1 and the same minibatch in "
+                "every step since; only the settings in the table differ.")
+    return "The runs saw different minibatches (their batch sizes differ)."
+
+
+def run_health(cmp: Comparison, nets: list, x_val: np.ndarray) -> list[list[health.Hint]]:
+    """Each run's health hints, from private copies ``nets`` of its networks and validation images x_val
+    (N, 1, 28, 28); none for a run not yet started."""
+    out = []
+    for r, net in zip(cmp.runs, nets, strict=True):
+        if r.trainer.step_count == 0 and r.stopped is None:
+            out.append([])
+            continue
+        out.append(health.trainer_health(r.trainer, x_val, net=net)
+                   if not isinstance(r.trainer, TutorialGradientTrainer) else
+                   [h for h in health.check(r.trainer.history, r.trainer.val_history,
+                                            health.Probe(np.zeros(2, dtype=np.int64), ()),
+                                            r.trainer.config.to_dict(), {}, 2, r.trainer.n_train,
+                                            divergence=r.stopped)])
+    return out

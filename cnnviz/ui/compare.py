@@ -77,32 +77,10 @@ def _on_source() -> None:
         _build(C.lesson(name), name)
 
 
-def _changes() -> dict:
-    cs = _cs()
-    cfg = state.get_config()
-    out = {}
-    if cs.lr is not None and float(cs.lr) != cfg.lr:
-        out["lr"] = float(cs.lr)
-    for field in ("activation", "pooling"):
-        v = getattr(cs, field)
-        if v and v != _current_arch(cfg)[field]:
-            out[field] = v
-    if cs.init and cs.init != cfg.init:
-        out["init"] = cs.init
-    return out
-
-
-def _current_arch(cfg) -> dict:
-    acts = [s["type"] for s in cfg.layers[:-1] if s["type"] in ("ReLU", "Sigmoid", "Tanh")]
-    pools = [s["type"] for s in cfg.layers if s["type"].endswith("Pool2D")]
-    names = {"ReLU": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh"}
-    return {"activation": names.get(acts[0] if acts else "", "relu"),
-            "pooling": ("max" if pools[0] == "MaxPool2D" else "avg") if pools else "none"}
-
-
 def _pin(add: bool) -> None:
     """Pin the session's run beside a copy with the chosen settings (or add one more such run)."""
-    ch = _changes()
+    cs = _cs()
+    ch = C.pin_changes(state.get_config(), cs.lr, cs.activation, cs.pooling, cs.init)
     if not ch:
         state.set_error("Change at least one setting for the new run: it would be the pinned run again.")
         return
@@ -110,15 +88,7 @@ def _pin(add: bool) -> None:
     cur = _cs().cmp
     previous = [r.spec for r in cur.runs] if add and cur is not None and cur.name == PIN else None
     try:
-        if previous:
-            if len(previous) >= C.MAX_RUNS:
-                raise ValueError(f"at most {C.MAX_RUNS} runs")
-            new = C.pinned(cfg, [ch])[1]
-            if new.label in [s.label for s in previous]:
-                raise ValueError(f"a run with {new.label} is already there")
-            specs = previous + [new]
-        else:
-            specs = C.pinned(cfg, [ch])
+        specs = C.pin_specs(cfg, ch, previous)
     except ValueError as e:
         state.set_error(f"Comparison not built: {e}")
         return
@@ -186,17 +156,7 @@ def _run_hints(cmp: C.Comparison) -> list[list[health.Hint]]:
     x_val, _ = resources.validation_images()
     with _lock():
         nets = [r.trainer.net.copy() for r in cmp.runs]
-    out = []
-    for r, net in zip(cmp.runs, nets, strict=True):
-        if r.trainer.step_count == 0 and r.stopped is None:
-            out.append([])
-            continue
-        out.append(health.trainer_health(r.trainer, x_val, net=net)
-                   if not isinstance(r.trainer, C.TutorialGradientTrainer) else
-                   [h for h in health.check(r.trainer.history, r.trainer.val_history,
-                                            health.Probe(np.zeros(2, dtype=np.int64), ()),
-                                            r.trainer.config.to_dict(), {}, 2, r.trainer.n_train,
-                                            divergence=r.stopped)])
+    out = C.run_health(cmp, nets, x_val)
     caches["compare_health"] = (key, out, cmp.step_count)
     return out
 
@@ -219,61 +179,6 @@ def _cards(cmp: C.Comparison) -> None:
             for h in hints[i][:1]:  # the most important one (a stuck hint names its cause)
                 (st.error if h.severity == "error" else st.warning)(
                     f"**{h.title}.** {h.saw}", icon=":material/stethoscope:")
-
-
-def _curves(cmp: C.Comparison, scale: float):
-    runs = []
-    for r in cmp.runs:
-        h, v = r.trainer.history, np.asarray(r.trainer.val_history, dtype=np.float64).reshape(-1, 3)
-        runs.append({"label": r.spec.label, "steps": [x.step for x in h], "loss": [x.loss for x in h],
-                     "acc": [x.acc for x in h], "val_steps": v[:, 0], "val_loss": v[:, 1],
-                     "val_acc": v[:, 2]})
-    return FC.compare_curves(runs, scale=scale)
-
-
-def _filters(cmp: C.Comparison, scale: float):
-    items = []
-    for r in cmp.runs:
-        W = next((lay.params["W"] for lay in r.trainer.net.layers if type(lay).__name__ == "Conv2D"), None)
-        items.append((r.spec.label, None if W is None else W.copy()))
-    return FC.compare_filters(items, cmp.step_count, scale=scale)
-
-
-def _grad_norms(cmp: C.Comparison, scale: float):
-    runs = []
-    for r in cmp.runs:
-        h, specs = r.trainer.history, r.trainer.config.layers
-        keys = [k for k in (h[-1].grad_norms if h else {}) if k.endswith(".W")]
-        runs.append({"label": r.spec.label, "steps": [x.step for x in h],
-                     "series": {health.param_name(specs, k): [x.grad_norms.get(k, np.nan) for x in h]
-                                for k in keys}})
-    return FC.compare_grad_norms(runs, scale=scale)
-
-
-def _batches_note(cmp: C.Comparison) -> None:
-    if cmp.step_count == 0:
-        st.caption("Every run starts from the same seed: the same minibatches in the same order (and, for "
-                   "the same architecture, the same initial weights).")
-    elif cmp.same_batches():
-        first = cmp.runs[0].first_batch
-        n = len(first) if first is not None else 0
-        st.caption(f"✓ Same images for every run: the same {n:,} images in step 1 and the same minibatch in "
-                   "every step since; only the settings in the table differ.")
-    else:
-        st.caption("The runs saw different minibatches (their batch sizes differ).")
-
-
-def _differences_table(cmp: C.Comparison, rows: list[dict]) -> str:
-    """The differences as an HTML table (text wraps; each run's name in its colour)."""
-    import html
-
-    head = "".join(f"<th style='color:{FC.run_colour(i)}'>{html.escape(label)}</th>"
-                   for i, label in enumerate(cmp.labels))
-    body = "".join("<tr><td><b>" + html.escape(r["setting"]) + "</b></td>"
-                   + "".join(f"<td>{html.escape(r[label])}</td>" for label in cmp.labels) + "</tr>"
-                   for r in rows)
-    return (f"<table style='width:100%'><thead><tr><th>setting</th>{head}</tr></thead>"
-            f"<tbody>{body}</tbody></table>")
 
 
 def _live(interval: float | None) -> None:
@@ -299,22 +204,22 @@ def _live(interval: float | None) -> None:
                help="Ten steps of every run")
     common.show_error()
     _cards(cmp)
-    _batches_note(cmp)
+    st.caption(C.batches_note(cmp))
     s = common.scale()
     # on a projector the filters get half the width, so that each tile is at least 150 px
     left, right = st.columns([1, 1] if common.presentation() else [3, 2], gap="medium")
     with left:
-        common.plot(_curves(cmp, s), key="cmp_curves")
+        common.plot(FC.compare_curves(C.curve_series(cmp), scale=s), key="cmp_curves")
     with right:
-        common.plot(_filters(cmp, s), key="cmp_filters")
+        common.plot(FC.compare_filters(C.first_filters(cmp), cmp.step_count, scale=s), key="cmp_filters")
     left, right = st.columns([3, 2], gap="medium")
     with left:
-        common.plot(_grad_norms(cmp, s), key="cmp_grads")
+        common.plot(FC.compare_grad_norms(C.grad_norm_series(cmp), scale=s), key="cmp_grads")
     with right:
         st.subheader("What differs between the runs")
         rows = cmp.differences()
         if rows:
-            st.markdown(_differences_table(cmp, rows), unsafe_allow_html=True)
+            st.markdown(FC.differences_table(cmp.labels, rows), unsafe_allow_html=True)
         else:
             st.caption("Nothing: the runs have the same settings.")
         first = cmp.runs[0].spec.config
@@ -343,7 +248,7 @@ def _source_controls() -> None:
         st.caption(C.LESSONS[cs.source][1])
         return
     cfg = state.get_config()
-    arch = _current_arch(cfg)
+    arch = C.current_arch(cfg)
     if cs.lr not in LRS:  # first time (None), or a value no longer offered: the current run's, rounded
         cs.lr = cfg.lr if cfg.lr in LRS else min(LRS, key=lambda v: abs(v - cfg.lr))
     cs.activation = cs.activation if cs.activation in ACTIVATIONS else arch["activation"]

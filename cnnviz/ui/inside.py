@@ -13,18 +13,20 @@ import streamlit as st
 
 from cnnviz.nn.head import Head
 from cnnviz.ui import common, filter_link, state
+from cnnviz.ui.inside_steps import step_through_section
 from cnnviz.viz import figures
 from cnnviz.viz.lesson_math import (
-    TUTORIAL_FILTER,
-    TUTORIAL_IMAGE,
-    class_index,
+    MAP_PAGE,
+    forward_view,
     general_equations,
+    grid_cols,
     is_tutorial_net,
+    panel_px,
+    range_words,
     sample_pass,
+    shown_maps,
     sigmoid_inputs,
     stages,
-    step_example,
-    sum_latex,
     tutorial_equations,
 )
 
@@ -61,25 +63,11 @@ def _pick_image(trainer) -> tuple[np.ndarray, int | None, str, object]:
     return np.asarray(data.x_val[idx, 0], dtype=np.float32), label, desc, cols[2].empty()
 
 
-PAGE = 16  # maps (and filters) per figure: a 32-filter layer is shown 16 at a time
-
-
-def _shown(n: int, page: int) -> range:
-    """The maps shown of a stage with n maps on pager page ``page`` (0-based): all of them when n ≤ PAGE."""
-    if n <= PAGE:
-        return range(n)
-    start = min(page * PAGE, (n - 1) // PAGE * PAGE)
-    return range(start, min(start + PAGE, n))
-
-
-def _of(idx: range, n: int, what: str) -> str:
-    """ "32 maps" or "maps 17–32 of 32" for a figure title."""
-    return f"{n} {what}s" if len(idx) == n else f"{what}s {idx.start + 1}–{idx.stop} of {n}"
 
 
 def _stage_row(stage: dict, key: str, scale: float, page: int = 0) -> None:
     """One stage of the data flow: a caption on the left, its figure(s) on the right (a conv layer shows
-    its filters above its feature maps); layers with more than PAGE maps show the pager's page."""
+    its filters above its feature maps); layers with more than MAP_PAGE maps show the pager's page."""
     left, right = st.columns([1, 3.2])
     left.markdown(f"**{stage['title']}**")
     left.caption(stage["note"])
@@ -89,26 +77,16 @@ def _stage_row(stage: dict, key: str, scale: float, page: int = 0) -> None:
                 fig = _filters_figure(stage, scale, page)
             common.plot(fig, key=f"{key}_filters")
         maps = stage["data"]  # (C, H, W)
-        idx = _shown(maps.shape[0], page)
-        cols = _grid_cols(len(idx))
+        idx = shown_maps(maps.shape[0], page)
+        cols = grid_cols(len(idx))
         size = f"{maps.shape[1]}×{maps.shape[2]}"
         shown = (f"{len(idx)} maps of {size}" if len(idx) == maps.shape[0]
-                 else f"{_of(idx, maps.shape[0], 'map')}, each {size}")
+                 else f"{range_words(idx, maps.shape[0], 'map')}, each {size}")
         fig = figures.map_grid(maps[idx.start:idx.stop], f"{stage['title']} — {shown}", kind=stage["colour"],
                                labels=[f"map {c + 1}" for c in idx], cols=cols,
-                               panel_px=_panel_px(cols), scale=scale,
+                               panel_px=panel_px(cols), scale=scale,
                                colorbar_title="z" if stage["colour"] == "diverging" else "activation")
         common.plot(fig, key=key)
-
-
-def _grid_cols(n: int) -> int:
-    """Columns for a grid of n feature maps beside the captions: 3 → 3, 8 → 4 (two rows), 16 → 8."""
-    return n if n <= 4 else (4 if n <= 8 else 8)
-
-
-def _panel_px(cols: int) -> int:
-    """Panel size for a grid with ``cols`` columns in the page's right-hand column (~560 px wide at 1280)."""
-    return int(min(170, max(56, 470 / cols)))
 
 
 def _filters_figure(stage: dict, scale: float, page: int = 0) -> tuple:
@@ -120,28 +98,14 @@ def _filters_figure(stage: dict, scale: float, page: int = 0) -> tuple:
         c = st.selectbox("Filters: input channel shown", list(range(C)),
                          format_func=lambda i: f"channel {i + 1} of {C}", key=f"inside_chan_{stage['index']}",
                          help="A filter of this layer has one 5×5 slice per input map; pick which to show")
-    idx = _shown(F, page)
-    cols = _grid_cols(len(idx))
-    what = f"{F} ×" if len(idx) == F else f"{_of(idx, F, 'filter')},"
+    idx = shown_maps(F, page)
+    cols = grid_cols(len(idx))
+    what = f"{F} ×" if len(idx) == F else f"{range_words(idx, F, 'filter')},"
     title = (f"Filters of convolution {stage['conv_number']}" + (f", input channel {c + 1}" if C > 1 else "")
              + f" — {what} {W.shape[2]}×{W.shape[3]} (same colour range)")
     return figures.map_grid(W[idx.start:idx.stop, c], title, kind="diverging",
                             labels=[f"filter {k + 1}" for k in idx],
-                            cols=cols, panel_px=_panel_px(cols), colorbar_title="weight", scale=scale)
-
-
-def _forward(net, image: np.ndarray, label: int | None, task: str) -> dict:
-    """The page's one forward pass of the image (on a copy of the model), shared by the verdict and the flow.
-
-    Returns {"work": the copy, "outputs": every layer's output (1, ...), "proba" (classes,), "top", "names",
-    "true_cls"}.
-    """
-    work = net.copy()
-    out = work.forward(image[None, None])  # (1, 1, 28, 28) in
-    head = Head.for_network(work, task)
-    proba = head.class_proba(np.asarray(out, dtype=np.float64))[0]  # (classes,)
-    return {"work": work, "outputs": list(work.outputs), "proba": proba, "top": int(np.argmax(proba)),
-            "names": head.class_names, "true_cls": None if label is None else class_index(label, task)}
+                            cols=cols, panel_px=panel_px(cols), colorbar_title="weight", scale=scale)
 
 
 def _verdict(fw: dict, label: int | None, verdict_slot) -> None:
@@ -167,12 +131,12 @@ def _flow_section(fw: dict, image: np.ndarray, desc: str, scale: float) -> None:
     n_conv = sum(s["type"] == "Conv2D" for s in sts)
     n_max = max((s["shape"][0] for s in sts if s["kind"] == "maps"), default=0)
     page = 0
-    if n_max > PAGE:  # half the figures' cells per run; a person pages through the rest
-        pages = list(range(-(-n_max // PAGE)))
+    if n_max > MAP_PAGE:  # half the figures' cells per run; a person pages through the rest
+        pages = list(range(-(-n_max // MAP_PAGE)))
         page = st.segmented_control(
             "Maps and filters shown", pages, default=0, key="inside_map_page",
-            format_func=lambda p: f"{p * PAGE + 1}–{min(p * PAGE + PAGE, n_max)} of {n_max}",
-            help=f"Layers with more than {PAGE} filters show {PAGE} at a time")
+            format_func=lambda p: f"{p * MAP_PAGE + 1}–{min(p * MAP_PAGE + MAP_PAGE, n_max)} of {n_max}",
+            help=f"Layers with more than {MAP_PAGE} filters show {MAP_PAGE} at a time")
         page = 0 if page is None else int(page)
     block = None  # the expander of conv block 2, 3…: built only when a person opens it
     for s in sts:
@@ -225,71 +189,6 @@ def _flow_section(fw: dict, image: np.ndarray, desc: str, scale: float) -> None:
         common.plot(fig, key="inside_proba")
 
 
-def _step_through_section(net, image: np.ndarray, scale: float) -> None:
-    """The convolution step-through: the window moves, patch ⊙ filter = value, with play/pause."""
-    conv = next((layer for layer in net.layers if type(layer).__name__ == "Conv2D"), None)
-    options = ["Tutorial example: 3×3 image, 2×2 filter"]
-    if conv is not None:
-        options.append("This image with a learned filter")
-    c1, c2 = st.columns([3, 2], vertical_alignment="bottom")
-    ui = state.app().ui
-    if ui.step_example not in options:
-        ui.step_example = options[0]  # e.g. the learned-filter example of a net that has no conv layer now
-    choice = c1.radio("Example", options, horizontal=True,
-                      **state.bind("ui.step_example", "inside_step_example"))
-    if choice == options[0]:
-        img, kern, steps = step_example(TUTORIAL_IMAGE, TUTORIAL_FILTER)
-        kind, numbers = "tutorial", True
-    else:
-        W = np.asarray(conv.params["W"])  # (F, C, KH, KW)
-        if not 0 <= ui.step_filter < W.shape[0]:
-            ui.step_filter = 0  # the model now has fewer filters
-        k = c2.selectbox("Filter", list(range(W.shape[0])), format_func=lambda i: f"filter {i + 1}",
-                         **state.bind("ui.step_filter", "inside_step_filter", convert=int))
-        sp = conv.spec()
-        img, kern, steps = step_example(image, W[k, 0], stride=sp["stride"], padding=sp["padding"])
-        kind, numbers = f"real {img.shape} {sp['stride']}", None  # positions differ with the image grid
-        if kind not in ui.step_pos:  # start mid-image, where there is ink, rather than in a blank corner
-            w_out = steps[-1]["col"] + 1
-            ui.step_pos[kind] = (len(steps) // w_out // 2) * w_out + w_out // 3 + 1
-    n = len(steps)
-
-    def _moved() -> None:
-        ui.step_pos[kind] = int(st.session_state["inside_step_pos"])
-
-    @st.fragment(run_every=0.6 if ui.step_playing else None)
-    def _view() -> None:
-        current = int(ui.step_pos.get(kind, 1))
-        if ui.step_playing:
-            current = current % n + max(1, n // 48)  # a full pass in about 48 ticks, then start again
-            current = min(current, n)
-        ui.step_pos[kind] = min(max(current, 1), n)
-        b1, b2 = st.columns([1, 6], vertical_alignment="bottom")
-        on = ui.step_playing
-        if b1.button("Pause" if on else "Play", key="inside_step_playbtn", width="stretch",
-                     icon=":material/pause:" if on else ":material/play_arrow:"):
-            ui.step_playing = not on
-            st.rerun()  # the fragment's timer starts or stops with a full run
-        st.session_state["inside_step_pos"] = ui.step_pos[kind]
-        pos = b2.slider("Window position", 1, n, key="inside_step_pos", on_change=_moved,
-                        help="Move the window over the image")
-        s = steps[pos - 1]
-        fig = figures.conv_step_figure(img, kern, steps, pos - 1, numbers=numbers, scale=scale)
-        common.plot(fig, key="inside_step_fig")
-        st.latex(sum_latex(s, kern))
-        if numbers:
-            vals = [f"{t['value']:g}" for t in steps]
-            w_out = steps[-1]["col"] + 1
-            grid = "; ".join(", ".join(vals[r:r + w_out]) for r in range(0, n, w_out))
-            st.caption(f"All {n} positions, in reading order: {', '.join(vals)} — the output map "
-                       f"[{grid}] (rows separated by ;).")
-        else:
-            st.caption("Hover over a cell to read its value. The output map fills up as the window moves; "
-                       "it is the feature map (before bias and activation) of the chosen filter.")
-
-    _view()
-
-
 def _equations_section(net, fw: dict, image: np.ndarray, label: int | None, config) -> None:
     """Forward and backward equations with this sample's numbers."""
     if label is None:
@@ -335,7 +234,7 @@ def render() -> None:
     scale = common.scale()
     net, config = trainer.net, trainer.config
     image, label, desc, verdict_slot = _pick_image(trainer)
-    fw = _forward(net, image, label, config.task)
+    fw = forward_view(net, image, label, config.task)
     _verdict(fw, label, verdict_slot)
     # Only the open tab is built: each tab switch reruns the page, and a run draws one tab's figures.
     ui = state.app().ui
@@ -352,7 +251,7 @@ def render() -> None:
             filter_link.inspect_link(net, key="inside")
     if stepper.open:
         with stepper:
-            _step_through_section(net, image, scale)
+            step_through_section(net, image, scale)
     if eqs.open:
         with eqs:
             _equations_section(net, fw, image, label, config)

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 import streamlit as st
 
+from cnnviz.train import progress
 from cnnviz.ui import common, filter_link, health_panel, keys, session_guard, state
 from cnnviz.viz import figures
 from cnnviz.viz.names import describe_config
@@ -111,9 +111,7 @@ def _run_epoch(tr) -> None:
 # The live part
 # ----------------------------------------------------------------------------------------------------------
 def _metrics(tr) -> None:
-    recent = tr.history[-20:]
-    loss = float(np.mean([r.loss for r in recent])) if recent else None
-    ms = float(np.mean([r.ms for r in recent])) if recent else None
+    loss, ms = progress.recent_means(tr)
     val = tr.last_val
     common.metric_row([
         ("Step", f"{tr.step_count:,}", "Training steps so far (one minibatch each)"),
@@ -131,19 +129,8 @@ def _metrics(tr) -> None:
                    f"(it runs every {tr.config.val_every} steps, after Step ×10 and after an epoch).")
 
 
-def _first_conv_W(tr) -> np.ndarray | None:
-    for layer in tr.net.layers:
-        if type(layer).__name__ == "Conv2D":
-            return layer.params["W"]
-    return None
-
-
 def curves_figure(tr, scale: float, height: int = 300):
-    h = tr.history
-    steps = np.fromiter((r.step for r in h), dtype=np.float64, count=len(h))
-    loss = np.fromiter((r.loss for r in h), dtype=np.float64, count=len(h))
-    acc = np.fromiter((r.acc for r in h), dtype=np.float64, count=len(h))
-    v = np.asarray(tr.val_history, dtype=np.float64).reshape(-1, 3)  # (m, 3): step, loss, acc
+    steps, loss, acc, v = progress.curve_arrays(tr)  # (n,), (n,), (n,), (m, 3): step, loss, acc
     return figures.training_curves(steps, loss, acc, v[:, 0], v[:, 1], v[:, 2], scale=scale, height=height)
 
 
@@ -151,7 +138,7 @@ def _draw_live(tr) -> None:
     s = common.scale()
     _metrics(tr)
     health_panel.render(tr)
-    W = _first_conv_W(tr)
+    W = progress.first_conv_weights(tr.net)  # (F, C, KH, KW) or None
     left, right = st.columns([2, 3], gap="medium")
     with left:
         if W is not None:

@@ -161,3 +161,17 @@ def prediction_histogram(counts: np.ndarray, class_names: list[str], title: str,
     fig.update_yaxes(title_text="images", range=[0, max(1, int(counts.max(initial=0))) * 1.18])
     style(fig, title, height=260, scale=scale, showlegend=False)
     return fig
+
+
+def differences_table(labels: list[str], rows: list[dict]) -> str:
+    """The differences between runs as an HTML table (text wraps; each run's name in its colour); ``rows``
+    as ``Comparison.differences`` gives them ({"setting": ..., label: value for each run})."""
+    import html
+
+    head = "".join(f"<th style='color:{run_colour(i)}'>{html.escape(label)}</th>"
+                   for i, label in enumerate(labels))
+    body = "".join("<tr><td><b>" + html.escape(r["setting"]) + "</b></td>"
+                   + "".join(f"<td>{html.escape(r[label])}</td>" for label in labels) + "</tr>"
+                   for r in rows)
+    return (f"<table style='width:100%'><thead><tr><th>setting</th>{head}</tr></thead>"
+            f"<tbody>{body}</tbody></table>")

@@ -23,7 +23,8 @@ __all__ = ["conv_layers", "activate", "is_dead", "RFGeometry", "rf_geometry", "r
            "layer_outputs", "Patches", "top_patches", "class_means", "MaxInput", "maximize_input",
            "EDIT_MODES", "PRESETS", "preset_kernel", "edit_filter", "predictions", "accuracy", "feature_map",
            "weights_fingerprint", "filter_output_position", "describe_patch", "cut_patches",
-           "is_first_layer_filter"]
+           "is_first_layer_filter", "class_names", "confidence", "filter_summary", "strip_averages",
+           "apply_grid_edits", "strongest_image"]
 
 _ELEMENTWISE = (ReLU, Sigmoid, Tanh)
 _POOLS = (MaxPool2D, AvgPool2D)
@@ -403,3 +404,65 @@ def feature_map(net: Network, li: int, f: int, image: np.ndarray) -> np.ndarray:
 def is_first_layer_filter(net: Network, li: int) -> bool:
     """True for a conv layer that sees the input pixels directly (its filter is its own best input)."""
     return not any(isinstance(layer, (Conv2D, *_POOLS, Flatten, Dense)) for layer in net.layers[:li])
+
+
+# ----------------------------------------------------------------------------------------------------------
+# What the Inspect page shows, as data and words (the page only lays them out)
+# ----------------------------------------------------------------------------------------------------------
+def class_names(task: str, K: int) -> list[str]:
+    """The names of the task's K classes as the page shows them."""
+    return ["0–4", "5–9"] if task == "gt4" else [str(i) for i in range(K)]
+
+
+def confidence(p: np.ndarray, c: int) -> float:
+    """Probability of class ``c`` from probabilities (1, K) (K = 1: the sigmoid output is P(class 1))."""
+    if p.shape[1] == 1:
+        return float(p[0, 0] if c == 1 else 1.0 - p[0, 0])
+    return float(p[0, c])
+
+
+def filter_summary(name: str, dead: bool, means: np.ndarray, first: bool, top: Patches, low: Patches) -> str:
+    """One sentence (Markdown) answering "what does it detect?" from the numbers on the page."""
+    if dead:
+        return (f"**{name} never fires** on the validation images: its output is negative everywhere, so the "
+                "ReLU after it outputs 0 for every digit (and no gradient reaches it to revive it). It is a "
+                "*dead* filter; the patches below are the places where it came closest.")
+    order = np.argsort(-np.nan_to_num(means, nan=-np.inf), kind="stable")
+    hi, lo = order[:2], order[-1]
+    best = "its weights are the pattern it likes most" if first else "the input it likes most is on the right"
+    likes = describe_patch(top.patches.mean(axis=0))  # (S, S) average of the top patches
+    hates = describe_patch(low.patches.mean(axis=0))
+    words = f"patches with **{likes}**" if likes else "the patches just below"
+    against = f"; patches with {hates} drive it negative" if hates and hates != likes else ""
+    return (f"**{name}** responds most to {words}{against}. On average it fires most for **{hi[0]}s and "
+            f"{hi[1]}s** and least for **{lo}s** (bars); {best}.")
+
+
+def strip_averages(net: Network, li: int, raw: np.ndarray, images: np.ndarray,
+                   k: int = 12) -> tuple[np.ndarray, np.ndarray]:
+    """Every filter of conv layer ``li`` at a glance: the average of its ``k`` top patches (F, S, S) and
+    whether it is dead (F,), from its raw outputs (N, F, H_out, W_out) on images (N, H, W)."""
+    geo = rf_geometry(net, li)
+    F = raw.shape[1]
+    avg = np.stack([top_patches(raw[:, j], images, geo, k=k).patches.mean(axis=0) for j in range(F)])
+    return avg, np.array([is_dead(net, li, raw[:, j]) for j in range(F)])  # (F, S, S), (F,)
+
+
+def apply_grid_edits(base: np.ndarray, edited_rows: dict) -> np.ndarray:
+    """A copy of kernel ``base`` (KH, KW) with a data editor's edited cells ({row: {"1".."KW": value}},
+    columns named from 1) written in; cells that are not finite numbers are ignored."""
+    k = np.array(base, dtype=np.float32)
+    for row, cells in edited_rows.items():
+        for col, value in cells.items():
+            try:
+                v = float(value)
+            except (TypeError, ValueError):
+                continue
+            if np.isfinite(v):
+                k[int(row), int(col) - 1] = v
+    return k
+
+
+def strongest_image(raw_f: np.ndarray) -> int:
+    """The index of the image whose map (N, H_out, W_out) holds the filter's largest output."""
+    return int(raw_f.reshape(len(raw_f), -1).max(axis=1).argmax())

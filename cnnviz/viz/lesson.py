@@ -633,3 +633,29 @@ def step_better(
         data={"rows": rows},
         numbers={"accuracy": [a for _, _, a in rows]},
     )
+
+
+def compute_step(number: int, lesson: Lesson, trainer, others) -> Step:
+    """Lesson step ``number`` (1..N_STEPS) for ``lesson`` on the session's ``trainer``; ``others()`` gives
+    the other trained networks step 10 compares with (called for step 10 only: it may load files)."""
+    cfg = trainer.config
+    if number == 1:
+        return step_pixels(lesson)
+    if number == 2:
+        return step_convolution(lesson)
+    if number == 3:
+        return step_feature_maps(lesson)
+    if number == 4:
+        return step_sigmoid(lesson, cfg.layers)
+    if number == 5:
+        return step_output(lesson)
+    if number == 6:
+        return step_error(lesson)
+    if number == 7:
+        return step_chain_rule(lesson)
+    if number == 8:
+        return step_update(lesson)
+    if number == 9:
+        return step_training(lesson, trainer)
+    val = trainer.val_history[-1][1] if trainer.val_history else None
+    return step_better(lesson, cfg.preset, trainer.step_count, others(), val)

@@ -407,3 +407,47 @@ def last_update(trainer) -> np.ndarray | None:
     if snaps[-2].step != snaps[-1].step - 1:
         return None
     return snaps[-1].filters - snaps[-2].filters
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The Inside page's layout numbers and its one forward pass (the page only lays them out)
+# ----------------------------------------------------------------------------------------------------------
+MAP_PAGE = 16  # maps (and filters) per figure: a 32-filter layer is shown 16 at a time
+
+
+def shown_maps(n: int, page: int) -> range:
+    """The maps shown of a stage with n maps on pager page ``page`` (0-based): all of them when
+    n ≤ MAP_PAGE."""
+    if n <= MAP_PAGE:
+        return range(n)
+    start = min(page * MAP_PAGE, (n - 1) // MAP_PAGE * MAP_PAGE)
+    return range(start, min(start + MAP_PAGE, n))
+
+
+def range_words(idx: range, n: int, what: str) -> str:
+    """ "32 maps" or "maps 17–32 of 32" for a figure title."""
+    return f"{n} {what}s" if len(idx) == n else f"{what}s {idx.start + 1}–{idx.stop} of {n}"
+
+
+def grid_cols(n: int) -> int:
+    """Columns for a grid of n feature maps beside the captions: 3 → 3, 8 → 4 (two rows), 16 → 8."""
+    return n if n <= 4 else (4 if n <= 8 else 8)
+
+
+def panel_px(cols: int) -> int:
+    """Panel size for a grid with ``cols`` columns in the page's right-hand column (~560 px wide at 1280)."""
+    return int(min(170, max(56, 470 / cols)))
+
+
+def forward_view(net, image: np.ndarray, label: int | None, task: str) -> dict:
+    """The page's one forward pass of the image (on a copy of the model), shared by the verdict and the flow.
+
+    Returns {"work": the copy, "outputs": every layer's output (1, ...), "proba" (classes,), "top", "names",
+    "true_cls"}.
+    """
+    work = net.copy()
+    out = work.forward(image[None, None])  # (1, 1, 28, 28) in
+    head = Head.for_network(work, task)
+    proba = head.class_proba(np.asarray(out, dtype=np.float64))[0]  # (classes,)
+    return {"work": work, "outputs": list(work.outputs), "proba": proba, "top": int(np.argmax(proba)),
+            "names": head.class_names, "true_cls": None if label is None else class_index(label, task)}
