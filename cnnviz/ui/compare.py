@@ -24,6 +24,7 @@ from cnnviz.train import health
 from cnnviz.train.config import ACTIVATIONS, POOLINGS
 from cnnviz.ui import common, resources, session_guard, state
 from cnnviz.viz import figures_compare as FC
+from cnnviz.viz.names import describe_config
 
 PIN = "pin the current run and change settings"
 DEFAULT_LESSON = "sigmoid vs ReLU"
@@ -254,7 +255,7 @@ def _source_controls() -> None:
     cs.activation = cs.activation if cs.activation in ACTIVATIONS else arch["activation"]
     cs.pooling = cs.pooling if cs.pooling in POOLINGS else arch["pooling"]
     cs.init = cs.init if cs.init in INIT_LABELS else cfg.init
-    st.caption(f"Pinned: your current run ({cfg.describe()}). Choose what the next run changes:")
+    st.caption(f"Pinned: your current run ({describe_config(cfg)}). Choose what the next run changes:")
     c1, c2, c3, c4 = st.columns(4)
     c1.select_slider("Learning rate", LRS, format_func=lambda v: f"{v:g}",
                      **state.bind("compare.lr", "cmp_lr"))
