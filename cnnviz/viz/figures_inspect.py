@@ -115,7 +115,7 @@ def patch_gallery(patches: np.ndarray, digits: np.ndarray, boxes: np.ndarray, va
         r0, c0 = (j // ncols) * (CH + gap), (j % ncols) * (CW + gap)
         shapes.append({"type": "rect", "xref": "x", "yref": "y", "line": {"color": MUTED, "width": 1},
                        "x0": c0 - 0.5, "x1": c0 + P - 0.5, "y0": r0 - 0.5, "y1": r0 + P - 0.5})
-        label = "average" if j < a else f"{values[j - a]:.2f}"
+        label = "average" if j < a else f"{values[j - a]:.3g}"
         notes.append({"x": c0 + (P - 1) / 2, "y": r0 - 0.6, "text": label, "showarrow": False,
                       "yanchor": "bottom", "xref": "x", "yref": "y", "font": {"size": round(13 * scale)}})
         if j < a:
@@ -144,7 +144,7 @@ def class_bars(means: np.ndarray, counts: np.ndarray | None = None, title: str =
     colours = [HIGHLIGHT if i in top else TRAIN_COLOUR for i in range(K)]
     n = counts if counts is not None else np.full(K, -1)
     fig = go.Figure(go.Bar(x=[str(i) for i in range(K)], y=means, marker={"color": colours},
-                           customdata=np.asarray(n), text=[f"{m:.2f}" for m in means], textposition="outside",
+                           customdata=np.asarray(n), text=[f"{m:.2g}" for m in means], textposition="outside",
                            cliponaxis=False,
                            hovertemplate="digit %{x}<br>mean activation %{y:.3f}<br>%{customdata} images"
                                          "<extra></extra>"))
