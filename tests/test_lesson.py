@@ -124,10 +124,10 @@ def test_sigmoid_share_axis_starts_at_0_in_percent():
     """The right axis (share of z values) was synced to the left axis's grid: ticks 0.011, 0.118, 0.225…"""
     import numpy as np
 
-    from cnnviz.viz.figures_lesson import sigmoid_figure
+    from cnnviz.viz.figures import sigmoid_figure
 
     z = np.random.default_rng(0).normal(size=500).astype(np.float32)  # (500,)
-    ax = sigmoid_figure(z, z + 4, scale=1.5).layout.yaxis2
+    ax = sigmoid_figure(z, scale=1.5, z_other=z + 4).layout.yaxis2
     assert (ax.tickmode, ax.rangemode, ax.tickformat) == ("auto", "tozero", ".0%")
 
 

@@ -106,7 +106,8 @@ def _fig_3(s: L.Step, d: dict, lesson: L.Lesson, trainer, scale: float) -> None:
 
 def _fig_4(s: L.Step, d: dict, lesson: L.Lesson, trainer, scale: float) -> None:
     common.plot(
-        figures_lesson.sigmoid_figure(d["z"], d["z_tutorial_init"], scale=scale, height=int(460 * scale)),
+        figures.sigmoid_figure(d["z"], "The sigmoid, its slope, and this digit's convolution values",
+                               scale=scale, height=int(460 * scale), z_other=d["z_tutorial_init"]),
         key="lesson_fig_4",
     )
 

@@ -897,30 +897,43 @@ def histogram_grid(values: dict[str, np.ndarray], title: str, bins: int = 40, co
 
 
 def sigmoid_figure(z: np.ndarray, title: str = "σ(z) and σ′(z) with this network's pre-activations",
-                   scale: float = 1.0, height: int = 330, z_name: str = "z") -> go.Figure:
+                   scale: float = 1.0, height: int = 330, z_name: str = "z",
+                   z_other: np.ndarray | None = None,
+                   other_name: str = "z with uniform(0, 1) weights") -> go.Figure:
     """The sigmoid σ(z) and its derivative σ′(z) = σ(1 − σ), with a histogram of the network's current
     pre-activations ``z`` (any shape) on the same z axis (counts on a right-hand axis), so a class sees where
     its units sit: where |z| is large σ′ ≈ 0 and the gradient through the unit vanishes.
 
+    ``z_other`` (any shape): a second set of values to compare with (the lesson: the same digit with the
+    tutorial's uniform(0, 1) weights); both histograms are then shares of their values, in percent.
     The z range covers the data (at least ±6, at most ±40); values beyond it are counted in the edge bins.
-    The title's second line gives the share of units with σ′ < 0.01 (saturated).
+    The share of units with σ′ < 0.01 (saturated) is written above the plot.
     """
     z = np.asarray(z, dtype=np.float64).ravel()
     z = z[np.isfinite(z)]
-    R = float(min(40.0, max(6.0, math.ceil(float(np.max(np.abs(z)))) if z.size else 6.0)))
+    sets = [(z, f"{z_name} of this image's units", MUTED)]
+    if z_other is not None:
+        zo = np.asarray(z_other, dtype=np.float64).ravel()
+        sets = [(z, f"{z_name} of this image's units", TRAIN_COLOUR),
+                (zo[np.isfinite(zo)], other_name, MUTED)]
+    top = max((float(np.max(np.abs(v))) for v, _, _ in sets if v.size), default=6.0)
+    R = float(min(40.0, max(6.0, math.ceil(top))))
     xs = np.linspace(-R, R, 241)  # (241,)
     sig = 0.5 * (1.0 + np.tanh(0.5 * xs))  # σ without overflow
     dsig = sig * (1.0 - sig)
-    counts, edges = np.histogram(np.clip(z, -R, R), bins=48, range=(-R, R))
-    centres = (edges[:-1] + edges[1:]) / 2
+    shares = z_other is not None
+    traces = []
+    for v, name, colour in sets:
+        counts, edges = np.histogram(np.clip(v, -R, R), bins=48, range=(-R, R))
+        y = counts / max(v.size, 1) if shares else counts
+        traces.append({"type": "bar", "x": (edges[:-1] + edges[1:]) / 2, "y": y, "width": edges[1] - edges[0],
+                       "yaxis": "y2", "marker": {"color": colour}, "opacity": 0.55, "name": name,
+                       "hovertemplate": f"{z_name} ≈ %{{x:.3g}}: %{{y}}<extra></extra>"})
     s_z = 0.5 * (1.0 + np.tanh(0.5 * z))
     saturated = float(np.mean(s_z * (1.0 - s_z) < 0.01)) if z.size else 0.0
-    traces = [
-        {"type": "bar", "x": centres, "y": counts, "width": edges[1] - edges[0], "yaxis": "y2",
-         "marker": {"color": MUTED}, "opacity": 0.55, "name": f"{z_name} of this image's units",
-         "hovertemplate": f"{z_name} ≈ %{{x:.3g}}: %{{y}} units<extra></extra>"},
+    traces += [
         {"type": "scatter", "x": xs, "y": sig, "mode": "lines", "name": "σ(z)",
-         "line": {"color": TRAIN_COLOUR, "width": 3},
+         "line": {"color": TRAIN_COLOUR if not shares else "#222", "width": 3},
          "hovertemplate": "σ(%{x:.2f}) = %{y:.3f}<extra></extra>"},
         {"type": "scatter", "x": xs, "y": dsig, "mode": "lines", "name": "σ′(z) = σ(1 − σ)",
          "line": {"color": VAL_COLOUR, "width": 3, "dash": "dash"},
@@ -932,16 +945,20 @@ def sigmoid_figure(z: np.ndarray, title: str = "σ(z) and σ′(z) with this net
     layout["annotations"] = [{"text": share, "x": 0, "y": 1.02, "xref": "paper",
                               "yref": "paper", "xanchor": "left", "yanchor": "bottom", "showarrow": False,
                               "font": {"size": _px(12, scale), "color": "#5b6577"}}]
+    # the right axis has its own ticks from 0 (synced to the left axis's grid it read 0.011, 0.118, …)
+    y2 = {"title": {"text": "share of values" if shares else "units"}, "overlaying": "y", "side": "right",
+          "showgrid": False, "tickmode": "auto", "rangemode": "tozero", "automargin": True}
+    if shares:
+        y2["tickformat"] = ".0%"
     layout.update(
         xaxis={"title": {"text": z_name}, "range": [-R, R], "zeroline": True, "zerolinecolor": "#c9d0db",
                "gridcolor": "#eef1f6", "automargin": True},
         yaxis={"title": {"text": "σ, σ′"}, "range": [0, 1.05], "gridcolor": "#eef1f6", "automargin": True},
-        yaxis2={"title": {"text": "units"}, "overlaying": "y", "side": "right", "showgrid": False,
-                "rangemode": "tozero", "automargin": True},
+        yaxis2=y2,
         legend={"orientation": "h", "yanchor": "top", "y": -0.22, "x": 0},
         margin={"l": round(60 * scale), "r": round(60 * scale), "t": round(85 * scale),
                 "b": round(95 * scale)},
-        bargap=0,
+        bargap=0, barmode="overlay",
     )
     return go.Figure({"data": traces, "layout": layout})
 

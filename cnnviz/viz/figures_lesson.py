@@ -1,6 +1,6 @@
-"""The lesson's two figures that no other page draws: the sigmoid with its slope and a digit's convolution
-values, and the error as a function of the output. Arrays in, Plotly Figure out, with the app's look
-(``figures.style``); every other lesson figure is one of ``cnnviz.viz.figures``' builders.
+"""The lesson's figure that no other page draws: the error as a function of the output. Arrays in, Plotly
+Figure out, with the app's look (``figures.style``); every other lesson figure is one of
+``cnnviz.viz.figures``' builders.
 """
 
 from __future__ import annotations
@@ -9,75 +9,6 @@ import numpy as np
 import plotly.graph_objects as go
 
 from cnnviz.viz import figures
-
-
-def sigmoid_figure(
-    z: np.ndarray, z_other: np.ndarray | None = None, scale: float = 1.0, height: int = 380
-) -> go.Figure:
-    """σ(z) and its slope σ'(z) = σ(1 − σ) on [−10, 10], over a histogram of the values ``z`` (n,) (this
-    digit's convolution outputs); ``z_other`` (m,): the same with the tutorial's uniform(0, 1) weights."""
-    t = np.linspace(-10, 10, 401)  # (401,)
-    s = 1.0 / (1.0 + np.exp(-t))
-    fig = go.Figure()
-    lo = float(min(-10, np.min(z)))
-    hi = float(max(10, np.max(z)))
-    bins = {"start": lo, "end": hi, "size": (hi - lo) / 80}
-    fig.add_trace(
-        go.Histogram(
-            x=np.asarray(z, dtype=np.float64),
-            xbins=bins,
-            name="this digit's z",
-            marker_color=figures.TRAIN_COLOUR,
-            opacity=0.55,
-            yaxis="y2",
-            histnorm="probability",
-        )
-    )
-    if z_other is not None:
-        fig.add_trace(
-            go.Histogram(
-                x=np.asarray(z_other, dtype=np.float64),
-                xbins=bins,
-                name="z with uniform(0, 1) weights",
-                marker_color=figures.MUTED,
-                opacity=0.55,
-                yaxis="y2",
-                histnorm="probability",
-            )
-        )
-    fig.add_trace(go.Scatter(x=t, y=s, name="σ(z)", line={"color": "#222", "width": 3}))
-    fig.add_trace(
-        go.Scatter(
-            x=t,
-            y=s * (1 - s),
-            name="slope σ'(z)",
-            line={"color": figures.HIGHLIGHT, "width": 3, "dash": "dash"},
-        )
-    )
-    for x0, x1 in ((lo, -4.6), (4.6, hi)):
-        fig.add_vrect(x0=x0, x1=x1, fillcolor="#d9534f", opacity=0.08, line_width=0)
-    fig.add_annotation(
-        x=7.3,
-        y=0.5,
-        text="flat:<br>slope < 0.01",
-        showarrow=False,
-        font={"size": 14 * scale, "color": "#a33"},
-    )
-    figures.style(
-        fig,
-        "The sigmoid, its slope, and this digit's convolution values",
-        height=height,
-        scale=scale,
-        barmode="overlay",
-        xaxis={"title": "z", "range": [lo, hi]},
-        yaxis={"title": "σ(z), σ'(z)", "range": [-0.02, 1.05]},
-        # its own ticks from 0 (not synced to the left axis's grid, which gave 0.011, 0.118, …), in percent
-        yaxis2={"title": "share of values", "overlaying": "y", "side": "right", "showgrid": False,
-                "tickmode": "auto", "rangemode": "tozero", "tickformat": ".0%"},
-        legend={"orientation": "h", "y": -0.22},
-    )
-    fig.update_layout(margin_r=round(90 * scale))  # room for the right axis and its title
-    return fig
 
 
 def error_figure(
