@@ -133,6 +133,8 @@ def test_2_optimiser_then_apply_works_the_first_time(browser, app_url):
                 page.keyboard.press("Escape")
         option.click()
         wait_idle(page)
+        # the rerun may start after wait_idle saw the page idle: wait for its result before reading the page
+        page.get_by_text("Optimiser: SGD → Adam").first.wait_for(timeout=30_000)
         assert "Optimiser: SGD → Adam" in _text(page)
         _click(page, "sb_apply")
         _no_exception(page)
