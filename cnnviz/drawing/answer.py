@@ -48,12 +48,6 @@ def explain(net, image: np.ndarray, top: int) -> dict:
     }
 
 
-def analyse(net, image: np.ndarray, task: str = "digits") -> dict:
-    """``predict`` and ``explain`` in one dict (for tests and scripts)."""
-    result = predict(net, image, task)
-    return {**result, **explain(net, image, result["top"])}
-
-
 def label_proba(net, image: np.ndarray, label: int) -> tuple[float, str]:
     """``net``'s probability of ``label`` (or of its half, 0–4 / 5–9, for a binary model)."""
     p = Head.expand(np.asarray(net.predict_proba(np.asarray(image, dtype=np.float32)[None, None])))[0]  # (K,)

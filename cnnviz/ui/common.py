@@ -121,13 +121,6 @@ def _model_bytes(trainer, cfg, lock) -> bytes:
     return io.model_to_bytes(net, cfg.to_dict(), extra=extra)
 
 
-def _config_for_uploaded(net, cfg_dict):
-    """A validated RunConfig for an uploaded network: the file's own config, or one inferred from it."""
-    from cnnviz.ui import state
-
-    return state.config_for_network(net, cfg_dict)
-
-
 def load_model_upload(name: str, raw: bytes) -> bool:
     """Replace the session's model by an uploaded .npz (validated by model_file); True on success.
 

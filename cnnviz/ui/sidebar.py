@@ -56,11 +56,6 @@ def _on_task_or_loss() -> None:
         st_.loss = "softmax_ce"
 
 
-def config_from_widgets() -> dict:
-    """The config dict that the sidebar's (pending) settings describe (not yet validated)."""
-    return state.app().settings.to_config_dict()
-
-
 def _apply() -> None:
     state.apply_settings()
 

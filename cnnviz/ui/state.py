@@ -873,8 +873,3 @@ def reading():
     """Hold the session's model lock while reading weights that a live tick may be updating."""
     with app().lock:
         yield
-
-
-def replace_model(net, cfg: RunConfig) -> None:
-    """Use an uploaded network (already validated) with its config; Reset returns to these weights."""
-    _install(app(), cfg, "loading a model file", net, Start("upload", "a file"))

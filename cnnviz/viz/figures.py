@@ -578,20 +578,6 @@ def _colour_axis(kind: str, arrays: list[np.ndarray], zrange: float | None = Non
     return {"colorscale": SEQUENTIAL, "cmin": lo, "cmax": hi}
 
 
-def _hide_ticks(fig: go.Figure) -> None:
-    """Small heatmap panels: no ticks, square pixels, row 0 at the top (image convention)."""
-    fig.update_xaxes(showticklabels=False, ticks="", showgrid=False, zeroline=False, constrain="domain")
-    fig.update_yaxes(showticklabels=False, ticks="", showgrid=False, zeroline=False, autorange="reversed",
-                     constrain="domain")
-
-
-def _square(fig: go.Figure, n_panels: int) -> None:
-    """Keep every heatmap panel's pixels square (each y axis anchored to its own x axis)."""
-    for i in range(1, n_panels + 1):
-        sfx = "" if i == 1 else str(i)
-        fig.layout[f"yaxis{sfx}"].scaleanchor = f"x{sfx}"
-
-
 def flat_vector_figure(vec: np.ndarray, n_segments: int, title: str, segment_name: str = "map",
                        scale: float = 1.0) -> go.Figure:
     """The flattened vector ``vec`` (D,) as one strip of cells, split into ``n_segments`` equal parts
