@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from cnnviz.nn.head import TASK_CLASS_NAMES
 from cnnviz.train import health
 from cnnviz.ui import common, resources, state
 from cnnviz.viz import figures_compare
@@ -52,10 +53,6 @@ def _apply(fix: dict, title: str) -> None:
     state.app().health_fixed = True  # the sidebar shows the settings: a full rerun redraws it
 
 
-def _class_names(n: int) -> list[str]:
-    return [str(d) for d in range(10)] if n == 10 else ["0–4", "5–9"]
-
-
 def show_hint(h: health.Hint) -> None:
     """One hint as a coloured box: title, what it saw (numbers) and why it matters."""
     box = st.error if h.severity == "error" else st.warning
@@ -80,7 +77,7 @@ def render(tr) -> None:
     if right is not None:
         with right:
             common.plot(figures_compare.prediction_histogram(
-                stuck.histogram, _class_names(len(stuck.histogram)),
+                stuck.histogram, list(TASK_CLASS_NAMES[tr.config.task]),
                 f"What it predicts for {health.PROBE_IMAGES} validation images", scale=common.scale()),
                 key="health_stuck_hist")
     row = st.container(horizontal=True, gap="small")

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from cnnviz.nn.head import TASK_CLASS_NAMES
 from cnnviz.train.data import task_targets
 from cnnviz.ui import common, resources, state
 from cnnviz.viz import figures_inspect as figs
@@ -186,7 +187,7 @@ def change_tab(net, cfg, convs: list[int], ci: int, f: int, fp: str) -> None:
         m[1].metric("Answers changed", f"{changed:,}", help="Validation images whose predicted class "
                     "differs from the learned network's")
         drawing = state.app().draw.drawing
-        names = insp.class_names(cfg.task, 10)
+        names = list(TASK_CLASS_NAMES[cfg.task])
         if drawing is not None:
             xd = np.asarray(drawing, dtype=np.float32).reshape(1, 1, 28, 28)
             (c0,), p0 = insp.predictions(net, xd)

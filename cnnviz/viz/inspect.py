@@ -23,7 +23,7 @@ __all__ = ["conv_layers", "activate", "is_dead", "RFGeometry", "rf_geometry", "r
            "layer_outputs", "Patches", "top_patches", "class_means", "MaxInput", "maximize_input",
            "EDIT_MODES", "PRESETS", "preset_kernel", "edit_filter", "predictions", "accuracy", "feature_map",
            "weights_fingerprint", "filter_output_position", "describe_patch", "cut_patches",
-           "is_first_layer_filter", "class_names", "confidence", "filter_summary", "strip_averages",
+           "is_first_layer_filter", "confidence", "filter_summary", "strip_averages",
            "apply_grid_edits", "strongest_image"]
 
 _ELEMENTWISE = (ReLU, Sigmoid, Tanh)
@@ -409,11 +409,6 @@ def is_first_layer_filter(net: Network, li: int) -> bool:
 # ----------------------------------------------------------------------------------------------------------
 # What the Inspect page shows, as data and words (the page only lays them out)
 # ----------------------------------------------------------------------------------------------------------
-def class_names(task: str, K: int) -> list[str]:
-    """The names of the task's K classes as the page shows them."""
-    return ["0–4", "5–9"] if task == "gt4" else [str(i) for i in range(K)]
-
-
 def confidence(p: np.ndarray, c: int) -> float:
     """Probability of class ``c`` from probabilities (1, K) (K = 1: the sigmoid output is P(class 1))."""
     if p.shape[1] == 1:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from cnnviz.nn.head import TASK_CLASS_NAMES
 from cnnviz.nn.losses import get_loss, softmax
 from cnnviz.nn.network import from_spec
 from cnnviz.train.config import INPUT_SHAPE
@@ -102,11 +103,6 @@ def make_lesson(trainer, index: int | None = None) -> Lesson:
         index=idx,
         seed=cfg.seed,
     )
-
-
-def class_names(task: str, n_out: int) -> list[str]:
-    """Names of the classes: the ten digits, or the tutorial's "0–4" / "5–9"."""
-    return ["0–4", "5–9"] if task == "gt4" or n_out in (1, 2) else [str(k) for k in range(n_out)]
 
 
 def class_proba(out: np.ndarray, net) -> np.ndarray:
@@ -379,7 +375,7 @@ def step_output(lesson: Lesson) -> Step:
     out = net.forward(lesson.image[None, None])  # (1, K)
     outputs = list(net.outputs)
     proba = class_proba(out, net)[0]  # (K',)
-    names = class_names(lesson.task, out.shape[1])
+    names = list(TASK_CLASS_NAMES[lesson.task])
     true = int(task_targets(np.array([lesson.label]), lesson.task)[0])
     top = int(np.argmax(proba))
     d = next(i for i in range(len(net.layers) - 1, -1, -1) if type(net.layers[i]).__name__ == "Dense")
