@@ -6,8 +6,6 @@ comes from the pure ``cnnviz.viz.lesson``; the figures from the figure builders.
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import streamlit as st
 
@@ -15,6 +13,7 @@ from cnnviz.train.config import preset_config
 from cnnviz.ui import common, state
 from cnnviz.viz import figures, figures_lesson
 from cnnviz.viz import lesson as L
+from cnnviz.viz.names import task_name
 
 
 def use_preset(name: str) -> None:
@@ -181,18 +180,14 @@ def _fig_10(s: L.Step, d: dict, lesson: L.Lesson, trainer, scale: float) -> None
     st.dataframe(
         {
             "network": [r[0] for r in d["rows"]],
-            "task": ["0–4 vs 5–9" if r[1] == "gt4" else "10 digits" for r in d["rows"]],
+            "task": [task_name(r[1]) for r in d["rows"]],
             "validation accuracy": [f"{100 * r[2]:.1f}%" for r in d["rows"]],
         },
         hide_index=True,
     )
     c1, c2 = st.columns(2)
-    if importlib.util.find_spec("cnnviz.ui.compare") is not None:
-        with c1:
-            _page_link("compare", "Compare", ":material/compare_arrows:")
-    else:
-        with c1:
-            _page_link("train", "Train", ":material/model_training:")
+    with c1:
+        _page_link("compare", "Compare", ":material/compare_arrows:")
     if trainer.config.preset != "classroom":
         c2.button(
             "Use the classroom network (replaces your model, step 0)",
