@@ -237,6 +237,26 @@ def custom_layers(n_conv: int = 1, filters: int = 8, kernel: int = 5, activation
     return layers
 
 
+def custom_fields(layers: list[dict]) -> dict | None:
+    """``custom_layers``'s arguments read off a layer list (the first conv layer's settings), or None for a
+    network without conv layers. The inverse of ``custom_layers`` for the networks it builds."""
+    convs = [i for i, s in enumerate(layers) if s["type"] == "Conv2D"]
+    if not convs:
+        return None
+    first = layers[convs[0]]
+    after = layers[convs[0] + 1]["type"] if convs[0] + 1 < len(layers) else ""
+    pools = {s["type"] for s in layers if s["type"] in ("MaxPool2D", "AvgPool2D")}
+    return {
+        "n_conv": len(convs),
+        "filters": int(first["out_channels"]),
+        "kernel": int(first["kernel_size"]),
+        "activation": {"ReLU": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh"}.get(after, "relu"),
+        "pooling": "max" if "MaxPool2D" in pools else ("avg" if "AvgPool2D" in pools else "none"),
+        "padding": int(first.get("padding", 0)),
+        "stride": int(first.get("stride", 1)),
+    }
+
+
 def _preset_layers(name: str) -> list[dict]:
     return [dict(s) for s in PRESET_LAYERS[name]]  # the core owns the preset architectures
 

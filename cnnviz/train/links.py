@@ -56,18 +56,9 @@ def arch_of(cfg: C.RunConfig) -> dict | None:
     """The ``custom_layers`` arguments that rebuild ``cfg.layers`` exactly, or None if no such arguments
     exist (e.g. an uploaded network with different filter counts per layer: a link cannot describe it)."""
     layers = cfg.layers
-    convs = [s for s in layers if s["type"] == "Conv2D"]
-    if not convs:
+    arch = C.custom_fields(layers)
+    if arch is None:
         return None
-    first = convs[0]
-    i = layers.index(first)
-    act = {"ReLU": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh"}.get(layers[i + 1]["type"] if i + 1 < len(
-        layers) else "")
-    pools = {s["type"] for s in layers if s["type"] in ("MaxPool2D", "AvgPool2D")}
-    arch = {"n_conv": len(convs), "filters": int(first["out_channels"]), "kernel": int(first["kernel_size"]),
-            "activation": act or "relu",
-            "pooling": "max" if "MaxPool2D" in pools else ("avg" if "AvgPool2D" in pools else "none"),
-            "padding": int(first.get("padding", 0)), "stride": int(first.get("stride", 1))}
     try:
         rebuilt = C.custom_layers(task=cfg.task, loss=cfg.loss, **arch)
     except ValueError:

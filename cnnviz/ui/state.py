@@ -79,23 +79,10 @@ FIELD_LABELS = {
 # The typed state
 # ----------------------------------------------------------------------------------------------------------
 def arch_of(layers: list[dict]) -> dict:
-    """The sidebar's architecture fields read off a layer list (first conv layer's settings)."""
-    convs = [i for i, s in enumerate(layers) if s["type"] == "Conv2D"]
-    if not convs:
-        return {"n_conv": 1, "filters": 8, "kernel": 5, "activation": "relu", "pooling": "none", "padding": 0,
-                "stride": 1}
-    first = layers[convs[0]]
-    after = layers[convs[0] + 1]["type"] if convs[0] + 1 < len(layers) else ""
-    pools = {s["type"] for s in layers if s["type"] in ("MaxPool2D", "AvgPool2D")}
-    return {
-        "n_conv": len(convs),
-        "filters": int(first["out_channels"]),
-        "kernel": int(first["kernel_size"]),
-        "activation": {"ReLU": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh"}.get(after, "relu"),
-        "pooling": "max" if "MaxPool2D" in pools else ("avg" if "AvgPool2D" in pools else "none"),
-        "padding": int(first.get("padding", 0)),
-        "stride": int(first.get("stride", 1)),
-    }
+    """The sidebar's architecture fields read off a layer list (``custom_layers``'s defaults for a network
+    without conv layers)."""
+    return C.custom_fields(layers) or {"n_conv": 1, "filters": 8, "kernel": 5, "activation": "relu",
+                                       "pooling": "none", "padding": 0, "stride": 1}
 
 
 @dataclass
